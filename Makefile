@@ -1,0 +1,35 @@
+# redrain — see README.md. `make test` is the test command CI runs.
+GO      ?= go
+PKGS    ?= ./...
+BINS    := node coordinator bench
+
+.PHONY: all build test bench lint fuzz redis demo clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	@for b in $(BINS); do \
+		if [ -d cmd/$$b ]; then $(GO) build -o bin/$$b ./cmd/$$b || exit 1; fi; \
+	done
+
+# Tests need redis-server on PATH (integration tests start their own on a free port).
+redis:
+	@./scripts/ensure-redis.sh
+
+test: redis
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS) | tee bench.txt
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+FUZZTIME ?= 60s
+fuzz:
+	@./scripts/fuzz-all.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,145 @@
+package rain
+
+import "fmt"
+
+// Algorithm names how a slice's amounts are drawn. The zero value means DoubleAverage.
+type Algorithm string
+
+// The amount algorithms of SPEC.md.
+const (
+	DoubleAverage Algorithm = "double_average"
+	LineCut       Algorithm = "line_cut"
+	Equal         Algorithm = "equal"
+)
+
+// Status is a rain's lifecycle state, as the SPEC.md status strings.
+type Status string
+
+// The lifecycle states of SPEC.md.
+const (
+	Waiting   Status = "waiting"
+	Prepared  Status = "prepared"
+	Raining   Status = "raining"
+	Finished  Status = "finished"
+	Settled   Status = "settled"
+	Cancelled Status = "cancelled"
+)
+
+// Slice is one node's share of a rain: everything the node needs to generate its packets
+// locally. Amounts never cross the network; (Amount, Count, Seed, Algorithm) determine them.
+type Slice struct {
+	Code      string    `json:"code"`      // the rain's code
+	ID        uint32    `json:"slice_id"`  // unique within the rain's epoch
+	Epoch     uint64    `json:"epoch"`     // the prepare that created it
+	Node      string    `json:"node"`      // the node that holds it
+	Count     int64     `json:"count"`     // packets in the slice, >= 1
+	Amount    int64     `json:"amount"`    // cents in the slice, >= Count
+	Seed      uint64    `json:"seed"`      // generator and shuffle seed
+	Algorithm Algorithm `json:"algorithm"` // how amounts are drawn
+}
+
+// Validate reports whether the slice can be generated.
+func (s Slice) Validate() error {
+	switch {
+	case s.Code == "":
+		return fmt.Errorf("slice: code is empty")
+	case s.Count < 1 || s.Count > MaxTotalCount:
+		return fmt.Errorf("slice: count %d out of range 1..%d", s.Count, MaxTotalCount)
+	case s.Amount < s.Count || s.Amount > MaxTotalAmount:
+		return fmt.Errorf("slice: amount %d out of range %d..%d", s.Amount, s.Count, int64(MaxTotalAmount))
+	}
+	if _, err := ParseAlgorithm(string(s.Algorithm)); err != nil {
+		return fmt.Errorf("slice: %w", err)
+	}
+	return nil
+}
+
+// ParseAlgorithm maps a name to an Algorithm; "" means DoubleAverage.
+func ParseAlgorithm(name string) (Algorithm, error) {
+	switch Algorithm(name) {
+	case "", DoubleAverage:
+		return DoubleAverage, nil
+	case LineCut, Equal:
+		return Algorithm(name), nil
+	}
+	return "", fmt.Errorf("unknown algorithm %q (want double_average, line_cut or equal)", name)
+}
+
+// Limits of SPEC.md's validation.
+const (
+	MaxTotalCount        = 100_000_000
+	MaxTotalAmount       = 1_000_000_000_000
+	MaxMaxPerUser        = 1000
+	MaxDurationS         = 86400
+	MaxMinClaimInterval  = 60000
+	MaxRemarkBytes       = 256
+	DefaultMaxPerUser    = 1
+	DefaultDurationS     = 60
+	DefaultClaimInterval = 0
+)
+
+// Amounts holds a slice's packet amounts compactly: 4 bytes per packet when the slice's total
+// fits in a uint32 (then every packet does), 8 bytes otherwise. The zero value is empty.
+type Amounts struct {
+	small []uint32
+	big   []int64
+}
+
+// NewAmounts returns room for n amounts whose sum is total.
+func NewAmounts(n int, total int64) Amounts {
+	if total <= 1<<32-1 {
+		return Amounts{small: make([]uint32, n)}
+	}
+	return Amounts{big: make([]int64, n)}
+}
+
+// Len is the number of packets.
+func (a *Amounts) Len() int {
+	if a.big != nil {
+		return len(a.big)
+	}
+	return len(a.small)
+}
+
+// At returns packet i's amount.
+func (a *Amounts) At(i int) int64 {
+	if a.big != nil {
+		return a.big[i]
+	}
+	return int64(a.small[i])
+}
+
+// Set stores packet i's amount; v must fit the representation chosen by NewAmounts.
+func (a *Amounts) Set(i int, v int64) {
+	if a.big != nil {
+		a.big[i] = v
+		return
+	}
+	a.small[i] = uint32(v)
+}
+
+// Swap exchanges packets i and j.
+func (a *Amounts) Swap(i, j int) {
+	if a.big != nil {
+		a.big[i], a.big[j] = a.big[j], a.big[i]
+		return
+	}
+	a.small[i], a.small[j] = a.small[j], a.small[i]
+}
+
+// Sum adds every amount.
+func (a *Amounts) Sum() int64 {
+	var s int64
+	for i, n := 0, a.Len(); i < n; i++ {
+		s += a.At(i)
+	}
+	return s
+}
+
+// BytesPerPacket is the storage cost of one amount.
+func (a *Amounts) BytesPerPacket() int {
+	if a.big != nil {
+		return 8
+	}
+	return 4
+}
