@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/ledger"
+)
+
+// Answer is one claim answer a client received.
+type Answer struct {
+	Node    string // which node answered
+	User    uint64
+	Status  int    // HTTP status; 0 when the request failed (connection refused, timeout)
+	ClaimID string // 200 only
+	Amount  int64  // 200 only
+	Error   string // error word of a non-200 JSON answer
+}
+
+// Expect is what the checker knows of the rain.
+type Expect struct {
+	Code        string
+	TotalAmount int64
+	TotalCount  int64
+	MaxPerUser  int
+	Drained     bool // every node said exhausted: the whole budget must have been claimed
+}
+
+// Credit is one entry of a rain's credit stream.
+type Credit struct {
+	ClaimID string
+	User    uint64
+	Amount  int64
+	Node    string
+}
+
+// Verdict is the outcome of Check: the figures and every violation found.
+type Verdict struct {
+	Answered       int   // 200 answers
+	AnsweredAmount int64 // their sum
+	Credits        int   // entries in the credit stream
+	CreditAmount   int64
+	RedisCount     int64 // redrain:{CODE}:totals
+	RedisAmount    int64
+	RedisMax       int64
+	Violations     []string
+}
+
+// ErrViolated is returned by Check when an invariant does not hold.
+var ErrViolated = errors.New("bench: invariant violated")
+
+// MaxViolations bounds how many violations a Verdict lists.
+const MaxViolations = 50
+
+func (v *Verdict) fail(format string, args ...any) {
+	if len(v.Violations) < MaxViolations {
+		v.Violations = append(v.Violations, fmt.Sprintf(format, args...))
+	}
+}
+
+// Err is nil when no invariant was violated.
+func (v *Verdict) Err() error {
+	if len(v.Violations) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d problem(s), first: %s", ErrViolated, len(v.Violations), v.Violations[0])
+}
+
+// Check verifies SPEC.md's invariants for one rain, once Redis holds everything the nodes
+// journaled (the caller waits for that): every claim_id answered once and credited exactly
+// once with the amount the client saw; no claim_id twice in the stream; Redis totals equal the
+// stream; the clients' sum within the budget (equal when drained); per-user caps held
+// cluster-wide; the users and nodes hashes agree with the stream.
+func Check(answers []Answer, credits []Credit, totals ledger.RainTotals, users map[uint64]int64,
+	nodes map[string]ledger.NodeTotals, exp Expect) *Verdict {
+	v := &Verdict{RedisCount: totals.ClaimedCount, RedisAmount: totals.ClaimedAmount, RedisMax: totals.MaxAmount}
+	byID := make(map[string]Credit, len(credits))
+	perUser := map[uint64]int64{}
+	perUserCount := map[uint64]int{}
+	perNode := map[string]int64{}
+	var max int64
+	for _, c := range credits {
+		if _, dup := byID[c.ClaimID]; dup {
+			v.fail("claim_id %s credited twice", c.ClaimID)
+		}
+		byID[c.ClaimID] = c
+		v.Credits++
+		v.CreditAmount += c.Amount
+		perUser[c.User] += c.Amount
+		perUserCount[c.User]++
+		perNode[c.Node] += c.Amount
+		if c.Amount > max {
+			max = c.Amount
+		}
+		if c.Amount < 1 {
+			v.fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
+		}
+	}
+	seen := make(map[string]bool, len(answers))
+	for _, a := range answers {
+		if a.Status != 200 {
+			continue
+		}
+		if seen[a.ClaimID] {
+			v.fail("claim_id %s answered twice", a.ClaimID)
+		}
+		seen[a.ClaimID] = true
+		v.Answered++
+		v.AnsweredAmount += a.Amount
+		c, ok := byID[a.ClaimID]
+		switch {
+		case !ok:
+			v.fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
+		case c.Amount != a.Amount || c.User != a.User:
+			v.fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+		}
+	}
+	if v.AnsweredAmount > exp.TotalAmount || v.CreditAmount > exp.TotalAmount {
+		v.fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
+	}
+	if int64(v.Credits) > exp.TotalCount {
+		v.fail("%d packets credited, only %d exist", v.Credits, exp.TotalCount)
+	}
+	if exp.Drained && (v.CreditAmount != exp.TotalAmount || int64(v.Credits) != exp.TotalCount) {
+		v.fail("drained but credited %d packets / %d cents of %d / %d", v.Credits, v.CreditAmount, exp.TotalCount, exp.TotalAmount)
+	}
+	if totals.ClaimedCount != int64(v.Credits) || totals.ClaimedAmount != v.CreditAmount || totals.MaxAmount != max {
+		v.fail("redis totals %d/%d max %d, credit stream %d/%d max %d", totals.ClaimedCount, totals.ClaimedAmount,
+			totals.MaxAmount, v.Credits, v.CreditAmount, max)
+	}
+	for u, n := range perUserCount {
+		if exp.MaxPerUser > 0 && n > exp.MaxPerUser {
+			v.fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
+		}
+	}
+	if users != nil {
+		checkMaps(v, "users hash", perUser, users)
+	}
+	if nodes != nil {
+		got := map[string]int64{}
+		for id, nt := range nodes {
+			if nt.ClaimedAmount != 0 || nt.ClaimedCount != 0 {
+				got[id] = nt.ClaimedAmount
+			}
+		}
+		checkMaps(v, "nodes hash", perNode, got)
+	}
+	return v
+}
+
+func checkMaps[K comparable](v *Verdict, what string, want, got map[K]int64) {
+	for k, w := range want {
+		if got[k] != w {
+			v.fail("%s: %v has %d, credit stream says %d", what, k, got[k], w)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok && g != 0 {
+			v.fail("%s: %v has %d, credit stream has nothing", what, k, g)
+		}
+	}
+}
+
+// ReadRedis loads what Check needs of one rain from Redis: totals, the whole credit stream,
+// the per-user sums and the per-node hash.
+func ReadRedis(ctx context.Context, rdb redis.UniversalClient, code string) ([]Credit, ledger.RainTotals,
+	map[uint64]int64, map[string]ledger.NodeTotals, error) {
+	totals, err := ledger.ReadTotals(ctx, rdb, code)
+	if err != nil {
+		return nil, totals, nil, nil, err
+	}
+	keys := ledger.Keys(code)
+	var credits []Credit
+	for start := "-"; ; {
+		msgs, err := rdb.XRangeN(ctx, keys.Credits, start, "+", 10000).Result()
+		if err != nil {
+			return nil, totals, nil, nil, fmt.Errorf("xrange: %w", err)
+		}
+		for _, m := range msgs {
+			c, err := parseCredit(m.Values)
+			if err != nil {
+				return nil, totals, nil, nil, fmt.Errorf("credit %s: %w", m.ID, err)
+			}
+			credits = append(credits, c)
+		}
+		if len(msgs) < 10000 {
+			break
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+	users := map[uint64]int64{}
+	for i := 0; i < ledger.UserShards; i++ {
+		h, err := rdb.HGetAll(ctx, keys.UsersShard(uint8(i))).Result()
+		if err != nil {
+			return nil, totals, nil, nil, err
+		}
+		for k, val := range h {
+			u, err1 := strconv.ParseUint(k, 10, 64)
+			a, err2 := strconv.ParseInt(val, 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, totals, nil, nil, fmt.Errorf("users hash %s: %q=%q", keys.UsersShard(uint8(i)), k, val)
+			}
+			users[u] = a
+		}
+	}
+	nodes, err := ledger.ReadNodes(ctx, rdb, code)
+	return credits, totals, users, nodes, err
+}
+
+func parseCredit(vals map[string]any) (Credit, error) {
+	str := func(k string) string { s, _ := vals[k].(string); return s }
+	u, err1 := strconv.ParseUint(str("user_id"), 10, 64)
+	a, err2 := strconv.ParseInt(str("amount"), 10, 64)
+	c := Credit{ClaimID: str("claim_id"), User: u, Amount: a, Node: str("node")}
+	if err1 != nil || err2 != nil || c.ClaimID == "" || c.Node == "" {
+		return c, fmt.Errorf("malformed entry %v", vals)
+	}
+	return c, nil
+}

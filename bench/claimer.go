@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Claimer sends claims over keep-alive connections and decodes the answers. Safe for
+// concurrent use. A claim is never retried: a POST that failed may have been served.
+type Claimer struct {
+	client *fasthttp.Client
+}
+
+// NewClaimer returns a claimer holding up to conns connections per node.
+func NewClaimer(conns int) *Claimer {
+	return &Claimer{client: &fasthttp.Client{
+		MaxConnsPerHost:     conns,
+		ReadTimeout:         10 * time.Second,
+		WriteTimeout:        10 * time.Second,
+		MaxIdleConnDuration: time.Minute,
+		MaxConnWaitTimeout:  10 * time.Second,
+		RetryIfErr:          func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}}
+}
+
+var headerUserID = []byte("X-User-Id")
+
+// Claim asks the node at addr (host:port) for a packet of the rain for user.
+func (c *Claimer) Claim(addr, code string, user uint64) Answer {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/v1/rains/" + code + "/claim")
+	req.Header.SetMethod(fasthttp.MethodPost)
+	var ub [20]byte
+	req.Header.SetBytesKV(headerUserID, strconv.AppendUint(ub[:0], user, 10))
+	a := Answer{Node: addr, User: user}
+	if err := c.client.Do(req, resp); err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	a.Status = resp.StatusCode()
+	var body struct {
+		Amount  int64  `json:"amount"`
+		ClaimID string `json:"claim_id"`
+		Error   string `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Body(), &body); err != nil {
+		a.Error = "undecodable answer: " + err.Error()
+		return a
+	}
+	a.Amount, a.ClaimID, a.Error = body.Amount, body.ClaimID, body.Error
+	return a
+}
+
+// Route picks the node of a user, as a load balancer hashing the user id would.
+func Route(user uint64, nodes int) int {
+	z := user + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return int((z ^ (z >> 31)) % uint64(nodes))
+}

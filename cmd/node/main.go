@@ -1,0 +1,79 @@
+// Command node runs one redrain claim node. Every flag can also be set by environment variable
+// REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"redrain/internal/cli"
+	"redrain/internal/flagenv"
+	"redrain/node"
+)
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		cli.BadUsage("node", err)
+	}
+	opts.Logger = cli.NewLogger(os.Stderr)
+	n, err := node.New(opts)
+	if errors.Is(err, node.ErrOptions) {
+		cli.BadUsage("node", err)
+	}
+	if err != nil {
+		opts.Logger.Error("node failed to start", "err", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := n.Run(ctx); err != nil {
+		opts.Logger.Error("node stopped with error", "err", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags maps flags (and REDRAIN_* env) onto Options; node.New validates the values.
+func parseFlags(args []string) (node.Options, error) {
+	o := node.DefaultOptions()
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.ID, "id", "", "unique node id, part of every claim_id (required)")
+	fs.StringVar(&o.HTTPAddr, "http", o.HTTPAddr, "claim API listen address")
+	fs.StringVar(&o.GossipAddr, "gossip", o.GossipAddr, "gossip bind address")
+	join := fs.String("join", "", "comma-separated gossip addresses to join (retried)")
+	fs.StringVar(&o.DataDir, "data", "", "data directory holding the journal (required)")
+	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
+	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
+	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "clients slower or idler than this are cut off")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "answer write deadline")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
+	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
+	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
+	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.Join = flagenv.List(*join)
+	for _, f := range []struct{ name, v string }{{"id", o.ID}, {"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}} {
+		if f.v == "" {
+			return o, fmt.Errorf("--%s is required (or %s)", f.name, flagenv.EnvName("REDRAIN_", f.name))
+		}
+	}
+	return o, nil
+}

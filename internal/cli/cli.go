@@ -1,0 +1,23 @@
+// Package cli holds what redrain's thin mains share besides flag parsing: the logger choice
+// (text on a terminal, JSON otherwise) and the exit conventions (bad flags: one line, exit 2).
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// NewLogger writes text to a terminal and JSON otherwise.
+func NewLogger(w *os.File) *slog.Logger {
+	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// BadUsage prints one line naming the program and the problem, and exits 2.
+func BadUsage(prog string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	os.Exit(2)
+}

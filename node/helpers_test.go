@@ -1,0 +1,219 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"redrain/internal/testredis"
+	"redrain/internal/wire"
+	"redrain/ledger"
+	"redrain/rain"
+)
+
+const testSecret = "test-cluster-secret"
+
+// harness is one node under test with its Redis and an HTTP client to it.
+type harness struct {
+	t      testing.TB
+	n      *Node
+	redis  *testredis.Server
+	client *fasthttp.Client
+	wire   *wire.Client
+	dir    string
+	ln     *fasthttputil.InmemoryListener
+}
+
+// newHarness starts a node on an in-memory listener (handler tests) or, with real=true, on
+// 127.0.0.1:0.
+func newHarness(t testing.TB, real bool, tweak func(*Options)) *harness {
+	t.Helper()
+	h := &harness{t: t, redis: testredis.New(t), dir: t.TempDir()}
+	o := LocalOptions("n1", h.dir, h.redis.URL(), testSecret)
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if !real {
+		h.ln = fasthttputil.NewInmemoryListener()
+		o.Listener = h.ln
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	h.start(o)
+	return h
+}
+
+func (h *harness) start(o Options) {
+	h.t.Helper()
+	n, err := New(o)
+	if err != nil {
+		h.t.Fatalf("New: %v", err)
+	}
+	if err := n.Start(); err != nil {
+		h.t.Fatalf("Start: %v", err)
+	}
+	h.n = n
+	h.client = &fasthttp.Client{MaxConnsPerHost: 256, ReadTimeout: 10 * time.Second}
+	if h.ln != nil {
+		ln := h.ln
+		h.client.Dial = func(string) (net.Conn, error) { return ln.Dial() }
+	}
+	h.wire = wire.NewClient(testSecret, 10*time.Second)
+	if h.ln != nil {
+		ln := h.ln
+		h.wire.HTTP.Transport = &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
+	}
+	h.t.Cleanup(func() { h.n.Close() })
+}
+
+// do sends one request and returns status and body.
+func (h *harness) do(method, path string, headers map[string]string, body []byte) (int, string) {
+	h.t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + h.addr() + path)
+	req.Header.SetMethod(method)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.SetBody(body)
+	if err := h.client.Do(req, resp); err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode(), string(resp.Body())
+}
+
+func (h *harness) addr() string {
+	if h.ln != nil {
+		return "inmemory"
+	}
+	return h.n.HTTPAddr()
+}
+
+func (h *harness) claim(code string, user uint64) (int, string) {
+	return h.do("POST", "/v1/rains/"+code+"/claim", map[string]string{"X-User-Id": strconv.FormatUint(user, 10)}, nil)
+}
+
+// internal calls the node's internal API with a signed request.
+func (h *harness) internal(method, path string, in any) error {
+	h.t.Helper()
+	return h.wire.Do(context.Background(), method, h.addr(), path, in, nil)
+}
+
+// rainOf prepares (assigns one slice) and optionally starts a rain on the harness's node.
+func (h *harness) rainOf(code string, count, amount int64, maxPerUser int, start bool) rain.Slice {
+	h.t.Helper()
+	sl := rain.Slice{Code: code, ID: 1, Epoch: 1, Node: "n1", Count: count, Amount: amount, Seed: 42,
+		Algorithm: rain.DoubleAverage}
+	a := wire.SliceAssignment{Rules: wire.RainRules{Code: code, MaxPerUser: maxPerUser}, Slice: sl}
+	if err := h.internal("POST", wire.PathSlices, a); err != nil {
+		h.t.Fatalf("assign: %v", err)
+	}
+	if start {
+		now := time.Now()
+		s := wire.Start{Epoch: 1, StartsAt: now.Add(-time.Second).UnixNano(), EndsAt: now.Add(time.Hour).UnixNano()}
+		if err := h.internal("POST", wire.RainPath(wire.PathStart, code), s); err != nil {
+			h.t.Fatalf("start: %v", err)
+		}
+	}
+	return sl
+}
+
+// checkInvariants flushes, then compares the journal (replayed) with Redis and with what the
+// clients were answered: every answered claim_id journaled once, Redis totals == journal.
+func (h *harness) checkInvariants(code string, answered map[string]int64) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.n.flusher.FlushAll(ctx); err != nil {
+		h.t.Fatalf("flush: %v", err)
+	}
+	var sum, count int64
+	ids := map[string]int64{}
+	err := h.n.journal.Scan(code, 0, 1<<30, func(seq uint64, r ledger.Record) bool {
+		id := string(ledger.AppendClaimID(nil, h.n.opts.ID, h.n.Incarnation(), seq))
+		if _, dup := ids[id]; dup {
+			h.t.Errorf("claim_id %s journaled twice", id)
+		}
+		ids[id] = r.Amount
+		sum += r.Amount
+		count++
+		return true
+	})
+	if err != nil {
+		h.t.Fatalf("scan: %v", err)
+	}
+	for id, amt := range answered {
+		if got, ok := ids[id]; !ok || got != amt {
+			h.t.Errorf("answered claim %s (%d) not journaled as such (journal: %d, %v)", id, amt, got, ok)
+		}
+	}
+	tot, err := ledger.ReadTotals(ctx, h.n.rdb, code)
+	if err != nil {
+		h.t.Fatalf("read totals: %v", err)
+	}
+	if tot.ClaimedCount != count || tot.ClaimedAmount != sum {
+		h.t.Errorf("redis totals %d/%d, journal %d/%d", tot.ClaimedCount, tot.ClaimedAmount, count, sum)
+	}
+	n, err := h.n.rdb.XLen(ctx, ledger.Keys(code).Credits).Result()
+	if err != nil || n != count {
+		h.t.Errorf("credit stream has %d entries (%v), want %d", n, err, count)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (h *harness) rainSlice(code string, count, amount int64) rain.Slice {
+	return rain.Slice{Code: code, ID: 1, Epoch: 1, Node: "n1", Count: count, Amount: amount, Seed: 9, Algorithm: rain.DoubleAverage}
+}
+
+func (h *harness) startRain(code string) { h.startRainEpoch(code, 1) }
+
+func (h *harness) startRainEpoch(code string, epoch uint64) {
+	h.t.Helper()
+	now := time.Now()
+	s := wire.Start{Epoch: epoch, StartsAt: now.Add(-time.Second).UnixNano(), EndsAt: now.Add(time.Hour).UnixNano()}
+	if err := h.internal("POST", wire.RainPath(wire.PathStart, code), s); err != nil {
+		h.t.Fatalf("start: %v", err)
+	}
+}
+
+// raw writes a hand-made request on a new connection and reads one answer.
+func (h *harness) raw(t *testing.T, req string) (int, string) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if h.ln != nil {
+		c, err = h.ln.Dial()
+	} else {
+		c, err = net.Dial("tcp", h.n.HTTPAddr())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	return resp.StatusCode(), string(resp.Body())
+}

@@ -1,0 +1,306 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"redrain/internal/wire"
+	"redrain/ledger"
+	"redrain/shard"
+)
+
+// MaxHeaderBytes bounds a request's headers (fasthttp's ReadBufferSize).
+const MaxHeaderBytes = 8 << 10
+
+func (n *Node) newServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       n.route,
+		Name:                          "redrain-node",
+		ReadTimeout:                   n.opts.ReadTimeout,
+		WriteTimeout:                  n.opts.WriteTimeout,
+		IdleTimeout:                   n.opts.IdleTimeout,
+		MaxRequestBodySize:            MaxInternalBody,
+		ReadBufferSize:                MaxHeaderBytes,
+		MaxConnsPerIP:                 n.opts.MaxConnsPerIP,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		ErrorHandler:                  n.serverError,
+		Logger:                        discardLogger{},
+	}
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+// serverError answers requests fasthttp refused before the handler (too large, malformed).
+func (n *Node) serverError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		n.metrics.claimTooLarge.Inc()
+		errBodyTooLarge.write(ctx)
+	case strings.Contains(err.Error(), "timeout"):
+		writeError(ctx, 408, "timeout", "request not received in time")
+	case strings.Contains(err.Error(), "too big") || strings.Contains(err.Error(), "small read buffer"):
+		writeError(ctx, 431, "headers_too_large", "request headers too large")
+	default:
+		writeError(ctx, 400, "bad_request", "malformed HTTP request")
+	}
+	ctx.SetConnectionClose()
+}
+
+var (
+	pathHealthz = []byte("/healthz")
+	pathReadyz  = []byte("/readyz")
+	pathMetrics = []byte("/metrics")
+	pathInt     = []byte(wire.PathPrefix)
+	headerUser  = []byte("X-User-Id")
+)
+
+func (n *Node) route(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	if code, claim, ok := parseRainPath(path); ok {
+		switch {
+		case claim && ctx.IsPost():
+			n.handleClaim(ctx, code)
+		case !claim && ctx.IsGet():
+			n.handleView(ctx, code)
+		default:
+			errMethod.write(ctx)
+		}
+		return
+	}
+	switch {
+	case string(path) == string(pathHealthz):
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case string(path) == string(pathReadyz):
+		if n.ready.Load() && n.cluster != nil && n.cluster.Joined() {
+			ctx.SetBodyString(`{"status":"ready"}`)
+		} else {
+			writeError(ctx, 503, "not_ready", "not joined or stopping")
+		}
+	case string(path) == string(pathMetrics):
+		n.metrics.handler(ctx)
+	case len(path) > len(pathInt) && string(path[:len(pathInt)]) == string(pathInt):
+		n.handleInternal(ctx)
+	default:
+		errNotFound.write(ctx)
+	}
+}
+
+// handleClaim is the hot path: no JSON decoding, no allocation of its own.
+func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
+	began := time.Now()
+	if len(ctx.Request.Body()) > MaxClaimBody {
+		n.metrics.claimTooLarge.Inc()
+		errBodyTooLarge.write(ctx)
+		return
+	}
+	user, ok := parseUserID(ctx.Request.Header.PeekBytes(headerUser))
+	if !ok {
+		n.metrics.claimBadUser.Inc()
+		errBadUser.write(ctx)
+		return
+	}
+	if !n.ready.Load() {
+		errShutdown.write(ctx)
+		return
+	}
+	c, err := n.store.Claim(code, user, began.UnixNano())
+	if err != nil {
+		n.claimError(err).write(ctx)
+		return
+	}
+	name := (*n.codes.Load())[string(code)]
+	seq, err := n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
+		User: user, Amount: c.Amount, UnixNano: began.UnixNano()})
+	if err != nil {
+		n.store.Release(code, user, c) // never handed out: claimable again
+		n.metrics.claimJournal.Inc()
+		errJournal.write(ctx)
+		return
+	}
+	n.flusher.Notify()
+	var buf [192]byte
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.Response.AppendBody(n.appendAnswer(buf[:0], c.Amount, seq))
+	n.metrics.claimOK.Inc()
+	n.metrics.latency.Observe(time.Since(began).Seconds())
+}
+
+func (n *Node) appendAnswer(dst []byte, amount int64, seq uint64) []byte {
+	dst = append(dst, `{"amount":`...)
+	dst = strconv.AppendInt(dst, amount, 10)
+	dst = append(dst, `,"claim_id":"`...)
+	dst = ledger.AppendClaimID(dst, n.opts.ID, n.journal.Incarnation(), seq)
+	dst = append(dst, '"')
+	return append(dst, claimMessage...)
+}
+
+func (n *Node) claimError(err error) apiError {
+	m := n.metrics
+	switch {
+	case errors.Is(err, shard.ErrExhausted):
+		m.claimExhausted.Inc()
+		return errExhausted
+	case errors.Is(err, shard.ErrUserLimit):
+		m.claimUserLimit.Inc()
+		return errUserLimit
+	case errors.Is(err, shard.ErrRateLimited):
+		m.claimRateLimited.Inc()
+		return errRateLimited
+	case errors.Is(err, shard.ErrFinished):
+		m.claimFinished.Inc()
+		return errFinished
+	case errors.Is(err, shard.ErrNotStarted):
+		m.claimNotStarted.Inc()
+		return errNotStarted
+	default:
+		m.claimUnknown.Inc()
+		return errUnknownRain
+	}
+}
+
+// rainView is the public view of a rain on this node.
+type rainView struct {
+	Code            string  `json:"code"`
+	Status          string  `json:"status"`
+	StartedAt       *string `json:"started_at"`
+	EndsAt          *string `json:"ends_at"`
+	RemainingCount  int64   `json:"remaining_count"`
+	RemainingAmount int64   `json:"remaining_amount"`
+}
+
+func (n *Node) handleView(ctx *fasthttp.RequestCtx, code []byte) {
+	now := time.Now()
+	p, ok := n.store.Progress(string(code), now.UnixNano())
+	if !ok {
+		errUnknownRain.write(ctx)
+		return
+	}
+	v := rainView{Code: p.Code, Status: "prepared", RemainingCount: p.RemainingCount, RemainingAmount: p.RemainingAmount}
+	switch {
+	case p.Finished:
+		v.Status = "finished"
+	case p.Started && now.UnixNano() >= p.StartsAt:
+		v.Status = "raining"
+	}
+	if p.StartsAt != 0 {
+		s, e := rfc3339(p.StartsAt), rfc3339(p.EndsAt)
+		v.StartedAt, v.EndsAt = &s, &e
+	}
+	writeJSON(ctx, 200, v)
+}
+
+func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, 500, "internal", err.Error())
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(b)
+}
+
+// handleInternal serves the coordinator's signed /internal/v1 endpoints.
+func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	err := n.verify.Verify(string(ctx.Method()), string(ctx.Path()), ctx.Request.Body(),
+		string(h.Peek(wire.HeaderTime)), string(h.Peek(wire.HeaderNonce)), string(h.Peek(wire.HeaderSignature)), time.Now())
+	if errors.Is(err, wire.ErrUnsigned) {
+		errUnauthorized.write(ctx)
+		return
+	} else if err != nil {
+		n.log.Warn("internal request refused", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", err)
+		errForbidden.write(ctx)
+		return
+	}
+	path := string(ctx.Path())
+	if path == wire.PathProgress && ctx.IsGet() {
+		writeJSON(ctx, 200, n.progress(string(ctx.QueryArgs().Peek("code"))))
+		return
+	}
+	if !ctx.IsPost() {
+		errMethod.write(ctx)
+		return
+	}
+	if path == wire.PathSlices {
+		var a wire.SliceAssignment
+		n.answerInternal(ctx, decodeStrict(ctx.Request.Body(), &a), func() error { return n.assign(a) })
+		return
+	}
+	code, action, ok := splitInternalRain(path)
+	if !ok {
+		errNotFound.write(ctx)
+		return
+	}
+	body := ctx.Request.Body()
+	switch action {
+	case "start":
+		var s wire.Start
+		n.answerInternal(ctx, decodeStrict(body, &s), func() error { return n.start(code, s) })
+	case "stop":
+		var s wire.Stop
+		n.answerInternal(ctx, decodeStrict(body, &s), func() error { return n.stop(code, s.At) })
+	case "discard":
+		var d wire.Discard
+		n.answerInternal(ctx, decodeStrict(body, &d), func() error { return n.discard(code, d.Epoch) })
+	case "settle":
+		n.answerInternal(ctx, nil, func() error { return n.settle(code) })
+	default:
+		errNotFound.write(ctx)
+	}
+}
+
+// splitInternalRain parses "/internal/v1/rains/{code}/{action}".
+func splitInternalRain(path string) (code, action string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/internal/v1/rains/")
+	if !found {
+		return "", "", false
+	}
+	code, action, found = strings.Cut(rest, "/")
+	if !found || !validCode([]byte(code)) || strings.Contains(action, "/") {
+		return "", "", false
+	}
+	return code, action, true
+}
+
+func decodeStrict(body []byte, v any) error {
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (n *Node) answerInternal(ctx *fasthttp.RequestCtx, decodeErr error, do func() error) {
+	err := decodeErr
+	if err == nil {
+		err = do()
+	}
+	switch {
+	case err == nil:
+		ctx.Response.Header.SetContentTypeBytes(contentJSON)
+		ctx.SetBodyString(`{"ok":true}`)
+	case errors.Is(err, ErrBadRequest):
+		writeError(ctx, 400, "bad_request", err.Error())
+	case errors.Is(err, ErrUnknownRain):
+		writeError(ctx, 404, "unknown_rain", err.Error())
+	case errors.Is(err, ErrConflict):
+		writeError(ctx, 409, "conflict", err.Error())
+	default:
+		n.log.Error("internal request failed", "path", string(ctx.Path()), "err", err)
+		writeError(ctx, 503, "journal_unavailable", err.Error())
+	}
+}

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// metrics are the node's Prometheus series, on its own registry (several nodes may share a
+// process in tests). Claim counters are resolved once, so the hot path does no label lookup.
+type metrics struct {
+	reg     *prometheus.Registry
+	handler fasthttp.RequestHandler
+
+	claimOK, claimBadUser, claimUnknown, claimNotStarted, claimFinished, claimExhausted,
+	claimUserLimit, claimRateLimited, claimJournal, claimTooLarge prometheus.Counter
+	latency prometheus.Histogram
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	claims := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redrain_claims_total",
+		Help: "Claim requests answered, by result (ok or the error word)."}, []string{"result"})
+	m := &metrics{reg: reg,
+		claimOK: claims.WithLabelValues("ok"), claimBadUser: claims.WithLabelValues("bad_user"),
+		claimUnknown: claims.WithLabelValues("unknown_rain"), claimNotStarted: claims.WithLabelValues("not_started"),
+		claimFinished: claims.WithLabelValues("finished"), claimExhausted: claims.WithLabelValues("exhausted"),
+		claimUserLimit: claims.WithLabelValues("user_limit"), claimRateLimited: claims.WithLabelValues("rate_limited"),
+		claimJournal: claims.WithLabelValues("journal_unavailable"), claimTooLarge: claims.WithLabelValues("body_too_large"),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "redrain_claim_duration_seconds",
+			Help:    "Time from a claim request's arrival to its answer, journal fsync included.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),
+	}
+	stat := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	j := n.journal
+	reg.MustRegister(claims, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		counter("redrain_journal_commits_total", "Journal commits (one fsync each).",
+			func() float64 { return float64(j.Stats().Commits) }),
+		counter("redrain_journal_records_total", "Claim records committed to the journal.",
+			func() float64 { return float64(j.Stats().Records) }),
+		counter("redrain_journal_commit_seconds_total", "Time spent in journal commits.",
+			func() float64 { return j.Stats().CommitTime.Seconds() }),
+		stat("redrain_journal_last_batch_size", "Records in the last journal commit.",
+			func() float64 { return float64(j.Stats().LastBatch) }),
+		stat("redrain_journal_last_commit_seconds", "Duration of the last journal commit.",
+			func() float64 { return j.Stats().LastCommit.Seconds() }),
+		stat("redrain_flush_lag_claims", "Claims journaled but not yet applied to Redis.",
+			func() float64 { c, _ := n.flusher.Lag(); return float64(c) }),
+		stat("redrain_flush_lag_seconds", "Age of the oldest claim not yet applied to Redis.",
+			func() float64 { _, s := n.flusher.Lag(); return s }),
+		&remainingCollector{n: n, desc: prometheus.NewDesc("redrain_remaining_packets",
+			"Packets of a rain not handed out on this node.", []string{"rain"}, nil)},
+	)
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// remainingCollector reports the remaining packets of every rain held, at scrape time.
+type remainingCollector struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func (c *remainingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *remainingCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now().UnixNano()
+	for _, code := range c.n.store.Codes() {
+		if p, ok := c.n.store.Progress(code, now); ok {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(p.RemainingCount), code)
+		}
+	}
+}

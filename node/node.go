@@ -1,0 +1,484 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"redrain/gossip"
+	"redrain/internal/wire"
+	"redrain/ledger"
+	"redrain/rain"
+	"redrain/shard"
+)
+
+// Node is one claim-serving process. Create it with New, serve with Run; Close (or the end of
+// Run's context) stops it gracefully.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	store   *shard.Store
+	journal *ledger.Journal
+	rdb     redis.UniversalClient
+	flusher *ledger.Flusher
+	verify  *wire.Verifier
+	metrics *metrics
+
+	ln      net.Listener
+	server  *fasthttp.Server
+	cluster *gossip.Cluster
+
+	codes atomic.Pointer[map[string]string] // interned rain codes, so a claim allocates none
+	ready atomic.Bool
+
+	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
+	rains map[string]*rainInfo
+
+	stopOnce sync.Once
+	stopErr  error
+	stopped  chan struct{}
+	bg       sync.WaitGroup
+	cancelBg context.CancelFunc
+}
+
+// rainInfo is what the node knows of a rain besides the shard's packets. Guarded by Node.mu.
+type rainInfo struct {
+	meta   ledger.RainMeta
+	rules  wire.RainRules
+	epochs map[uint64]bool // epochs of which slices are held
+}
+
+// New opens the journal, recovers every rain from it, and binds the HTTP listener. It does not
+// serve or join the cluster yet: Run does.
+func New(opts Options) (*Node, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, log: opts.Logger.With("node", opts.ID), store: shard.New(),
+		verify: wire.NewVerifier(opts.Secret), rains: map[string]*rainInfo{}, stopped: make(chan struct{})}
+	n.codes.Store(&map[string]string{})
+	jo := ledger.DefaultOptions(filepath.Join(opts.DataDir, "journal.db"), opts.ID)
+	jo.Logger = n.log
+	j, err := ledger.Open(jo)
+	if err != nil {
+		return nil, fmt.Errorf("node: open journal: %w", err)
+	}
+	n.journal = j
+	began := time.Now()
+	if err := n.recover(); err != nil {
+		j.Close()
+		return nil, fmt.Errorf("node: recover: %w", err)
+	}
+	n.log.Info("recovered journal", "rains", len(n.rains), "incarnation", fmt.Sprintf("%016x", j.Incarnation()),
+		"took", time.Since(began).Round(time.Millisecond))
+	ropt, err := redis.ParseURL(opts.RedisURL)
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("%w: redis: %v", ErrOptions, err)
+	}
+	n.rdb = redis.NewClient(ropt)
+	n.flusher = ledger.NewFlusher(j, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
+	n.metrics = newMetrics(n)
+	if n.ln = opts.Listener; n.ln == nil {
+		n.ln, err = net.Listen("tcp", opts.HTTPAddr)
+	}
+	if err != nil {
+		n.rdb.Close()
+		j.Close()
+		return nil, fmt.Errorf("node: listen %s: %w", opts.HTTPAddr, err)
+	}
+	n.server = n.newServer()
+	return n, nil
+}
+
+// HTTPAddr is the bound claim API address.
+func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
+
+// GossipAddr is the bound gossip address, once Run has joined.
+func (n *Node) GossipAddr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.GossipAddr()
+}
+
+// Incarnation is the journal's incarnation, part of every claim_id.
+func (n *Node) Incarnation() uint64 { return n.journal.Incarnation() }
+
+// Start joins the gossip cluster and starts serving and flushing in the background.
+func (n *Node) Start() error {
+	g := gossip.DefaultOptions()
+	if n.opts.FastGossip {
+		g = gossip.LocalOptions()
+	}
+	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.HTTPAddr()}
+	g.BindAddr, g.Secret, g.Join, g.Logger = n.opts.GossipAddr, n.opts.Secret, n.opts.Join, n.log
+	g.OnNews = n.onNews
+	c, err := gossip.New(g)
+	if err != nil {
+		return fmt.Errorf("node: gossip: %w", err)
+	}
+	n.cluster = c
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancelBg = cancel
+	n.bg.Add(2)
+	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
+	go func() {
+		defer n.bg.Done()
+		if err := n.server.Serve(n.ln); err != nil {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	n.ready.Store(true)
+	n.log.Info("serving", "http", n.HTTPAddr(), "gossip", c.GossipAddr())
+	return nil
+}
+
+// Run starts the node and blocks until ctx is done, then stops it gracefully.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	<-ctx.Done()
+	return n.Close()
+}
+
+// Close stops the node gracefully: not ready, stop accepting and finish in-flight claims, commit
+// the journal, flush everything to Redis (bounded), record leftovers of finished rains, leave the
+// cluster. Safe to call more than once and concurrently.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() { n.stopErr = n.shutdown(); close(n.stopped) })
+	<-n.stopped
+	return n.stopErr
+}
+
+// ShutdownTimeout bounds each step of the graceful stop.
+const ShutdownTimeout = 10 * time.Second
+
+func (n *Node) shutdown() error {
+	n.ready.Store(false)
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := n.server.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if n.cancelBg != nil {
+		n.cancelBg()
+	}
+	n.bg.Wait()
+	if n.cluster != nil {
+		if err := n.flusher.FlushAll(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final flush: %w", err))
+		} else {
+			n.recordLeftovers(ctx)
+		}
+		if err := n.cluster.Leave(2 * time.Second); err != nil {
+			n.log.Warn("gossip leave", "err", err)
+		}
+		n.cluster.Shutdown()
+	}
+	n.ln.Close()
+	n.rdb.Close()
+	if err := n.journal.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("journal close: %w", err))
+	}
+	n.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// recordLeftovers writes each held rain's unclaimed remainder to Redis, so a graceful departure
+// counts as leftover, not lost, in the report. Only after everything was flushed.
+func (n *Node) recordLeftovers(ctx context.Context) {
+	now := time.Now().UnixNano()
+	for _, code := range n.store.Codes() {
+		p, ok := n.store.Progress(code, now)
+		if !ok || !p.Started {
+			continue
+		}
+		if err := ledger.RecordLeftover(ctx, n.rdb, code, n.opts.ID, p.RemainingAmount); err != nil {
+			n.log.Warn("record leftover", "rain", code, "err", err)
+		}
+	}
+}
+
+// intern returns the node's copy of code, adding it when new. Called under n.mu.
+func (n *Node) intern(code string) {
+	old := *n.codes.Load()
+	if _, ok := old[code]; ok {
+		return
+	}
+	m := make(map[string]string, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[code] = code
+	n.codes.Store(&m)
+}
+
+func specOf(r wire.RainRules) shard.RainSpec {
+	return shard.RainSpec{Code: r.Code, MaxPerUser: r.MaxPerUser,
+		MinClaimInterval: int64(r.MinClaimIntervalMS) * int64(time.Millisecond)}
+}
+
+func rulesOf(m ledger.RainMeta) wire.RainRules {
+	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS}
+}
+
+// ErrAmountMismatch: a journaled amount differs from the regenerated slice (generator changed
+// or journal corrupted); the node refuses to start rather than pay wrong amounts.
+var ErrAmountMismatch = errors.New("node: journaled amount differs from the regenerated slice")
+
+// recover rebuilds the store from the journal: slices regenerated from their seeds, journaled
+// indices marked claimed (their amounts checked), per-user counts, started/stopped windows.
+func (n *Node) recover() error {
+	rec, err := n.journal.Recover()
+	if err != nil {
+		return err
+	}
+	for _, m := range rec.Rains {
+		n.rains[m.Code] = &rainInfo{meta: m, rules: rulesOf(m), epochs: map[uint64]bool{}}
+		n.intern(m.Code)
+	}
+	for _, sl := range rec.Slices {
+		ri := n.rains[sl.Code]
+		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) {
+			continue
+		}
+		amounts, err := rain.Generate(sl)
+		if err != nil {
+			return fmt.Errorf("regenerate %s/%d/%d: %w", sl.Code, sl.Epoch, sl.ID, err)
+		}
+		k := ledger.SliceKey{Code: sl.Code, Epoch: sl.Epoch, Slice: sl.ID}
+		claimed := rec.Claimed[k]
+		for i, idx := range claimed {
+			if int(idx) >= amounts.Len() || amounts.At(int(idx)) != rec.Amounts[k][i] {
+				return fmt.Errorf("%w: rain %s slice %d index %d", ErrAmountMismatch, sl.Code, sl.ID, idx)
+			}
+		}
+		if err := n.store.AddSlice(specOf(ri.rules), sl, amounts, claimed); err != nil {
+			return fmt.Errorf("restore slice %s/%d: %w", sl.Code, sl.ID, err)
+		}
+		ri.epochs[sl.Epoch] = true
+	}
+	for code, users := range rec.Users {
+		n.store.RestoreUsers(code, users)
+	}
+	for _, ri := range n.rains {
+		if err := n.applyWindow(ri); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyWindow pushes a rain's stored start and stop into the store.
+func (n *Node) applyWindow(ri *rainInfo) error {
+	m := ri.meta
+	if m.Epoch != 0 && ri.epochs[m.Epoch] {
+		if err := n.store.Start(m.Code, m.Epoch, m.StartsAt, m.EndsAt); err != nil {
+			return fmt.Errorf("start %s: %w", m.Code, err)
+		}
+	}
+	if m.StoppedAt != 0 {
+		n.store.Stop(m.Code, m.StoppedAt)
+	}
+	return nil
+}
+
+// Errors of the lifecycle operations, mapped to HTTP codes by the internal API.
+var (
+	ErrUnknownRain = errors.New("node: unknown rain")                // 404
+	ErrConflict    = errors.New("node: conflicts with rain's state") // 409
+	ErrBadRequest  = errors.New("node: bad request")                 // 400
+)
+
+// assign stores a slice durably, generates it and adds it to the store; idempotent.
+func (n *Node) assign(a wire.SliceAssignment) error {
+	sl, r := a.Slice, a.Rules
+	switch {
+	case sl.Node != n.opts.ID:
+		return fmt.Errorf("%w: slice is for node %q, not %q", ErrBadRequest, sl.Node, n.opts.ID)
+	case r.Code != sl.Code || !validCode([]byte(sl.Code)):
+		return fmt.Errorf("%w: bad rain code", ErrBadRequest)
+	case r.MaxPerUser < 1 || r.MaxPerUser > rain.MaxMaxPerUser:
+		return fmt.Errorf("%w: max_per_user out of range", ErrBadRequest)
+	case r.MinClaimIntervalMS < 0 || r.MinClaimIntervalMS > rain.MaxMinClaimInterval:
+		return fmt.Errorf("%w: min_claim_interval_ms out of range", ErrBadRequest)
+	case sl.Epoch == 0:
+		return fmt.Errorf("%w: epoch 0", ErrBadRequest)
+	}
+	if err := sl.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[sl.Code]
+	if ri != nil && ri.meta.Epoch != 0 && ri.meta.Epoch != sl.Epoch {
+		return fmt.Errorf("%w: rain already serves epoch %d", ErrConflict, ri.meta.Epoch)
+	}
+	amounts, err := rain.Generate(sl)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if ri == nil {
+		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS}
+		if err := n.journal.PutRain(m); err != nil {
+			return err
+		}
+		ri = &rainInfo{meta: m, rules: r, epochs: map[uint64]bool{}}
+		n.rains[r.Code] = ri
+		n.intern(r.Code)
+	}
+	if err := n.journal.PutSlice(sl); err != nil {
+		return err
+	}
+	if err := n.store.AddSlice(specOf(ri.rules), sl, amounts, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	ri.epochs[sl.Epoch] = true
+	return nil
+}
+
+// start makes a rain's epoch servable, durably first.
+func (n *Node) start(code string, s wire.Start) error {
+	if s.EndsAt <= s.StartsAt || s.Epoch == 0 {
+		return fmt.Errorf("%w: bad window or epoch", ErrBadRequest)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[code]
+	switch {
+	case ri == nil:
+		return ErrUnknownRain
+	case ri.meta.Epoch == s.Epoch:
+		return nil // repeated (direct and by gossip)
+	case ri.meta.Epoch != 0:
+		return fmt.Errorf("%w: already serving epoch %d", ErrConflict, ri.meta.Epoch)
+	case !ri.epochs[s.Epoch]:
+		return fmt.Errorf("%w: no slice of epoch %d here", ErrUnknownRain, s.Epoch)
+	}
+	m := ri.meta
+	m.Epoch, m.StartsAt, m.EndsAt = s.Epoch, s.StartsAt, s.EndsAt
+	if err := n.journal.PutRain(m); err != nil {
+		return err
+	}
+	ri.meta = m
+	for e := range ri.epochs {
+		if e != s.Epoch {
+			if err := n.journal.DropSlices(code, e); err != nil {
+				n.log.Warn("drop abandoned slices", "rain", code, "epoch", e, "err", err)
+			}
+			delete(ri.epochs, e)
+		}
+	}
+	n.log.Info("rain started", "rain", code, "epoch", s.Epoch)
+	return n.store.Start(code, s.Epoch, s.StartsAt, s.EndsAt)
+}
+
+// stop refuses claims from at on, durably first.
+func (n *Node) stop(code string, at int64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[code]
+	if ri == nil {
+		return ErrUnknownRain
+	}
+	if ri.meta.StoppedAt != 0 && ri.meta.StoppedAt <= at {
+		return nil
+	}
+	m := ri.meta
+	m.StoppedAt = at
+	if err := n.journal.PutRain(m); err != nil {
+		return err
+	}
+	ri.meta = m
+	n.store.Stop(code, at)
+	n.log.Info("rain stopped", "rain", code)
+	return nil
+}
+
+// discard drops the slices of an abandoned prepare.
+func (n *Node) discard(code string, epoch uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[code]
+	if ri == nil {
+		return nil
+	}
+	if ri.meta.Epoch == epoch {
+		return fmt.Errorf("%w: epoch %d is being served", ErrConflict, epoch)
+	}
+	if err := n.journal.DropSlices(code, epoch); err != nil {
+		return err
+	}
+	n.store.DropEpoch(code, epoch)
+	delete(ri.epochs, epoch)
+	return nil
+}
+
+// settle records that the coordinator settled the rain.
+func (n *Node) settle(code string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[code]
+	if ri == nil {
+		return ErrUnknownRain
+	}
+	if ri.meta.Settled {
+		return nil
+	}
+	m := ri.meta
+	m.Settled = true
+	if err := n.journal.PutRain(m); err != nil {
+		return err
+	}
+	ri.meta = m
+	return nil
+}
+
+// onNews applies lifecycle news that arrived by gossip (a node that missed the direct call).
+func (n *Node) onNews(ns gossip.News) {
+	var err error
+	switch ns.Kind {
+	case gossip.KindStarted:
+		err = n.start(ns.Code, wire.Start{Epoch: ns.Epoch, StartsAt: ns.StartsAt, EndsAt: ns.EndsAt})
+	case gossip.KindStopped:
+		err = n.stop(ns.Code, ns.StoppedAt)
+	}
+	if err != nil && !errors.Is(err, ErrUnknownRain) {
+		n.log.Warn("gossip news not applied", "rain", ns.Code, "kind", ns.Kind, "err", err)
+	}
+}
+
+// progress reports the rains held here (all, or the one named).
+func (n *Node) progress(only string) wire.ProgressList {
+	out := wire.ProgressList{Node: n.opts.ID, Rains: []wire.Progress{}}
+	now := time.Now().UnixNano()
+	for _, code := range n.store.Codes() {
+		if only != "" && code != only {
+			continue
+		}
+		p, ok := n.store.Progress(code, now)
+		if !ok {
+			continue
+		}
+		t, _ := n.journal.Totals(code)
+		fc, fa, _ := n.flusher.Flushed(code)
+		out.Rains = append(out.Rains, wire.Progress{Code: code, Epoch: p.Epoch, SliceCount: p.Count,
+			SliceAmount: p.Amount, ClaimedCount: t.Count, ClaimedAmount: t.Amount, FlushedCount: fc,
+			FlushedAmount: fa, RemainingCount: p.RemainingCount, RemainingAmount: p.RemainingAmount,
+			Started: p.Started, Finished: p.Finished, Exhausted: p.Exhausted})
+	}
+	return out
+}

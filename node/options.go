@@ -1,0 +1,93 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Options configure a node. Zero values mean the default noted on each field, except where
+// a field is required.
+type Options struct {
+	ID         string   // required: unique member id, part of every claim_id
+	HTTPAddr   string   // claim and internal API; "127.0.0.1:8080"; port 0 picks one
+	GossipAddr string   // memberlist bind address; "127.0.0.1:7946"; port 0 picks one
+	Join       []string // gossip addresses to join, retried while not live members
+	DataDir    string   // required: holds journal.db
+	RedisURL   string   // required: redis://host:port/db, flush target
+	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
+
+	ReadTimeout   time.Duration // per request read; 5s. Slow or idle clients are cut off.
+	WriteTimeout  time.Duration // per answer write; 5s
+	IdleTimeout   time.Duration // keep-alive idle; 60s
+	MaxConnsPerIP int           // fasthttp per-IP connection limit; 0 = unlimited
+
+	FastGossip bool         // memberlist local timings (tests)
+	Listener   net.Listener // optional: serve on this instead of binding HTTPAddr (tests)
+	Logger     *slog.Logger // nil = slog.Default()
+}
+
+// Limits on request bodies.
+const (
+	MaxClaimBody    = 4 << 10  // claim bodies over this get 413 body_too_large
+	MaxInternalBody = 64 << 10 // largest internal request
+)
+
+// DefaultOptions returns the SPEC.md defaults.
+func DefaultOptions() Options {
+	return Options{
+		HTTPAddr:     "127.0.0.1:8080",
+		GossipAddr:   "127.0.0.1:7946",
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		IdleTimeout:  60 * time.Second,
+	}
+}
+
+// LocalOptions returns options for tests: ports picked by the kernel, fast gossip.
+func LocalOptions(id, dataDir, redisURL, secret string) Options {
+	o := DefaultOptions()
+	o.ID, o.DataDir, o.RedisURL, o.Secret = id, dataDir, redisURL, secret
+	o.HTTPAddr, o.GossipAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.FastGossip = true
+	return o
+}
+
+// ErrOptions is wrapped by every validation error of Options.
+var ErrOptions = errors.New("node: bad options")
+
+func (o *Options) validate() error {
+	bad := func(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrOptions, field, msg) }
+	switch {
+	case o.ID == "" || len(o.ID) > 64 || !validCode([]byte(o.ID)):
+		return bad("id", "required, 1..64 characters of [A-Za-z0-9_-]")
+	case o.HTTPAddr == "":
+		return bad("http", "required")
+	case o.GossipAddr == "":
+		return bad("gossip", "required")
+	case o.DataDir == "":
+		return bad("data", "required")
+	case o.RedisURL == "":
+		return bad("redis", "required")
+	case len(o.Secret) < 8:
+		return bad("secret", "required, at least 8 bytes")
+	case o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0:
+		return bad("timeouts", "must be >= 0")
+	}
+	d := DefaultOptions()
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = d.ReadTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = d.WriteTimeout
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = d.IdleTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
