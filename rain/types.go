@@ -1,6 +1,9 @@
 package rain
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Algorithm names how a slice's amounts are drawn. The zero value means DoubleAverage.
 type Algorithm string
@@ -38,23 +41,32 @@ type Slice struct {
 	Algorithm Algorithm `json:"algorithm"` // how amounts are drawn
 }
 
-// Validate reports whether the slice can be generated.
+// ErrInvalidSlice is wrapped by every error of Slice.Validate (and so of Generate): the slice
+// cannot be generated, because of an empty code, a count or amount out of range, or an unknown
+// algorithm.
+var ErrInvalidSlice = errors.New("invalid slice")
+
+// ErrUnknownAlgorithm is wrapped by ParseAlgorithm's error for a name that is not an Algorithm.
+var ErrUnknownAlgorithm = errors.New("unknown algorithm")
+
+// Validate reports whether the slice can be generated; its errors wrap ErrInvalidSlice.
 func (s Slice) Validate() error {
 	switch {
 	case s.Code == "":
-		return fmt.Errorf("slice: code is empty")
+		return fmt.Errorf("%w: code is empty", ErrInvalidSlice)
 	case s.Count < 1 || s.Count > MaxTotalCount:
-		return fmt.Errorf("slice: count %d out of range 1..%d", s.Count, MaxTotalCount)
+		return fmt.Errorf("%w: count %d out of range 1..%d", ErrInvalidSlice, s.Count, MaxTotalCount)
 	case s.Amount < s.Count || s.Amount > MaxTotalAmount:
-		return fmt.Errorf("slice: amount %d out of range %d..%d", s.Amount, s.Count, int64(MaxTotalAmount))
+		return fmt.Errorf("%w: amount %d out of range %d..%d", ErrInvalidSlice, s.Amount, s.Count, int64(MaxTotalAmount))
 	}
 	if _, err := ParseAlgorithm(string(s.Algorithm)); err != nil {
-		return fmt.Errorf("slice: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalidSlice, err)
 	}
 	return nil
 }
 
-// ParseAlgorithm maps a name to an Algorithm; "" means DoubleAverage.
+// ParseAlgorithm maps a name to an Algorithm; "" means DoubleAverage. Its error wraps
+// ErrUnknownAlgorithm.
 func ParseAlgorithm(name string) (Algorithm, error) {
 	switch Algorithm(name) {
 	case "", DoubleAverage:
@@ -62,7 +74,7 @@ func ParseAlgorithm(name string) (Algorithm, error) {
 	case LineCut, Equal:
 		return Algorithm(name), nil
 	}
-	return "", fmt.Errorf("unknown algorithm %q (want double_average, line_cut or equal)", name)
+	return "", fmt.Errorf("%w %q (want double_average, line_cut or equal)", ErrUnknownAlgorithm, name)
 }
 
 // Limits of SPEC.md's validation.
