@@ -1,0 +1,103 @@
+// Command coordinator runs redrain's coordinator: the admin API, the rain store and the
+// orchestration of the node cluster. Every flag can also be set by environment variable
+// REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"redrain/coordinator"
+	"redrain/internal/flagenv"
+)
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coordinator:", err)
+		os.Exit(2)
+	}
+	opts.Logger = newLogger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, opts); err != nil {
+		if errors.Is(err, coordinator.ErrOptions) {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts.Logger.Error("coordinator stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts coordinator.Options) error {
+	c, err := coordinator.New(opts)
+	if err != nil {
+		return err
+	}
+	opts.Logger.Info("coordinator listening", "http", c.Addr(), "gossip", c.GossipAddr())
+	err = c.Run(ctx)
+	if err == nil {
+		opts.Logger.Info("coordinator stopped")
+	}
+	return err
+}
+
+// parseFlags maps flags (and REDRAIN_* env) onto Options.
+func parseFlags(args []string) (coordinator.Options, error) {
+	o := coordinator.DefaultOptions()
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.HTTPAddr, "http", o.HTTPAddr, "admin API listen address")
+	fs.StringVar(&o.GossipAddr, "gossip", o.GossipAddr, "gossip bind address")
+	fs.StringVar(&o.DataDir, "data", "", "data directory (required)")
+	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
+	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "admin API bearer token (required)")
+	join := fs.String("join", "", "comma-separated gossip addresses to join")
+	fs.StringVar(&o.ID, "id", o.ID, "gossip member id")
+	fs.DurationVar(&o.PrepareTimeout, "prepare-timeout", o.PrepareTimeout, "deadline for every node to acknowledge its slice")
+	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "pace of the finish/settle loop")
+	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.Join = flagenv.List(*join)
+	return o, checkRequired(o)
+}
+
+// checkRequired names the first missing required flag (New checks the rest).
+func checkRequired(o coordinator.Options) error {
+	for _, f := range []struct{ name, v string }{
+		{"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}, {"admin-token", o.AdminToken},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("--%s is required (or %s)", f.name, flagenv.EnvName("REDRAIN_", f.name))
+		}
+	}
+	return nil
+}
+
+// newLogger writes text to a terminal and JSON otherwise.
+func newLogger(w *os.File) *slog.Logger {
+	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,359 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"redrain/rain"
+)
+
+// Limits of the admin API.
+const (
+	MaxAdminBody = 64 << 10 // request bodies over this get 413 body_too_large
+	MaxCodeLen   = 64       // a longer {code} is unknown without a lookup
+	DefaultList  = 100      // rains listed when no limit is given
+	MaxList      = 1000     // largest limit
+)
+
+// apiError is one error answer: {"error":word,"message":msg} (and "field" when one is named).
+type apiError struct {
+	Status  int    `json:"-"`
+	Word    string `json:"error"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func badRequest(field, msg string) *apiError {
+	m := msg
+	if field != "" {
+		m = field + ": " + msg
+	}
+	return &apiError{Status: fasthttp.StatusBadRequest, Word: "bad_request", Message: m, Field: field}
+}
+
+var (
+	errUnauthorized = &apiError{Status: 401, Word: "unauthorized", Message: "missing or wrong bearer token"}
+	errNotFound     = &apiError{Status: 404, Word: "not_found", Message: "no such endpoint"}
+	errMethod       = &apiError{Status: 405, Word: "method_not_allowed", Message: "method not allowed"}
+	errTooLarge     = &apiError{Status: 413, Word: "body_too_large", Message: fmt.Sprintf("request body over %d bytes", MaxAdminBody)}
+	errUnknownRain  = &apiError{Status: 404, Word: "unknown_rain", Message: "no rain has this code"}
+)
+
+// errorFor maps an operation's error to its answer.
+func errorFor(err error) *apiError {
+	var fe *rain.FieldError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &fe):
+		return badRequest(fe.Field, fe.Msg)
+	case errors.Is(err, ErrUnknownRain):
+		return errUnknownRain
+	case errors.Is(err, ErrForbidden):
+		return &apiError{Status: 403, Word: "forbidden", Message: "anchor_id is not this rain's anchor"}
+	case errors.Is(err, ErrConflict):
+		return &apiError{Status: 409, Word: "conflict", Message: err.Error()}
+	case errors.Is(err, ErrNoNodes):
+		return &apiError{Status: 503, Word: "no_nodes", Message: "no live node to hold the slices"}
+	case errors.Is(err, ErrPrepareFailed):
+		return &apiError{Status: 503, Word: "prepare_failed", Message: err.Error()}
+	case errors.Is(err, ErrRedis):
+		return &apiError{Status: 503, Word: "redis_unavailable", Message: "redis could not be reached; try again"}
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: 503, Word: "shutting_down", Message: "the coordinator is stopping"}
+	}
+	return &apiError{Status: 500, Word: "internal", Message: "internal error"}
+}
+
+func (e *apiError) Error() string { return e.Word + ": " + e.Message }
+
+// newServer builds the admin API server (timeouts and the body limit set).
+func (c *Coordinator) newServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:            c.serveHTTP,
+		ErrorHandler:       c.serveError,
+		Name:               "redrain-coordinator",
+		ReadTimeout:        adminReadTO,
+		WriteTimeout:       adminWriteTO,
+		IdleTimeout:        adminIdleTO,
+		MaxRequestBodySize: MaxAdminBody,
+		Logger:             fasthttpLogger{c.log},
+	}
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Info("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// serveError answers what fasthttp could not read: a body over the limit is 413 like an
+// oversized body the handler sees.
+func (c *Coordinator) serveError(ctx *fasthttp.RequestCtx, err error) {
+	e := badRequest("", "malformed HTTP request")
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		e = errTooLarge
+	}
+	writeJSON(ctx, e.Status, e)
+	c.metrics.request("unread", e.Status)
+}
+
+// request is what one admin request is about, for the handler and the audit log.
+type request struct {
+	action string // create, list, get, prepare, start, stop, report, nodes
+	code   string
+	anchor int64
+}
+
+// mutating actions are audited at info level; reads at debug (warn when refused).
+var mutating = map[string]bool{"create": true, "prepare": true, "start": true, "stop": true}
+
+func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/healthz":
+		writeJSON(ctx, 200, map[string]string{"status": "ok"})
+		c.metrics.request("healthz", 200)
+		return
+	case "/metrics":
+		c.serveMetrics(ctx)
+		return
+	}
+	req, e := route(ctx)
+	if !c.authorized(ctx) { // before any other answer: nothing is told without the token
+		e = errUnauthorized
+	}
+	if e == nil {
+		e = c.dispatch(ctx, &req)
+	}
+	if e != nil {
+		writeJSON(ctx, e.Status, e)
+	}
+	c.metrics.request(orDefault(req.action, "unknown"), ctx.Response.StatusCode())
+	c.audit(ctx, req, e)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// authorized compares the bearer token in constant time (over hashes, so the length of the
+// token does not leak either).
+func (c *Coordinator) authorized(ctx *fasthttp.RequestCtx) bool {
+	h := ctx.Request.Header.Peek("Authorization")
+	const scheme = "bearer " // the scheme is case-insensitive (RFC 9110 11.1)
+	if len(h) < len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
+		return false
+	}
+	got := h[len(scheme):]
+	a, b := sha256.Sum256(got), sha256.Sum256([]byte(c.opts.AdminToken))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// route maps method and path to an action (and the code in the path).
+func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
+	path, method := string(ctx.Path()), string(ctx.Method())
+	var shape string
+	var req request
+	switch {
+	case path == "/v1/rains":
+		shape = "rains"
+	case path == "/v1/nodes":
+		shape = "nodes"
+	case strings.HasPrefix(path, "/v1/rains/"):
+		rest := strings.Split(path[len("/v1/rains/"):], "/")
+		req.code = rest[0]
+		switch {
+		case len(rest) == 1:
+			shape = "rain"
+		case len(rest) == 2 && methods[rest[1]] != nil:
+			shape = rest[1]
+		}
+		if req.code == "" {
+			shape = ""
+		}
+		if shape != "" && !validCode(req.code) {
+			return req, errUnknownRain
+		}
+	}
+	byMethod := methods[shape]
+	if byMethod == nil {
+		return req, errNotFound
+	}
+	if req.action = byMethod[method]; req.action == "" {
+		ctx.Response.Header.Set("Allow", allow(byMethod))
+		return req, errMethod
+	}
+	return req, nil
+}
+
+// methods maps a path shape to method -> action.
+var methods = map[string]map[string]string{
+	"rains":   {"GET": "list", "POST": "create"},
+	"rain":    {"GET": "get"},
+	"prepare": {"POST": "prepare"},
+	"start":   {"POST": "start"},
+	"stop":    {"POST": "stop"},
+	"report":  {"GET": "report"},
+	"nodes":   {"GET": "nodes"},
+}
+
+func allow(byMethod map[string]string) string {
+	if len(byMethod) == 2 {
+		return "GET, POST"
+	}
+	for m := range byMethod {
+		return m
+	}
+	return ""
+}
+
+// validCode: 1..MaxCodeLen characters of the base64url alphabet.
+func validCode(code string) bool {
+	if code == "" || len(code) > MaxCodeLen {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		ch := code[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// dispatch runs the action and writes its success answer.
+func (c *Coordinator) dispatch(ctx *fasthttp.RequestCtx, req *request) *apiError {
+	if len(ctx.PostBody()) > MaxAdminBody {
+		return errTooLarge
+	}
+	var (
+		out    any
+		err    error
+		status = fasthttp.StatusOK
+	)
+	switch req.action {
+	case "create":
+		out, err = c.handleCreate(ctx, req)
+		status = fasthttp.StatusCreated
+	case "list":
+		out, err = c.handleList(ctx, req)
+	case "get":
+		out, err = c.Get(c.ctx, req.code)
+	case "prepare", "start", "stop":
+		out, err = c.handleLifecycle(ctx, req)
+	case "report":
+		out, err = c.Report(c.ctx, req.code)
+	case "nodes":
+		var nodes []Node
+		nodes, err = c.Nodes()
+		out = map[string][]Node{"nodes": nodes}
+	}
+	if err != nil {
+		e := errorFor(err)
+		if e.Status == 500 {
+			c.log.Error("admin: internal error", "action", req.action, "rain", req.code, "err", err)
+		}
+		return e
+	}
+	writeJSON(ctx, status, out)
+	return nil
+}
+
+func (c *Coordinator) handleCreate(ctx *fasthttp.RequestCtx, req *request) (*Rain, error) {
+	var cfg rain.Config
+	if e := decodeBody(ctx.PostBody(), &cfg); e != nil {
+		return nil, e
+	}
+	req.anchor = cfg.AnchorID
+	r, err := c.Create(cfg)
+	if err == nil {
+		req.code = r.Code
+		ctx.Response.Header.Set("Location", "/v1/rains/"+r.Code)
+	}
+	return r, err
+}
+
+// anchorBody is the body of prepare, start and stop.
+type anchorBody struct {
+	AnchorID int64 `json:"anchor_id"`
+}
+
+func (c *Coordinator) handleLifecycle(ctx *fasthttp.RequestCtx, req *request) (*Rain, error) {
+	var b anchorBody
+	if e := decodeBody(ctx.PostBody(), &b); e != nil {
+		return nil, e
+	}
+	if b.AnchorID <= 0 {
+		return nil, badRequest("anchor_id", "required, must be > 0")
+	}
+	req.anchor = b.AnchorID
+	switch req.action {
+	case "prepare":
+		return c.Prepare(req.code, b.AnchorID)
+	case "start":
+		return c.Start(req.code, b.AnchorID)
+	}
+	return c.Stop(req.code, b.AnchorID)
+}
+
+// handleList validates the query: anchor_id (> 0), status (a status string), limit
+// (1..MaxList, default DefaultList); any other parameter is refused.
+func (c *Coordinator) handleList(ctx *fasthttp.RequestCtx, req *request) (map[string][]*Rain, error) {
+	q, e := parseListQuery(ctx.QueryArgs())
+	if e != nil {
+		return nil, e
+	}
+	req.anchor = q.AnchorID
+	rains, err := c.List(c.ctx, q.AnchorID, q.Status, q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]*Rain{"rains": rains}, nil
+}
+
+func (c *Coordinator) serveMetrics(ctx *fasthttp.RequestCtx) {
+	c.metrics.handler(ctx)
+	c.metrics.request("metrics", ctx.Response.StatusCode())
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs are written: a programmer error
+		panic("coordinator: encode answer: " + err.Error())
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// audit logs one admin request: no token, no body, only what identifies the action.
+func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) {
+	outcome, level := "ok", slog.LevelDebug
+	if mutating[req.action] {
+		level = slog.LevelInfo
+	}
+	if e != nil {
+		outcome = e.Word
+		if e.Status == 401 || e.Status == 403 || e.Status >= 500 {
+			level = slog.LevelWarn
+		} else if level == slog.LevelDebug {
+			level = slog.LevelInfo
+		}
+	}
+	c.log.Log(context.Background(), level, "admin", "action", orDefault(req.action, "unknown"),
+		"rain", req.code, "anchor_id", req.anchor, "status", ctx.Response.StatusCode(),
+		"outcome", outcome, "remote", ctx.RemoteAddr().String())
+}

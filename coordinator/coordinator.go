@@ -1,0 +1,218 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"redrain/gossip"
+	"redrain/internal/wire"
+)
+
+// cluster is what the coordinator needs of gossip (a *gossip.Cluster).
+type cluster interface {
+	Members() []gossip.Member
+	Publish(gossip.News) error
+	GossipAddr() string
+	Leave(timeout time.Duration) error
+	Shutdown() error
+}
+
+// caller makes signed internal calls to nodes (a *wire.Client).
+type caller interface {
+	Do(ctx context.Context, method, addr, path string, in, out any) error
+}
+
+// Coordinator is one coordinator process: admin API, store, gossip member and background loop.
+type Coordinator struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store
+	rdb     redis.UniversalClient
+	nodes   caller
+	cluster cluster
+	metrics *metrics
+
+	ln  net.Listener
+	srv *fasthttp.Server
+
+	ctx    context.Context // cancelled by Close: stops the loop and every delivery
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	ticks  atomic.Uint64 // loop rounds done (tests wait on it)
+
+	mu        sync.Mutex
+	running   bool // Run was called
+	closed    bool // Close was called
+	closeOnce sync.Once
+	closeErr  error
+	served    chan struct{} // closed when Serve has returned
+}
+
+// Timeouts of the coordinator's own calls.
+const (
+	callTimeout     = 3 * time.Second       // one internal call to a node
+	progressTimeout = 2 * time.Second       // one progress read
+	redisTimeout    = 2 * time.Second       // one Redis read or write
+	leaveTimeout    = 2 * time.Second       // gossip Leave at shutdown
+	shutdownTimeout = 5 * time.Second       // draining the admin API
+	retryFor        = time.Minute           // how long stop/discard/settle messages are retried
+	syncWait        = 1 * time.Second       // how long start/stop wait for nodes before answering
+	storeFile       = "coordinator.db"      // in DataDir
+	maxBackoff      = 2 * time.Second       // between retries of one message
+	firstBackoff    = 50 * time.Millisecond // first retry
+	clientTimeout   = 30 * time.Second      // wire client's own bound; contexts are shorter
+	adminReadTO     = 5 * time.Second       // admin request read timeout
+	adminIdleTO     = 60 * time.Second      // keep-alive idle
+	adminWriteTO    = 5 * time.Second       // answer write timeout
+)
+
+// New opens the store, connects Redis, joins gossip and listens on Options.HTTPAddr; Run
+// serves. A rain left mid-prepare by an earlier process is abandoned here (see package doc).
+func New(opts Options) (*Coordinator, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	c := &Coordinator{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.open(); err != nil {
+		c.cancel()
+		c.release()
+		return nil, err
+	}
+	c.abandonPreparing()
+	return c, nil
+}
+
+// open acquires every resource; on error the caller releases what was acquired.
+func (c *Coordinator) open() error {
+	if err := os.MkdirAll(c.opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("coordinator: data dir: %w", err)
+	}
+	st, err := openStore(filepath.Join(c.opts.DataDir, storeFile), openTimeout)
+	if err != nil {
+		return err
+	}
+	c.store = st
+	ropts, err := redis.ParseURL(c.opts.RedisURL)
+	if err != nil {
+		return fmt.Errorf("%w: RedisURL: %v", ErrOptions, err)
+	}
+	c.rdb = redis.NewClient(ropts)
+	c.nodes = wire.NewClient(c.opts.Secret, clientTimeout)
+	c.metrics = newMetrics(c.store, func() []gossip.Member { return c.cluster.Members() })
+	if c.ln, err = net.Listen("tcp", c.opts.HTTPAddr); err != nil {
+		return fmt.Errorf("coordinator: listen %s: %w", c.opts.HTTPAddr, err)
+	}
+	c.srv = c.newServer()
+	return c.joinCluster()
+}
+
+func (c *Coordinator) joinCluster() error {
+	g := gossip.LocalOptions()
+	if !c.opts.FastGossip {
+		g = gossip.DefaultOptions()
+	}
+	g.Meta = gossip.Meta{ID: c.opts.ID, Role: gossip.RoleCoordinator, HTTPAddr: c.ln.Addr().String()}
+	g.BindAddr, g.Secret, g.Join = c.opts.GossipAddr, c.opts.Secret, c.opts.Join
+	g.TrackSuspects = true
+	g.Logger = c.log
+	cl, err := gossip.New(g)
+	if err != nil {
+		return fmt.Errorf("coordinator: gossip: %w", err)
+	}
+	c.cluster = cl
+	return nil
+}
+
+// Addr is the admin API's listening address (useful with port 0).
+func (c *Coordinator) Addr() string { return c.ln.Addr().String() }
+
+// GossipAddr is the address other members join.
+func (c *Coordinator) GossipAddr() string { return c.cluster.GossipAddr() }
+
+// ErrClosed: Run after Close, or a second Run.
+var ErrClosed = errors.New("coordinator: closed or already running")
+
+// Run serves the admin API and runs the background loop until ctx is done or the server
+// fails, then stops gracefully (see Close). It returns nil after a stop by ctx.
+func (c *Coordinator) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.running || c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.running = true
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() { defer c.bg.Done(); c.loop() }()
+	errc := make(chan error, 1)
+	go func() { defer close(c.served); errc <- c.srv.Serve(c.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-c.ctx.Done():
+	case err = <-errc:
+		if err != nil {
+			err = fmt.Errorf("coordinator: serve: %w", err)
+		}
+	}
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops the coordinator: no new admin requests, in-flight ones drained, the loop and
+// retries stopped, gossip left, the store and Redis closed. Safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		running := c.running
+		c.mu.Unlock()
+		c.cancel() // in-flight prepares fail fast, retries and the loop stop
+		if running {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			if err := c.srv.ShutdownWithContext(ctx); err != nil {
+				c.closeErr = err
+			}
+			cancel()
+			<-c.served
+		}
+		c.bg.Wait()
+		c.release()
+	})
+	return c.closeErr
+}
+
+// release frees whatever open acquired.
+func (c *Coordinator) release() {
+	if c.ln != nil {
+		_ = c.ln.Close()
+	}
+	if c.cluster != nil {
+		if err := c.cluster.Leave(leaveTimeout); err != nil {
+			c.log.Warn("gossip leave", "err", err)
+		}
+		_ = c.cluster.Shutdown()
+	}
+	if c.rdb != nil {
+		_ = c.rdb.Close()
+	}
+	if c.store != nil {
+		if err := c.store.close(); err != nil && c.closeErr == nil {
+			c.closeErr = err
+		}
+	}
+}

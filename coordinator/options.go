@@ -1,0 +1,104 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options configure a coordinator. Zero values mean the default noted on each field, except
+// where a field is required.
+type Options struct {
+	HTTPAddr   string   // admin API; "127.0.0.1:9090"; port 0 picks one (see Addr)
+	GossipAddr string   // memberlist bind address; "127.0.0.1:7000"; port 0 picks one
+	Join       []string // gossip addresses to join, retried while not live members
+	DataDir    string   // required: holds coordinator.db
+	RedisURL   string   // required: redis://host:port/db, read for totals; redrain:rains is written
+	Secret     string   // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
+	AdminToken string   // required, >= 8 bytes: the admin API bearer token
+	ID         string   // gossip member id; "coordinator"
+
+	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
+	PollInterval   time.Duration // pace of the finish/settle loop; 500ms
+	FastGossip     bool          // memberlist local timings (tests)
+	Logger         *slog.Logger  // nil = slog.Default()
+}
+
+// DefaultOptions returns the SPEC.md defaults (the required fields are left empty).
+func DefaultOptions() Options {
+	return Options{
+		HTTPAddr:       "127.0.0.1:9090",
+		GossipAddr:     "127.0.0.1:7000",
+		ID:             "coordinator",
+		PrepareTimeout: 10 * time.Second,
+		PollInterval:   500 * time.Millisecond,
+	}
+}
+
+// ErrOptions is wrapped by every validation error of Options; the message names the field.
+var ErrOptions = errors.New("coordinator: bad options")
+
+// Limits of Options.
+const (
+	MinSecretLen      = 8
+	MaxPrepareTimeout = 10 * time.Minute
+	MinPollInterval   = time.Millisecond
+)
+
+// validate checks o and fills in the defaults of zero fields.
+func (o *Options) validate() error {
+	bad := func(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrOptions, field, msg) }
+	switch {
+	case o.DataDir == "":
+		return bad("DataDir", "required")
+	case o.RedisURL == "":
+		return bad("RedisURL", "required")
+	case len(o.Secret) < MinSecretLen:
+		return bad("Secret", fmt.Sprintf("required, at least %d bytes", MinSecretLen))
+	case len(o.AdminToken) < MinSecretLen:
+		return bad("AdminToken", fmt.Sprintf("required, at least %d bytes", MinSecretLen))
+	case o.PrepareTimeout < 0 || o.PrepareTimeout > MaxPrepareTimeout:
+		return bad("PrepareTimeout", fmt.Sprintf("must be in 0..%v", MaxPrepareTimeout))
+	case o.PollInterval < 0 || (o.PollInterval > 0 && o.PollInterval < MinPollInterval):
+		return bad("PollInterval", fmt.Sprintf("must be 0 or >= %v", MinPollInterval))
+	case len(o.ID) > 64:
+		return bad("ID", "at most 64 bytes")
+	}
+	o.fillDefaults()
+	return nil
+}
+
+func (o *Options) fillDefaults() {
+	d := DefaultOptions()
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = d.HTTPAddr
+	}
+	if o.GossipAddr == "" {
+		o.GossipAddr = d.GossipAddr
+	}
+	if o.ID == "" {
+		o.ID = d.ID
+	}
+	if o.PrepareTimeout == 0 {
+		o.PrepareTimeout = d.PrepareTimeout
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = d.PollInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// LocalOptions returns options for tests: kernel-picked ports on 127.0.0.1, fast gossip, a
+// short prepare deadline and a quick loop.
+func LocalOptions(dataDir, redisURL, secret, adminToken string) Options {
+	o := DefaultOptions()
+	o.HTTPAddr, o.GossipAddr = "127.0.0.1:0", "127.0.0.1:0"
+	o.DataDir, o.RedisURL, o.Secret, o.AdminToken = dataDir, redisURL, secret, adminToken
+	o.PrepareTimeout = 2 * time.Second
+	o.PollInterval = 50 * time.Millisecond
+	o.FastGossip = true
+	return o
+}

@@ -1,0 +1,70 @@
+package coordinator
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	good := LocalOptions(t.TempDir(), "redis://127.0.0.1:1/0", "12345678", "abcdefgh")
+	for _, c := range []struct {
+		field string
+		mod   func(*Options)
+	}{
+		{"DataDir", func(o *Options) { o.DataDir = "" }},
+		{"RedisURL", func(o *Options) { o.RedisURL = "" }},
+		{"Secret", func(o *Options) { o.Secret = "1234567" }},
+		{"AdminToken", func(o *Options) { o.AdminToken = "" }},
+		{"PrepareTimeout", func(o *Options) { o.PrepareTimeout = -1 }},
+		{"PrepareTimeout", func(o *Options) { o.PrepareTimeout = time.Hour }},
+		{"PollInterval", func(o *Options) { o.PollInterval = time.Microsecond }},
+		{"ID", func(o *Options) { o.ID = strings.Repeat("x", 65) }},
+	} {
+		o := good
+		c.mod(&o)
+		_, err := New(o)
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: got %v", c.field, err)
+		}
+	}
+	o := Options{DataDir: "d", RedisURL: "r", Secret: "12345678", AdminToken: "abcdefgh"}
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultOptions()
+	if o.HTTPAddr != d.HTTPAddr || o.GossipAddr != d.GossipAddr || o.ID != "coordinator" ||
+		o.PrepareTimeout != 10*time.Second || o.PollInterval != 500*time.Millisecond || o.Logger == nil {
+		t.Fatalf("defaults not filled: %+v", o)
+	}
+	bad := good
+	bad.RedisURL = "http://x"
+	if _, err := New(bad); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "RedisURL") {
+		t.Fatalf("bad redis URL: %v", err)
+	}
+}
+
+func TestCloseTwiceAndRunAfterClose(t *testing.T) {
+	o := LocalOptions(t.TempDir(), "redis://127.0.0.1:1/0", testSecret, testToken)
+	o.Logger = testLogger()
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close: %v", err)
+	}
+	// The data dir is free again: a new coordinator opens it.
+	c2, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c2.Close()
+}

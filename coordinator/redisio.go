@@ -1,0 +1,49 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/ledger"
+)
+
+// totals reads a started rain's Redis totals; a rain that never started has none to read.
+func (c *Coordinator) totals(ctx context.Context, r *record) (Totals, error) {
+	if !r.started() {
+		return Totals{}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	t, err := ledger.ReadTotals(ctx, c.rdb, r.Code)
+	if err != nil {
+		return Totals{}, fmt.Errorf("%w: %w", ErrRedis, err)
+	}
+	return Totals{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount, MaxAmount: t.MaxAmount}, nil
+}
+
+// flushedByNode reads what each node flushed of a rain (and leftovers recorded on leaving).
+func (c *Coordinator) flushedByNode(ctx context.Context, code string) (map[string]flushed, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	m, err := ledger.ReadNodes(ctx, c.rdb, code)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRedis, err)
+	}
+	out := make(map[string]flushed, len(m))
+	for node, t := range m {
+		out[node] = flushed{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount,
+			LeftoverAmount: t.LeftoverAmount, HasLeftover: t.HasLeftover}
+	}
+	return out, nil
+}
+
+// zaddRain records a started rain in redrain:rains (code -> start unix seconds).
+func (c *Coordinator) zaddRain(ctx context.Context, code string, startUnix int64) error {
+	err := c.rdb.ZAdd(ctx, ledger.RainsKey, redis.Z{Score: float64(startUnix), Member: code}).Err()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRedis, err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package coordinator
+
+import (
+	"testing"
+
+	"redrain/internal/wire"
+	"redrain/rain"
+)
+
+func TestBuildReport(t *testing.T) {
+	slices := []rain.Slice{
+		{Node: "a", Amount: 400, Count: 40, Epoch: 2}, {Node: "b", Amount: 300, Count: 30, Epoch: 2},
+		{Node: "c", Amount: 300, Count: 30, Epoch: 2},
+	}
+	started := &record{Code: "X", Config: rain.Config{TotalAmount: 1000, TotalCount: 100}, Status: rain.Raining,
+		Epoch: 2, Slices: slices, StartedAt: 1}
+	prog := func(claimed, count, flushed int64) *wire.Progress {
+		return &wire.Progress{Epoch: 2, SliceAmount: 400, SliceCount: 40, ClaimedAmount: claimed, ClaimedCount: count,
+			FlushedAmount: flushed, RemainingAmount: 400 - claimed}
+	}
+	cases := []struct {
+		name                    string
+		rec                     *record
+		facts                   map[string]nodeFacts
+		claimed, leftover, lost int64
+		aClaimed                int64
+	}{
+		{"waiting: all leftover", &record{Config: rain.Config{TotalAmount: 1000}, Status: rain.Waiting}, nil, 0, 1000, 0, 0},
+		{"prepared, a dead: still all leftover", &record{Config: rain.Config{TotalAmount: 1000}, Status: rain.Prepared, Slices: slices},
+			map[string]nodeFacts{"a": {State: stateDead}}, 0, 1000, 0, 0},
+		{"all live", started, map[string]nodeFacts{
+			"a": {State: stateAlive, Progress: prog(100, 10, 50)},
+			"b": {State: stateAlive, Progress: &wire.Progress{Epoch: 2, SliceAmount: 300, SliceCount: 30}},
+			"c": {State: stateAlive, Progress: &wire.Progress{Epoch: 2, SliceAmount: 300, SliceCount: 30, ClaimedAmount: 300, ClaimedCount: 30}},
+		}, 400, 600, 0, 100},
+		{"dead and unknown: flushed claimed, rest lost", started, map[string]nodeFacts{
+			"a": {State: stateDead, Progress: prog(100, 10, 50), Redis: flushed{ClaimedAmount: 50, ClaimedCount: 5}},
+			"b": {State: stateSuspect, Redis: flushed{ClaimedAmount: 10, ClaimedCount: 1}},
+		}, 60, 0, 940, 50},
+		{"left with leftover record", started, map[string]nodeFacts{
+			"a": {State: stateLeft, Redis: flushed{ClaimedAmount: 150, ClaimedCount: 15, LeftoverAmount: 250, HasLeftover: true}},
+			"b": {State: stateLeft, Redis: flushed{ClaimedAmount: 30, ClaimedCount: 3}},
+			"c": {State: stateAlive, Progress: &wire.Progress{Epoch: 2, SliceAmount: 300, SliceCount: 30}},
+		}, 180, 550, 270, 150},
+		{"alive but wrong epoch or unreachable: Redis", started, map[string]nodeFacts{
+			"a": {State: stateAlive, Progress: &wire.Progress{Epoch: 1, SliceAmount: 400, SliceCount: 40, ClaimedAmount: 7}, Redis: flushed{ClaimedAmount: 20, ClaimedCount: 2}},
+			"b": {State: stateAlive},
+			"c": {State: stateAlive, Progress: &wire.Progress{Epoch: 2, SliceAmount: 999, SliceCount: 30}},
+		}, 20, 0, 980, 20},
+	}
+	for _, tc := range cases {
+		rep := buildReport(tc.rec, tc.facts, Totals{ClaimedAmount: 77, MaxAmount: 9})
+		checkBalance(t, rep)
+		if rep.ClaimedAmount != tc.claimed || rep.LeftoverAmount != tc.leftover || rep.LostAmount != tc.lost {
+			t.Errorf("%s: claimed %d leftover %d lost %d, want %d %d %d", tc.name, rep.ClaimedAmount,
+				rep.LeftoverAmount, rep.LostAmount, tc.claimed, tc.leftover, tc.lost)
+		}
+		if len(rep.Nodes) > 0 && rep.Nodes[0].ClaimedAmount != tc.aClaimed {
+			t.Errorf("%s: node a claimed %d, want %d", tc.name, rep.Nodes[0].ClaimedAmount, tc.aClaimed)
+		}
+		if rep.FlushedAmount != 77 || rep.MaxAmount != 9 || rep.Nodes == nil {
+			t.Errorf("%s: Redis totals not reported: %+v", tc.name, rep)
+		}
+	}
+}
+
+// TestBuildReportUnknownNode: a holder gossip has forgotten is dead.
+func TestBuildReportUnknownNode(t *testing.T) {
+	r := &record{Config: rain.Config{TotalAmount: 10}, Status: rain.Finished, StartedAt: 1,
+		Slices: []rain.Slice{{Node: "gone", Amount: 10, Count: 1}}}
+	rep := buildReport(r, nil, Totals{})
+	if rep.Nodes[0].State != stateDead || rep.LostAmount != 10 {
+		t.Fatalf("%+v", rep)
+	}
+}
