@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/proc"
 	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 	"redrain/internal/wire"
@@ -25,7 +26,7 @@ const procSecret = "process-test-secret"
 // nodeProc is a node binary running under test.
 type nodeProc struct {
 	id, http, gossip, data string
-	proc                   *testcluster.Proc
+	proc                   *proc.Proc
 }
 
 func startNode(t *testing.T, np *nodeProc, redisURL string, join string) {

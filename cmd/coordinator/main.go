@@ -9,12 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"redrain/coordinator"
+	"redrain/internal/cli"
 	"redrain/internal/flagenv"
 )
 
@@ -24,16 +24,14 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "coordinator:", err)
-		os.Exit(2)
+		cli.BadUsage("coordinator", err)
 	}
-	opts.Logger = newLogger(os.Stderr)
+	opts.Logger = cli.NewLogger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, opts); err != nil {
 		if errors.Is(err, coordinator.ErrOptions) {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
+			cli.BadUsage("coordinator", err)
 		}
 		opts.Logger.Error("coordinator stopped", "err", err)
 		os.Exit(1)
@@ -68,6 +66,7 @@ func parseFlags(args []string) (coordinator.Options, error) {
 	fs.StringVar(&o.ID, "id", o.ID, "gossip member id")
 	fs.DurationVar(&o.PrepareTimeout, "prepare-timeout", o.PrepareTimeout, "deadline for every node to acknowledge its slice")
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "pace of the finish/settle loop")
+	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
@@ -92,12 +91,4 @@ func checkRequired(o coordinator.Options) error {
 		}
 	}
 	return nil
-}
-
-// newLogger writes text to a terminal and JSON otherwise.
-func newLogger(w *os.File) *slog.Logger {
-	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return slog.New(slog.NewTextHandler(w, nil))
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
 }
