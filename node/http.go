@@ -199,7 +199,8 @@ func (n *Node) handleView(ctx *fasthttp.RequestCtx, code []byte) {
 	writeJSON(ctx, 200, v)
 }
 
-func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+// rfc3339 formats like the coordinator: RFC 3339 in UTC with milliseconds.
+func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
