@@ -1,0 +1,47 @@
+// Package ledger makes claims durable and gets them to Redis: a bbolt journal with a group-commit
+// writer, the node's recovery from it, and the exactly-once flusher that adds totals to Redis.
+//
+// # Durability order
+//
+// A claim is answered only after its journal record is fsynced; Redis learns of it later, exactly
+// once.
+//
+//  1. Journal.Append hands the record to the single writer goroutine and waits. The writer takes
+//     everything queued (up to Options.MaxBatch records), assigns each the next sequence number,
+//     puts them in one bbolt transaction and commits it (bbolt fsyncs; NoSync is never set). Only
+//     then are the waiters answered. There is no timer: an idle node answers after one fsync, and
+//     batches grow with load. A failed commit fails every waiter of its batch with ErrCommit, and
+//     the journal then refuses every later write (fail closed: an fsync error cannot be retried
+//     safely); the node answers 503 and must reopen the journal.
+//  2. Rain metadata (PutRain) and slice assignments (PutSlice) are committed before the node
+//     acknowledges them, so a restarted node knows every slice it ever accepted.
+//  3. The Flusher reads, per rain, the Redis marker redrain:{CODE}:flushed field
+//     "<node>.<incarnation>" (the last sequence applied; missing means 0), scans the rain's
+//     records after it and applies a batch with one Lua script. The script applies the batch only if
+//     the marker still holds the value the batch was read after (so it refuses any batch starting at
+//     or below the marker) and moves the marker to the batch's last sequence in the same atomic
+//     step. Because the flusher always resumes at the marker, never at a local cursor, a crash
+//     between the apply and the cursor advance, a retried EVALSHA, a wiped Redis or a Redis restored
+//     from an older snapshot (totals and marker roll back together) all end with every claim counted
+//     exactly once. Appending never waits on Redis.
+//
+// Sequences are global to the journal and are never reused: the last one is stored in every commit,
+// also after DropRain. With the journal's random incarnation (drawn when the file is created) they
+// make claim IDs unique for ever: "<node>-<incarnation hex>-<seq>".
+//
+// # Retention
+//
+// A rain's claim records are kept until the rain is settled and flushed. The node calls DropRain
+// once the rain's metadata says Settled and Flusher.FlushRain has returned nil after the last claim
+// was journaled (its marker covers the rain's last sequence). DropRain deletes the rain's claim
+// records, slices and totals in one transaction and keeps the small RainMeta as a tombstone so the
+// node never serves the rain again. A rain that is never settled keeps its records.
+//
+// # Layout (bbolt buckets)
+//
+//	meta       incarnation, node id, format version, last sequence
+//	rains      code -> RainMeta (JSON)
+//	slices     code/ -> epoch(8)|slice id(4) -> rain.Slice (JSON)
+//	claims     code/ -> seq(8, big-endian) -> EncodeRecord (fixed RecordSize bytes)
+//	totals     code -> count, amount, max, last seq (updated in every commit)
+package ledger

@@ -1,0 +1,23 @@
+package ledger
+
+import "errors"
+
+// Errors callers check with errors.Is.
+var (
+	// ErrClosed: Append, Put* or Drop* after Close.
+	ErrClosed = errors.New("ledger: journal closed")
+	// ErrCommit: the commit holding the record failed (wrapping the cause), or an earlier commit
+	// did and the journal now refuses every write until it is reopened. Nothing was made durable.
+	ErrCommit = errors.New("ledger: journal commit failed")
+	// ErrBadRecord: a record that cannot be journaled, or bytes that do not decode as one.
+	ErrBadRecord = errors.New("ledger: bad record")
+	// ErrLocked: Open could not lock the file within Options.OpenTimeout (another process, or
+	// another Journal in this one, has it open).
+	ErrLocked = errors.New("ledger: journal file is locked by another opener")
+	// ErrNodeMismatch: the file was created by a node with another id.
+	ErrNodeMismatch = errors.New("ledger: journal belongs to another node")
+	// ErrNotSettled: DropRain on a rain whose stored metadata is missing or not settled.
+	ErrNotSettled = errors.New("ledger: rain is not settled")
+	// ErrBadOptions: Options or FlusherOptions failed validation (the message names the field).
+	ErrBadOptions = errors.New("ledger: bad options")
+)

@@ -1,0 +1,221 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testOptions are options for a journal file in the test's temporary directory.
+func testOptions(t testing.TB, node string) Options {
+	o := DefaultOptions(filepath.Join(t.TempDir(), node+".db"), node)
+	o.Logger = quiet
+	return o
+}
+
+// openJournal opens a journal closed at cleanup.
+func openJournal(t testing.TB, o Options) *Journal {
+	t.Helper()
+	j, err := Open(o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// claim is the i-th test claim of a rain: 4 slices, 5000 users, amounts 1..997.
+func claim(code string, i int) Record {
+	return Record{Code: code, Slice: uint32(i % 4), Epoch: 1, Index: uint32(i / 4), User: uint64(i%5000 + 1),
+		Amount: int64(i%997 + 1), UnixNano: time.Now().UnixNano()}
+}
+
+// appendN appends claims from..from+n-1 of the rain from workers goroutines; it returns the seqs.
+func appendN(t testing.TB, j *Journal, code string, from, n, workers int) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, n)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				s, err := j.Append(claim(code, from+i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				seqs[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Append: %v", err)
+	}
+	return seqs
+}
+
+// bulkLoad journals n claims in commits of up to 65536 through the writer's commit path without
+// waiters (fast fixtures). No Append may run concurrently.
+func bulkLoad(t testing.TB, j *Journal, code string, n int) {
+	t.Helper()
+	const chunk = 65536
+	reqs := make([]request, chunk)
+	batch := make([]*request, 0, chunk)
+	for done := 0; done < n; {
+		batch = batch[:0]
+		for i := 0; i < chunk && done+i < n; i++ {
+			reqs[i] = request{rec: claim(code, done+i)}
+			batch = append(batch, &reqs[i])
+		}
+		if err := j.commit(batch); err != nil {
+			t.Fatalf("bulk commit: %v", err)
+		}
+		done += len(batch)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// journalSums replays one journal's records of a rain.
+type journalSums struct {
+	count, amount, max int64
+	last               uint64
+	users              map[uint64]int64
+	credits            map[string]string // claim_id -> "user amount node"
+}
+
+func replay(t testing.TB, j *Journal, code string, into *journalSums) {
+	t.Helper()
+	into.last = 0
+	err := j.Scan(code, 0, 0, func(seq uint64, r Record) bool {
+		into.count++
+		into.amount += r.Amount
+		into.max = max(into.max, r.Amount)
+		into.users[r.User] += r.Amount
+		id := string(AppendClaimID(nil, j.NodeID(), j.Incarnation(), seq))
+		if _, dup := into.credits[id]; dup {
+			t.Errorf("claim id %s twice in the journal", id)
+		}
+		into.credits[id] = fmt.Sprintf("%d %d %s", r.User, r.Amount, j.NodeID())
+		into.last = seq
+		return true
+	})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+}
+
+// checkInvariants compares the journals' replayed claims of the rain with Redis: totals, every
+// journal's marker, the nodes hash, the credit stream (one entry per claim, same content) and the
+// per-user sums. Call it once everything is flushed.
+func checkInvariants(t testing.TB, rdb redis.UniversalClient, code string, js ...*Journal) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	all := journalSums{users: map[uint64]int64{}, credits: map[string]string{}}
+	nodes, err := ReadNodes(ctx, rdb, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range js {
+		one := journalSums{users: map[uint64]int64{}, credits: map[string]string{}}
+		replay(t, j, code, &one)
+		replay(t, j, code, &all)
+		marker, err := ReadMarker(ctx, rdb, code, j.NodeID(), j.Incarnation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marker != one.last {
+			t.Errorf("%s: marker %d, journal's last seq of the rain %d", j.NodeID(), marker, one.last)
+		}
+		if n := nodes[j.NodeID()]; n.ClaimedCount != one.count || n.ClaimedAmount != one.amount {
+			t.Errorf("%s: nodes hash %+v, journal count %d amount %d", j.NodeID(), n, one.count, one.amount)
+		}
+	}
+	tot, err := ReadTotals(ctx, rdb, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RainTotals{all.count, all.amount, all.max}); tot != want {
+		t.Errorf("redis totals %+v, journals %+v", tot, want)
+	}
+	checkCredits(t, ctx, rdb, code, all.credits)
+	checkUsers(t, ctx, rdb, code, all.users)
+}
+
+func checkCredits(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string, want map[string]string) {
+	t.Helper()
+	entries, err := rdb.XRange(ctx, Keys(code).Credits, "-", "+").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	if len(entries) != len(want) {
+		t.Errorf("credit stream has %d entries, journals %d claims", len(entries), len(want))
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		id, _ := e.Values["claim_id"].(string)
+		got := fmt.Sprintf("%v %v %v", e.Values["user_id"], e.Values["amount"], e.Values["node"])
+		switch {
+		case seen[id]:
+			t.Errorf("claim %s twice in the credit stream", id)
+		case want[id] != got:
+			t.Errorf("credit %s = %q, journal %q", id, got, want[id])
+		}
+		seen[id] = true
+	}
+}
+
+func checkUsers(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string, want map[uint64]int64) {
+	t.Helper()
+	k := Keys(code)
+	got := map[uint64]int64{}
+	for s := range UserShards {
+		m, err := rdb.HGetAll(ctx, k.UsersShard(uint8(s))).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range m {
+			u, err1 := strconv.ParseUint(f, 10, 64)
+			a, err2 := strconv.ParseInt(v, 10, 64)
+			if err1 != nil || err2 != nil || u%UserShards != uint64(s) {
+				t.Fatalf("users shard %02x: field %q = %q", s, f, v)
+			}
+			got[u] = a
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("redis has %d users, journals %d", len(got), len(want))
+	}
+	for u, a := range want {
+		if got[u] != a {
+			t.Errorf("user %d: redis %d, journals %d", u, got[u], a)
+			return
+		}
+	}
+}
