@@ -21,6 +21,9 @@ type RainMeta struct {
 	EndsAt             int64  `json:"ends_at"`    // unix ns
 	StoppedAt          int64  `json:"stopped_at"` // unix ns; 0 = not stopped
 	Settled            bool   `json:"settled"`
+	RoomID             int64  `json:"room_id,omitempty"`      // the live room the rain belongs to
+	MinEpoch           uint64 `json:"min_epoch,omitempty"`    // slices of epochs <= this were discarded: refused
+	CompactedAt        int64  `json:"compacted_at,omitempty"` // unix ns: records dropped (retention); a tombstone
 }
 
 // PutRain stores (replaces) the rain's metadata durably; acknowledge it only after this returns.

@@ -130,8 +130,9 @@ func (n *Node) Start() error {
 	n.cluster = c
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
-	n.bg.Add(2)
+	n.bg.Add(3)
 	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
+	go func() { defer n.bg.Done(); n.janitor(ctx) }()
 	go func() {
 		defer n.bg.Done()
 		if err := n.server.Serve(n.ln); err != nil {
@@ -232,7 +233,7 @@ func specOf(r wire.RainRules) shard.RainSpec {
 }
 
 func rulesOf(m ledger.RainMeta) wire.RainRules {
-	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS}
+	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS, RoomID: m.RoomID}
 }
 
 // ErrAmountMismatch: a journaled amount differs from the regenerated slice (generator changed
@@ -252,7 +253,7 @@ func (n *Node) recover() error {
 	}
 	for _, sl := range rec.Slices {
 		ri := n.rains[sl.Code]
-		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) {
+		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) || sl.Epoch <= ri.meta.MinEpoch {
 			continue
 		}
 		amounts, err := rain.Generate(sl)
@@ -324,15 +325,23 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ri := n.rains[sl.Code]
-	if ri != nil && ri.meta.Epoch != 0 && ri.meta.Epoch != sl.Epoch {
+	switch {
+	case ri != nil && ri.meta.CompactedAt != 0:
+		return fmt.Errorf("%w: rain is over and compacted here", ErrConflict)
+	case ri != nil && sl.Epoch <= ri.meta.MinEpoch:
+		return fmt.Errorf("%w: epoch %d was abandoned", ErrConflict, sl.Epoch)
+	case ri != nil && ri.meta.Epoch != 0 && ri.meta.Epoch != sl.Epoch:
 		return fmt.Errorf("%w: rain already serves epoch %d", ErrConflict, ri.meta.Epoch)
 	}
 	amounts, err := rain.Generate(sl)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	if ri == nil {
-		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS}
+	if ri == nil || ri.rules.MaxPerUser == 0 {
+		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS, RoomID: r.RoomID}
+		if ri != nil {
+			m.MinEpoch = ri.meta.MinEpoch
+		}
 		if err := n.journal.PutRain(m); err != nil {
 			return err
 		}
@@ -410,14 +419,26 @@ func (n *Node) stop(code string, at int64) error {
 
 // discard drops the slices of an abandoned prepare.
 func (n *Node) discard(code string, epoch uint64) error {
+	if epoch == 0 {
+		return fmt.Errorf("%w: epoch 0", ErrBadRequest)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ri := n.rains[code]
-	if ri == nil {
-		return nil
+	if ri == nil { // the discard overtook its slice: remember it, so the slice is refused
+		ri = &rainInfo{meta: ledger.RainMeta{Code: code}, epochs: map[uint64]bool{}}
 	}
 	if ri.meta.Epoch == epoch {
 		return fmt.Errorf("%w: epoch %d is being served", ErrConflict, epoch)
+	}
+	if epoch > ri.meta.MinEpoch {
+		m := ri.meta
+		m.MinEpoch = epoch
+		if err := n.journal.PutRain(m); err != nil {
+			return err
+		}
+		ri.meta = m
+		n.rains[code] = ri
 	}
 	if err := n.journal.DropSlices(code, epoch); err != nil {
 		return err

@@ -24,6 +24,9 @@ type Options struct {
 	IdleTimeout   time.Duration // keep-alive idle; 60s
 	MaxConnsPerIP int           // fasthttp per-IP connection limit; 0 = unlimited
 
+	Retention       time.Duration // keep a finished rain's journal records this long; 24h
+	JanitorInterval time.Duration // pace of the retention check; 1m
+
 	FastGossip bool         // memberlist local timings (tests)
 	Listener   net.Listener // optional: serve on this instead of binding HTTPAddr (tests)
 	Logger     *slog.Logger // nil = slog.Default()
@@ -43,6 +46,9 @@ func DefaultOptions() Options {
 		ReadTimeout:  5 * time.Second,
 		WriteTimeout: 5 * time.Second,
 		IdleTimeout:  60 * time.Second,
+
+		Retention:       24 * time.Hour,
+		JanitorInterval: time.Minute,
 	}
 }
 
@@ -75,6 +81,8 @@ func (o *Options) validate() error {
 		return bad("secret", "required, at least 8 bytes")
 	case o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0:
 		return bad("timeouts", "must be >= 0")
+	case o.Retention < 0 || o.JanitorInterval < 0:
+		return bad("retention", "must be >= 0")
 	}
 	d := DefaultOptions()
 	if o.ReadTimeout == 0 {
@@ -85,6 +93,12 @@ func (o *Options) validate() error {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = d.IdleTimeout
+	}
+	if o.Retention == 0 {
+		o.Retention = d.Retention
+	}
+	if o.JanitorInterval == 0 {
+		o.JanitorInterval = d.JanitorInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

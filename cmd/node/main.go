@@ -58,6 +58,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "answer write deadline")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
+	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records this long once flushed")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
