@@ -6,9 +6,13 @@ import "errors"
 var (
 	// ErrClosed: Append, Put* or Drop* after Close.
 	ErrClosed = errors.New("ledger: journal closed")
-	// ErrCommit: the commit holding the record failed (wrapping the cause), or an earlier commit
-	// did and the journal now refuses every write until it is reopened. Nothing was made durable.
+	// ErrCommit: the commit holding the record failed (wrapping the cause). The caller must not
+	// hand the claim out; whether it reached the disk is known only after Reopen (a failed fsync
+	// may still have left the transaction in the file), which returns the records it finds.
 	ErrCommit = errors.New("ledger: journal commit failed")
+	// ErrUnavailable: an earlier commit failed and the journal refuses writes until Reopen; the
+	// record was not written.
+	ErrUnavailable = errors.New("ledger: journal unavailable after a failed commit")
 	// ErrBadRecord: a record that cannot be journaled, or bytes that do not decode as one.
 	ErrBadRecord = errors.New("ledger: bad record")
 	// ErrLocked: Open could not lock the file within Options.OpenTimeout (another process, or

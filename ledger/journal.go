@@ -138,8 +138,9 @@ type Journal struct {
 	mu     sync.RWMutex // senders hold it shared, so Close knows when no one can enqueue
 	closed bool
 
-	failed  atomic.Pointer[error] // the first commit failure; every later write gets it
-	lastSeq atomic.Uint64
+	failed   atomic.Pointer[error] // the first commit failure; later writes get ErrUnavailable
+	failedAt uint64                // lastSeq when the commit failed; under txMu
+	lastSeq  atomic.Uint64
 
 	txMu     sync.Mutex // held around a write transaction and the in-memory change that follows it
 	totalsMu sync.Mutex
@@ -193,6 +194,22 @@ func Open(opts Options) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	db, err := openDB(opts)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{db: db, opts: opts, log: opts.Logger,
+		queue: make(chan *request, opts.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
+		totals: map[string]Totals{}, touched: map[string]Totals{}, buckets: map[string]*bolt.Bucket{}}
+	if err := j.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go j.writer()
+	return j, nil
+}
+
+func openDB(opts Options) (*bolt.DB, error) {
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
 		Timeout:        opts.OpenTimeout,
 		NoFreelistSync: true, // the freelist is rebuilt on open; commits write less
@@ -204,15 +221,7 @@ func Open(opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", opts.Path, err)
 	}
-	j := &Journal{db: db, opts: opts, log: opts.Logger,
-		queue: make(chan *request, opts.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
-		totals: map[string]Totals{}, touched: map[string]Totals{}, buckets: map[string]*bolt.Bucket{}}
-	if err := j.init(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	go j.writer()
-	return j, nil
+	return db, nil
 }
 
 // init creates the buckets and the incarnation on a new file, checks the owner of an old one and
@@ -281,8 +290,8 @@ func (j *Journal) Append(r Record) (seq uint64, err error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
 	}
-	if p := j.failed.Load(); p != nil {
-		return 0, *p
+	if err := j.commitError(); err != nil {
+		return 0, err
 	}
 	req := requestPool.Get().(*request)
 	req.rec = r
@@ -343,7 +352,8 @@ func (j *Journal) commitAndAnswer(batch []*request) {
 		start := time.Now()
 		if cerr := j.commit(batch); cerr != nil {
 			err = fmt.Errorf("%w: %w", ErrCommit, cerr)
-			j.failed.CompareAndSwap(nil, &err)
+			j.failedAt = j.lastSeq.Load() // published by the store of failed; read by Reopen after loading it
+			j.failed.Store(&err)
 			j.log.Error("journal commit failed; refusing writes until reopened", "records", len(batch), "err", cerr)
 		} else {
 			j.noteCommit(len(batch), time.Since(start))
@@ -360,9 +370,66 @@ func (j *Journal) commitAndAnswer(batch []*request) {
 
 func (j *Journal) commitError() error {
 	if p := j.failed.Load(); p != nil {
-		return *p
+		return fmt.Errorf("%w: %w", ErrUnavailable, *p)
 	}
 	return nil
+}
+
+// Failed reports whether a commit failed and the journal awaits Reopen.
+func (j *Journal) Failed() bool { return j.failed.Load() != nil }
+
+// Reopen recovers from a failed commit: it closes and reopens the file (so nothing of the failed
+// transaction is trusted from memory), reloads the last sequence and totals from it, and accepts
+// writes again. It returns the records found after the last sequence known good before the
+// failure: claims whose commit reported failure but which did reach the file (a failed fsync can
+// leave them there). The caller must treat those as claimed and the others of the failed batch
+// as never journaled. Without a failure it does nothing.
+func (j *Journal) Reopen() ([]Record, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, ErrClosed
+	}
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	if j.failed.Load() == nil {
+		return nil, nil
+	}
+	if err := j.db.Close(); err != nil {
+		j.log.Warn("journal close before reopen", "err", err)
+	}
+	db, err := openDB(j.opts)
+	if err != nil {
+		return nil, err
+	}
+	j.db = db
+	j.totalsMu.Lock()
+	j.totals = map[string]Totals{}
+	j.totalsMu.Unlock()
+	if err := j.init(); err != nil {
+		return nil, err
+	}
+	var found []Record
+	err = j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketClaims).ForEachBucket(func(code []byte) error {
+			c := tx.Bucket(bucketClaims).Bucket(code).Cursor()
+			for k, v := c.Seek(seqKey(nil, j.failedAt+1)); k != nil; k, v = c.Next() {
+				r, err := DecodeRecord(v)
+				if err != nil {
+					return err
+				}
+				r.Code = string(code)
+				found = append(found, r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	j.failed.Store(nil)
+	j.log.Info("journal reopened after a failed commit", "last_seq", j.lastSeq.Load(), "committed_after_all", len(found))
+	return found, nil
 }
 
 func (j *Journal) noteCommit(n int, d time.Duration) {

@@ -311,6 +311,43 @@ func TestCommitFailureFailsEveryWaiter(t *testing.T) {
 	}
 }
 
+// Reopen after a failed commit: refused writes say ErrUnavailable, the reopened journal accepts
+// writes again, sequences continue, and nothing of the failed batch is reported found.
+func TestReopenAfterFailedCommit(t *testing.T) {
+	j := openJournal(t, testOptions(t, "n1"))
+	for i := range 3 {
+		if _, err := j.Append(claim("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail := func(int) error { return errInjected }
+	j.commitHook.Store(&fail)
+	if _, err := j.Append(claim("r", 3)); !errors.Is(err, ErrCommit) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the failing commit: %v, want ErrCommit only", err)
+	}
+	if _, err := j.Append(claim("r", 4)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after the failure: %v, want ErrUnavailable", err)
+	}
+	if !j.Failed() {
+		t.Fatal("Failed() is false")
+	}
+	j.commitHook.Store(nil)
+	found, err := j.Reopen()
+	if err != nil || len(found) != 0 {
+		t.Fatalf("Reopen = %v, %v; want nothing found", found, err)
+	}
+	seq, err := j.Append(claim("r", 5))
+	if err != nil || seq != 4 {
+		t.Fatalf("append after reopen = %d, %v; want seq 4", seq, err)
+	}
+	if tot, _ := j.Totals("r"); tot.Count != 4 {
+		t.Fatalf("totals after reopen count %d, want 4", tot.Count)
+	}
+	if found, err := j.Reopen(); err != nil || found != nil {
+		t.Fatalf("Reopen of a healthy journal = %v, %v", found, err)
+	}
+}
+
 // The real thing underneath: the bbolt file closed under the writer fails the waiters.
 func TestCommitFailureDBClosed(t *testing.T) {
 	j := openJournal(t, testOptions(t, "n1"))

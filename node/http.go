@@ -122,7 +122,7 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 	seq, err := n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
 		User: user, Amount: c.Amount, UnixNano: began.UnixNano()})
 	if err != nil {
-		n.store.Release(code, user, c) // never handed out: claimable again
+		n.journalFailed(name, user, c, err)
 		n.metrics.claimJournal.Inc()
 		errJournal.write(ctx)
 		return

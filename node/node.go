@@ -40,6 +40,8 @@ type Node struct {
 	codes atomic.Pointer[map[string]string] // interned rain codes, so a claim allocates none
 	ready atomic.Bool
 
+	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
+
 	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
 	rains map[string]*rainInfo
 
@@ -130,7 +132,8 @@ func (n *Node) Start() error {
 	n.cluster = c
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
-	n.bg.Add(3)
+	n.bg.Add(4)
+	go func() { defer n.bg.Done(); n.repairLoop(ctx) }()
 	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
 	go func() { defer n.bg.Done(); n.janitor(ctx) }()
 	go func() {

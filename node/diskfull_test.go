@@ -1,0 +1,121 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountTmpfs mounts a small tmpfs for the test (root only: root ignores file permissions, so a
+// full filesystem is the honest way to make commits fail).
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fill writes a file until the filesystem is full and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling: %v", err)
+			}
+			break
+		}
+	}
+	// The last partial page: write single bytes until nothing fits.
+	for {
+		if _, err := f.Write([]byte{0}); err != nil {
+			break
+		}
+	}
+	return p
+}
+
+// A journal that cannot commit (disk full) answers 503 journal_unavailable and hands out no
+// packet; once space is freed the node reopens the journal by itself and serves again, and every
+// packet is handed out exactly once.
+func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
+	dir := mountTmpfs(t, "4m")
+	h := newHarness(t, false, func(o *Options) { o.DataDir = dir })
+	h.rainOf("full", 200, 20000, 200, true)
+	answered := map[string]int64{}
+	claim := func(user uint64) (int, string) {
+		st, body := h.claim("full", user)
+		if st == 200 {
+			a := decodeAnswer(t, body)
+			answered[a.ClaimID] = a.Amount
+		}
+		return st, body
+	}
+	for u := uint64(1); u <= 50; u++ {
+		if st, body := claim(u); st != 200 {
+			t.Fatalf("claim before the disk fills: %d %s", st, body)
+		}
+	}
+	filler := fill(t, dir)
+	failures := 0
+	for u := uint64(100); u < 400 && failures < 20; u++ {
+		st, body := claim(u)
+		switch {
+		case st == 503 && strings.Contains(body, "journal_unavailable"):
+			failures++
+		case st != 200:
+			t.Fatalf("with the disk full: %d %s", st, body)
+		}
+	}
+	if failures == 0 {
+		t.Fatal("no claim failed with the disk full")
+	}
+	t.Logf("%d claims answered 503 with the disk full, %d paid so far", failures, len(answered))
+	if !h.n.journal.Failed() {
+		t.Fatal("journal not marked failed")
+	}
+	os.Remove(filler)
+	deadline := time.Now().Add(20 * time.Second)
+	for h.n.journal.Failed() {
+		if time.Now().After(deadline) {
+			t.Fatal("journal not reopened within 20s of freeing space")
+		}
+		time.Sleep(RepairInterval / 5) // poll pace
+	}
+	// Drain the rest: exactly the budget, every packet once.
+	for u := uint64(1000); ; u++ {
+		st, body := claim(u)
+		if st == 410 {
+			break
+		}
+		if st != 200 {
+			t.Fatalf("after recovery: %d %s", st, body)
+		}
+	}
+	var sum int64
+	for _, a := range answered {
+		sum += a
+	}
+	if len(answered) != 200 || sum != 20000 {
+		t.Fatalf("paid %d packets / %d cents, want 200 / 20000", len(answered), sum)
+	}
+	h.checkInvariants("full", answered)
+}
