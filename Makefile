@@ -27,6 +27,13 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# The first command to run: build, make sure redis-server is installed, rain 1,000,000 packets
+# (10,000,000 cents) on a local 3-node cluster from 20,000 users for 10 s, check every invariant,
+# print the results table (and out/demo/results.json). Everything it starts is stopped.
+DEMO_FLAGS ?= --nodes 3 --count 1000000 --amount 10000000 --users 20000 --max-per-user 50 --conns 64 --time 10s --out out/demo
+demo: build redis
+	./bin/bench run $(DEMO_FLAGS)
+
 FUZZTIME ?= 60s
 fuzz:
 	@./scripts/fuzz-all.sh $(FUZZTIME)

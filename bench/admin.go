@@ -105,3 +105,8 @@ func (a *Admin) Nodes(ctx context.Context) ([]coordinator.Node, error) {
 	}
 	return r.Nodes, a.Do(ctx, "GET", "/v1/nodes", nil, &r)
 }
+
+// RainConfig is a rain config with the usual fields set.
+func RainConfig(anchor, amount, count int64, maxPerUser, durationS int) rain.Config {
+	return rain.Config{AnchorID: anchor, TotalAmount: amount, TotalCount: count, MaxPerUser: maxPerUser, DurationS: durationS}
+}

@@ -27,6 +27,7 @@ type ClusterOptions struct {
 	AdminToken string   // admin token; "" = random
 	FastGossip bool     // fast failure detection (tests, demos)
 	NodeArgs   []string // extra flags for every node
+	CoordArgs  []string // extra flags for the coordinator
 	// CoordinatorLast starts the nodes first (they keep retrying their join) and the
 	// coordinator after them, with no join list of its own: the nodes must find it.
 	CoordinatorLast bool
@@ -210,6 +211,7 @@ func (c *LocalCluster) startCoordinator(ctx context.Context, join bool) error {
 	if c.Opts.FastGossip {
 		args = append(args, "--fast-gossip")
 	}
+	args = append(args, c.Opts.CoordArgs...)
 	p, err := proc.Start("coordinator", filepath.Join(c.Opts.BinDir, "coordinator"), args, c.env(),
 		filepath.Join(c.Opts.Dir, "coordinator.log"))
 	if err != nil {

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"redrain/coordinator"
+	"redrain/rain"
+)
+
+// Results are one bench run, as printed (Table) and written to results.json.
+type Results struct {
+	Code          string              `json:"code"`
+	Cluster       string              `json:"cluster"` // "local" or the coordinator's URL
+	Nodes         []string            `json:"nodes"`   // claim addresses
+	Rain          rain.Config         `json:"rain"`
+	Load          LoadSpec            `json:"load"`
+	StartedAt     time.Time           `json:"started_at"`
+	ElapsedS      float64             `json:"elapsed_s"` // first send to last answer
+	Stop          string              `json:"stop"`      // why the load stopped (Stop* constants)
+	Answers       int64               `json:"answers"`
+	Claims        int64               `json:"claims"` // 200 answers
+	ClaimsPerSec  float64             `json:"claims_per_s"`
+	AnswersPerSec float64             `json:"answers_per_s"`
+	ByStatus      map[string]int64    `json:"by_status"` // "ok", or the error word, "network", "http_NNN"
+	ClaimLatency  Latency             `json:"claim_latency_us"`
+	AnswerLatency Latency             `json:"answer_latency_us"`
+	Amounts       Amounts             `json:"amounts"` // of the 200 answers, cents
+	Drained       bool                `json:"drained"` // every node answered exhausted
+	SettleWaitS   float64             `json:"settle_wait_s"`
+	Journaled     Figures             `json:"journaled"` // the nodes' journals (or the report's claimed figures)
+	Redis         Figures             `json:"redis"`     // redrain:{CODE}:totals
+	Report        *coordinator.Report `json:"report,omitempty"`
+	Series        []Interval          `json:"series"`
+	Verified      bool                `json:"verified"`
+	Violations    []string            `json:"violations"`
+}
+
+// LoadSpec is the load a run applied.
+type LoadSpec struct {
+	Mode  string  `json:"mode"` // "closed" or "open"
+	Users int     `json:"users"`
+	Conns int     `json:"conns"`
+	Rate  float64 `json:"rate,omitempty"`
+	TimeS float64 `json:"time_s"`
+}
+
+// Latency summarises a histogram in microseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	Max   int64   `json:"max"`
+}
+
+// Amounts summarise the amounts clients got.
+type Amounts struct {
+	Min  int64   `json:"min"`
+	Mean float64 `json:"mean"`
+	Max  int64   `json:"max"`
+	Sum  int64   `json:"sum"`
+}
+
+// Figures are a claim count and its cents.
+type Figures struct {
+	Count  int64 `json:"count"`
+	Amount int64 `json:"amount"`
+}
+
+// Summarize reads the percentiles of h.
+func Summarize(h *hdrhistogram.Histogram) Latency {
+	return Latency{Count: h.TotalCount(), Mean: h.Mean(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),
+		P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max()}
+}
+
+// StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
+// "network" when no answer came, "http_NNN" for an answer without a word.
+func StatusWord(a Answer) string {
+	switch {
+	case a.Status == 200:
+		return "ok"
+	case a.Status == 0:
+		return "network"
+	case a.Error != "" && !strings.ContainsAny(a.Error, " :"):
+		return a.Error
+	}
+	return "http_" + strconv.Itoa(a.Status)
+}
+
+// FillLoad sets the answer-derived fields of r from a load.
+func (r *Results) FillLoad(l *LoadResult) {
+	r.StartedAt, r.ElapsedS, r.Stop, r.Series = l.Start, l.Elapsed.Seconds(), l.Stop, l.Series
+	r.Drained = l.Drained()
+	r.ByStatus = map[string]int64{}
+	r.Amounts = Amounts{}
+	for _, a := range l.Answers {
+		r.ByStatus[StatusWord(a)]++
+		if a.Status != 200 {
+			continue
+		}
+		if r.Claims == 0 || a.Amount < r.Amounts.Min {
+			r.Amounts.Min = a.Amount
+		}
+		r.Amounts.Max = max(r.Amounts.Max, a.Amount)
+		r.Amounts.Sum += a.Amount
+		r.Claims++
+	}
+	r.Answers = int64(len(l.Answers))
+	if r.Claims > 0 {
+		r.Amounts.Mean = float64(r.Amounts.Sum) / float64(r.Claims)
+	}
+	if r.ElapsedS > 0 {
+		r.ClaimsPerSec, r.AnswersPerSec = float64(r.Claims)/r.ElapsedS, float64(r.Answers)/r.ElapsedS
+	}
+	r.ClaimLatency, r.AnswerLatency = Summarize(l.ClaimLatency), Summarize(l.Latency)
+}
+
+// WriteJSON writes r to dir/results.json (creating dir).
+func (r *Results) WriteJSON(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "results.json")
+	return p, os.WriteFile(p, append(b, '\n'), 0o644)
+}
+
+// Table prints r as the two-column results table.
+func Table(w io.Writer, r *Results) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	c := r.Rain
+	row("rain", "%s: %s packets, %s cents, %s, max %d per user", r.Code, Commas(c.TotalCount), Commas(c.TotalAmount),
+		algorithmName(c.Algorithm), c.MaxPerUser)
+	row("cluster", "%s, %d node(s)", r.Cluster, len(r.Nodes))
+	row("load", "%s", loadLine(r.Load))
+	row("stopped", "%s after %.2f s", r.Stop, r.ElapsedS)
+	row("claims/s", "%s  (%s claims; %s answers, %s/s)", Commas(int64(r.ClaimsPerSec+0.5)), Commas(r.Claims),
+		Commas(r.Answers), Commas(int64(r.AnswersPerSec+0.5)))
+	row("answers", "%s", statusLine(r.ByStatus))
+	row("latency ok", "%s", latencyLine(r.ClaimLatency))
+	row("latency all", "%s", latencyLine(r.AnswerLatency))
+	row("amounts", "min %s  mean %.1f  max %s cents", Commas(r.Amounts.Min), r.Amounts.Mean, Commas(r.Amounts.Max))
+	row("budget", "%s", budgetLine(r))
+	eq := map[bool]string{true: "==", false: "!="}[r.Redis == r.Journaled]
+	row("redis", "%s claims, %s cents %s journals %s / %s (waited %.2f s)", Commas(r.Redis.Count), Commas(r.Redis.Amount),
+		eq, Commas(r.Journaled.Count), Commas(r.Journaled.Amount), r.SettleWaitS)
+	if r.Verified {
+		row("invariants", "verified: claim_ids unique, every answer credited once, sum <= budget%s, caps held, Redis == journals == report",
+			map[bool]string{true: " (== when drained)", false: ""}[r.Drained])
+	} else {
+		row("invariants", "VIOLATED (%d)", len(r.Violations))
+		for _, v := range r.Violations {
+			row("", "- %s", v)
+		}
+	}
+	return tw.Flush()
+}
+
+func algorithmName(a rain.Algorithm) string {
+	if a == "" {
+		return string(rain.DoubleAverage)
+	}
+	return string(a)
+}
+
+func loadLine(l LoadSpec) string {
+	s := fmt.Sprintf("%s users, %s loop, %d conns", Commas(int64(l.Users)), l.Mode, l.Conns)
+	if l.Mode == "open" {
+		s += fmt.Sprintf(" at %s taps/s", Commas(int64(l.Rate)))
+	}
+	return s + fmt.Sprintf(", at most %s", time.Duration(l.TimeS*float64(time.Second)).Round(time.Millisecond))
+}
+
+func statusLine(m map[string]int64) string {
+	words := make([]string, 0, len(m))
+	for w := range m {
+		words = append(words, w)
+	}
+	sort.Slice(words, func(i, j int) bool {
+		if (words[i] == "ok") != (words[j] == "ok") {
+			return words[i] == "ok"
+		}
+		if m[words[i]] != m[words[j]] {
+			return m[words[i]] > m[words[j]]
+		}
+		return words[i] < words[j]
+	})
+	parts := make([]string, len(words))
+	for i, w := range words {
+		parts[i] = w + " " + Commas(m[w])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "  ")
+}
+
+func latencyLine(l Latency) string {
+	if l.Count == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", Micros(l.P50), Micros(l.P90), Micros(l.P99),
+		Micros(l.P999), Micros(l.Max))
+}
+
+func budgetLine(r *Results) string {
+	s := fmt.Sprintf("clients got %s of %s cents (%.1f%%)", Commas(r.Amounts.Sum), Commas(r.Rain.TotalAmount),
+		100*float64(r.Amounts.Sum)/float64(max(r.Rain.TotalAmount, 1)))
+	if rep := r.Report; rep != nil {
+		s += fmt.Sprintf("; report: claimed %s, leftover %s, lost %s, %s", Commas(rep.ClaimedAmount),
+			Commas(rep.LeftoverAmount), Commas(rep.LostAmount), rep.Status)
+	}
+	return s
+}
+
+// Micros formats microseconds as µs below 1 ms, ms (2 decimals) below 1 s, s above.
+func Micros(us int64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%dµs", us)
+	case us < 1_000_000:
+		return fmt.Sprintf("%.2fms", float64(us)/1e3)
+	}
+	return fmt.Sprintf("%.2fs", float64(us)/1e6)
+}
+
+// Commas formats n with thousands separators: 1234567 -> "1,234,567".
+func Commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,415 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/internal/wire"
+	"redrain/ledger"
+	"redrain/rain"
+)
+
+// RunOptions describe one `bench run`: where (a local cluster, or a running one when
+// Coordinator is set), which rain, which load, and what to show.
+type RunOptions struct {
+	// A local cluster of real processes (when Coordinator == "").
+	LocalNodes int    // node processes; 0 means 3
+	BinDir     string // node and coordinator binaries; "" = beside the running executable
+	Dir        string // its data and logs; "" = a temporary directory, removed after a clean run
+	Keep       bool   // keep Dir after a clean run too
+	FastGossip bool   // fast failure detection
+
+	// A running cluster.
+	Coordinator string   // admin API base URL
+	NodeAddrs   []string // claim addresses; empty: the alive nodes the coordinator lists
+	AdminToken  string   // required with Coordinator; a local cluster draws one if empty
+	Secret      string   // optional with Coordinator: read progress from the nodes themselves
+	RedisURL    string   // required with Coordinator: the cluster's Redis, to check it
+
+	Rain          rain.Config   // AnchorID 0 means 1; DurationS 0 means Load.Time + 30 s
+	Load          LoadOptions   // Nodes and Code are filled in by Run
+	SettleTimeout time.Duration // bound on waiting for Redis to catch up with the journals; 0 means 60 s
+
+	Out          string    // write Out/results.json when set
+	Progress     string    // ProgressAuto, ProgressBar, ProgressPlain or ProgressOff ("" = off)
+	ProgressTo   io.Writer // nil means os.Stderr
+	Logger       *slog.Logger
+	pollInterval time.Duration
+}
+
+// ErrRunOptions is wrapped by every validation error of RunOptions.
+var ErrRunOptions = errors.New("bench: bad run options")
+
+func (o *RunOptions) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrRunOptions, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case o.Coordinator != "" && o.AdminToken == "":
+		return bad("AdminToken (--admin-token) is required with a coordinator")
+	case o.Coordinator != "" && o.RedisURL == "":
+		return bad("RedisURL (--redis) is required with a coordinator: the invariants are checked against Redis")
+	case o.Coordinator == "" && (o.RedisURL != "" || len(o.NodeAddrs) > 0):
+		return bad("RedisURL and NodeAddrs (--redis, node addresses) need Coordinator (--coordinator)")
+	case o.LocalNodes < 0:
+		return bad("LocalNodes (--nodes) must be >= 1")
+	case o.Load.Conns < 0 || o.Load.Users < 0 || o.Load.Rate < 0 || o.Load.Time < 0:
+		return bad("users, conns, rate and time must not be negative")
+	}
+	for _, m := range append(ProgressModes, "") {
+		if o.Progress == m {
+			return nil
+		}
+	}
+	return bad("Progress (--progress) must be one of %v", ProgressModes)
+}
+
+func (o *RunOptions) defaults() {
+	o.Load = o.Load.withDefaults()
+	if o.Rain.AnchorID == 0 {
+		o.Rain.AnchorID = 1
+	}
+	if o.Rain.DurationS == 0 {
+		o.Rain.DurationS = int((o.Load.Time + 30*time.Second + time.Second - 1) / time.Second)
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = 60 * time.Second
+	}
+	if o.ProgressTo == nil {
+		o.ProgressTo = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.pollInterval == 0 {
+		o.pollInterval = 50 * time.Millisecond
+	}
+}
+
+// Run starts (or targets) a cluster, creates, prepares and starts a rain, drives the load,
+// stops the rain, waits (bounded) until Redis holds everything the nodes journaled, and checks
+// the invariants. A violation is no error: it is in Results.Violations (Results.Err). A local
+// cluster is stopped before Run returns, also when ctx ends (Ctrl-C).
+func Run(ctx context.Context, o RunOptions) (*Results, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.defaults()
+	t, err := openTarget(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	clean := false
+	defer func() { t.close(clean) }()
+	res, err := runOn(ctx, &o, t)
+	clean = (err == nil && res.Verified) || ctx.Err() != nil // an interrupted run leaves nothing to look at
+	if err == nil && o.Out != "" {
+		p, werr := res.WriteJSON(o.Out)
+		if werr != nil {
+			return res, werr
+		}
+		o.Logger.Info("results written", "path", p)
+	}
+	return res, err
+}
+
+// Err is ErrViolated (wrapped, with the first violation) unless every invariant held.
+func (r *Results) Err() error {
+	if r.Verified {
+		return nil
+	}
+	return (&Verdict{Violations: r.Violations}).Err()
+}
+
+func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
+	res := &Results{Cluster: t.desc, Nodes: t.nodes,
+		Load: LoadSpec{Mode: "closed", Users: o.Load.Users, Conns: o.Load.Conns, Rate: o.Load.Rate, TimeS: o.Load.Time.Seconds()}}
+	if o.Load.Rate > 0 {
+		res.Load.Mode = "open"
+	}
+	code, err := startRain(ctx, o, t)
+	if err != nil {
+		return nil, err
+	}
+	res.Code, res.Rain = code, o.Rain
+	lo := o.Load
+	lo.Nodes, lo.Code = t.nodes, code
+	if lo.Live == nil {
+		lo.Live = &Live{}
+	}
+	o.Logger.Info("raining", "rain", code, "users", lo.Users, "conns", lo.Conns, "rate", lo.Rate, "time", lo.Time.String())
+	stop := ShowProgress(o.Progress, o.ProgressTo, lo.Live, o.Rain.TotalCount, o.Rain.TotalAmount, lo.Interval)
+	load := Load(ctx, lo)
+	stop()
+	if err := ctx.Err(); err != nil { // stop the rain all the same (best effort): it may be a running cluster's
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		t.admin.Act(sctx, code, "stop", o.Rain.AnchorID)
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+	res.FillLoad(load)
+	if _, err := t.admin.Act(ctx, code, "stop", o.Rain.AnchorID); err != nil && !isConflict(err) {
+		return nil, fmt.Errorf("stop rain %s: %w", code, err)
+	}
+	return res, check(ctx, o, t, res, load.Answers)
+}
+
+func startRain(ctx context.Context, o *RunOptions, t *target) (string, error) {
+	r, err := t.admin.Create(ctx, o.Rain)
+	if err != nil {
+		return "", fmt.Errorf("create rain: %w", err)
+	}
+	o.Rain = rain.Config{AnchorID: r.AnchorID, RoomID: r.RoomID, TotalAmount: r.TotalAmount, TotalCount: r.TotalCount,
+		MaxPerUser: r.MaxPerUser, DurationS: r.DurationS, Algorithm: r.Algorithm, MinClaimIntervalMS: r.MinClaimIntervalMS,
+		Remark: r.Remark}
+	began := time.Now()
+	if _, err := t.admin.Act(ctx, r.Code, "prepare", o.Rain.AnchorID); err != nil {
+		return "", fmt.Errorf("prepare rain %s: %w", r.Code, err)
+	}
+	o.Logger.Info("rain prepared", "rain", r.Code, "packets", r.TotalCount, "took", time.Since(began).Round(time.Millisecond).String())
+	if _, err := t.admin.Act(ctx, r.Code, "start", o.Rain.AnchorID); err != nil {
+		return "", fmt.Errorf("start rain %s: %w", r.Code, err)
+	}
+	return r.Code, nil
+}
+
+func isConflict(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Status == 409
+}
+
+// check waits for Redis to hold the journals, then runs Check and the run's own
+// cross-checks (journals, report), filling res.
+func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers []Answer) error {
+	began := time.Now()
+	journaled, waitErr := waitFlushed(ctx, o, t, res.Code)
+	res.SettleWaitS = time.Since(began).Seconds()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	res.Journaled = journaled
+	rep, err := t.admin.Report(ctx, res.Code)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	res.Report = rep
+	credits, totals, users, nodes, err := ReadRedis(ctx, t.rdb, res.Code)
+	if err != nil {
+		return fmt.Errorf("read redis: %w", err)
+	}
+	res.Redis = Figures{Count: totals.ClaimedCount, Amount: totals.ClaimedAmount}
+	v := Check(answers, credits, totals, users, nodes, Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
+		TotalCount: o.Rain.TotalCount, MaxPerUser: o.Rain.MaxPerUser, Drained: res.Drained})
+	if waitErr != nil {
+		v.fail("%v", waitErr)
+	}
+	crossCheck(v, res)
+	res.Violations, res.Verified = v.Violations, len(v.Violations) == 0
+	if res.Violations == nil {
+		res.Violations = []string{}
+	}
+	return nil
+}
+
+// crossCheck adds what Check cannot see: Redis against the journals and the coordinator's
+// report, the report's balance, and a drained rain's whole budget in the clients' hands.
+func crossCheck(v *Verdict, res *Results) {
+	if res.Redis != res.Journaled {
+		v.fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
+			res.Journaled.Count, res.Journaled.Amount)
+	}
+	if rep := res.Report; rep != nil {
+		if rep.FlushedCount != res.Redis.Count || rep.FlushedAmount != res.Redis.Amount ||
+			rep.ClaimedCount != res.Redis.Count || rep.ClaimedAmount != res.Redis.Amount {
+			v.fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
+				rep.FlushedCount, rep.FlushedAmount, res.Redis.Count, res.Redis.Amount)
+		}
+		if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
+			v.fail("report does not balance: claimed %d + leftover %d + lost %d != total %d", rep.ClaimedAmount,
+				rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
+		}
+	}
+	unanswered := res.ByStatus["network"]
+	for w, n := range res.ByStatus {
+		if len(w) == 8 && w[:6] == "http_5" {
+			unanswered += n
+		}
+	}
+	if res.Drained && unanswered == 0 && (res.Amounts.Sum != res.Rain.TotalAmount || res.Claims != res.Rain.TotalCount) {
+		v.fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", res.Claims,
+			res.Amounts.Sum, res.Rain.TotalCount, res.Rain.TotalAmount)
+	}
+}
+
+// waitFlushed polls until every node has flushed all it journaled of the rain and Redis
+// totals equal the journals' sum, or o.SettleTimeout passes. It returns the journals' totals.
+func waitFlushed(ctx context.Context, o *RunOptions, t *target, code string) (Figures, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.SettleTimeout)
+	defer cancel()
+	var last Figures
+	var why string
+	for {
+		j, flushed, err := t.journaled(ctx, code)
+		if err == nil {
+			last = j
+			var redis Figures
+			redis, err = readTotals(ctx, t.rdb, code)
+			if err == nil && flushed && redis == j {
+				return j, nil
+			}
+			why = fmt.Sprintf("journals %d / %d, redis %d / %d, every node flushed: %v", j.Count, j.Amount,
+				redis.Count, redis.Amount, flushed)
+		}
+		if err != nil {
+			why = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("redis did not catch up with the journals within %v: %s", o.SettleTimeout, why)
+		case <-time.After(o.pollInterval):
+		}
+	}
+}
+
+func readTotals(ctx context.Context, rdb redis.UniversalClient, code string) (Figures, error) {
+	totals, err := ledger.ReadTotals(ctx, rdb, code)
+	return Figures{Count: totals.ClaimedCount, Amount: totals.ClaimedAmount}, err
+}
+
+// target is the cluster a run drives: local processes or a running cluster.
+type target struct {
+	desc  string
+	admin *Admin
+	nodes []string // claim addresses
+	rdb   redis.UniversalClient
+	wire  *wire.Client // nil: journals are read from the coordinator's report
+	local *LocalCluster
+	dir   string // the local cluster's Dir when Run made it
+	log   *slog.Logger
+}
+
+func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
+	if o.Coordinator != "" {
+		return openRemote(ctx, o)
+	}
+	t := &target{desc: "local", log: o.Logger}
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "redrain-bench-")
+		if err != nil {
+			return nil, err
+		}
+		dir, t.dir = d, d
+	}
+	o.Logger.Info("starting local cluster", "nodes", max(o.LocalNodes, 1), "dir", dir)
+	c, err := StartCluster(ctx, ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
+		AdminToken: o.AdminToken, FastGossip: o.FastGossip})
+	if err != nil {
+		if t.dir != "" && !o.Keep {
+			os.RemoveAll(t.dir)
+		}
+		return nil, fmt.Errorf("start local cluster: %w", err)
+	}
+	if o.Keep {
+		t.dir = ""
+	}
+	t.local, t.admin, t.nodes, t.rdb = c, c.Admin(), c.NodeAddrs(), c.Client()
+	t.wire = wire.NewClient(c.Opts.Secret, 5*time.Second)
+	return t, nil
+}
+
+func openRemote(ctx context.Context, o *RunOptions) (*target, error) {
+	ro, err := redis.ParseURL(o.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: RedisURL (--redis): %v", ErrRunOptions, err)
+	}
+	t := &target{desc: o.Coordinator, admin: NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
+	if o.Secret != "" {
+		t.wire = wire.NewClient(o.Secret, 5*time.Second)
+	}
+	t.nodes = o.NodeAddrs
+	if len(t.nodes) == 0 {
+		if t.nodes, err = t.aliveNodes(ctx); err != nil {
+			t.rdb.Close()
+			return nil, err
+		}
+		if len(t.nodes) == 0 {
+			t.rdb.Close()
+			return nil, errors.New("the coordinator lists no alive node")
+		}
+	}
+	return t, nil
+}
+
+func (t *target) aliveNodes(ctx context.Context) ([]string, error) {
+	ns, err := t.admin.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var out []string
+	for _, n := range ns {
+		if n.State == "alive" {
+			out = append(out, n.Addr)
+		}
+	}
+	return out, nil
+}
+
+// close stops a local cluster and removes its temporary directory after a clean run.
+func (t *target) close(clean bool) {
+	if t.local == nil {
+		t.rdb.Close()
+		return
+	}
+	t.local.Stop()
+	switch {
+	case clean && t.dir != "":
+		os.RemoveAll(t.dir)
+	case !clean:
+		t.log.Warn("local cluster's data and logs kept", "dir", t.local.Opts.Dir)
+	}
+}
+
+// journaled is the rain's totals in the nodes' journals, and whether every node has flushed
+// all of it: from the nodes' progress when the secret is known, else from the report.
+func (t *target) journaled(ctx context.Context, code string) (Figures, bool, error) {
+	if t.wire == nil {
+		rep, err := t.admin.Report(ctx, code)
+		if err != nil {
+			return Figures{}, false, err
+		}
+		alive := true
+		for _, n := range rep.Nodes {
+			alive = alive && n.State == "alive"
+		}
+		return Figures{rep.ClaimedCount, rep.ClaimedAmount}, alive && rep.FlushedCount == rep.ClaimedCount &&
+			rep.FlushedAmount == rep.ClaimedAmount, nil
+	}
+	addrs, err := t.aliveNodes(ctx)
+	if err != nil {
+		return Figures{}, false, err
+	}
+	var f Figures
+	flushed := true
+	for _, a := range addrs {
+		var pl wire.ProgressList
+		if err := t.wire.Do(ctx, "GET", a, wire.PathProgress+"?code="+code, nil, &pl); err != nil {
+			return f, false, err
+		}
+		for _, p := range pl.Rains {
+			if p.Code == code {
+				f.Count += p.ClaimedCount
+				f.Amount += p.ClaimedAmount
+				flushed = flushed && p.FlushedCount == p.ClaimedCount && p.FlushedAmount == p.ClaimedAmount
+			}
+		}
+	}
+	return f, flushed, nil
+}

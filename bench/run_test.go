@@ -1,0 +1,68 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"redrain/bench"
+	"redrain/internal/testcluster"
+	"redrain/rain"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+
+// Run against a running cluster (--coordinator, no secret: journals read from the report),
+// a small rain drained by its users: every invariant verified, results.json written.
+func TestRunTargetsRunningCluster(t *testing.T) {
+	testcluster.Bin(t, "node")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: 2, BinDir: filepath.Dir(testcluster.Bin(t, "coordinator")),
+		Dir: t.TempDir(), FastGossip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Kill()
+	out := t.TempDir()
+	res, err := bench.Run(ctx, bench.RunOptions{Coordinator: c.CoordHTTP, AdminToken: c.Opts.AdminToken, RedisURL: c.RedisURL(),
+		Rain: rain.Config{TotalAmount: 40_000, TotalCount: 2000, MaxPerUser: 10},
+		Load: bench.LoadOptions{Users: 400, Conns: 16, Time: 30 * time.Second}, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || !res.Drained || res.Stop != bench.StopDrained || res.Claims != 2000 || res.Amounts.Sum != 40_000 {
+		t.Fatalf("run: verified %v drained %v stop %s claims %d sum %d violations %v", res.Verified, res.Drained, res.Stop,
+			res.Claims, res.Amounts.Sum, res.Violations)
+	}
+	if res.Report == nil || res.Report.ClaimedAmount != 40_000 || len(res.Nodes) != 2 || res.Redis != res.Journaled {
+		t.Fatalf("report %+v nodes %v redis %+v journals %+v", res.Report, res.Nodes, res.Redis, res.Journaled)
+	}
+	var back bench.Results
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &back)
+	}
+	if err != nil || !back.Verified || back.Code != res.Code || len(back.Series) == 0 {
+		t.Fatalf("results.json: %v %+v", err, back)
+	}
+}
+
+func TestRunRefusesBadOptions(t *testing.T) {
+	for _, o := range []bench.RunOptions{
+		{Coordinator: "127.0.0.1:1", RedisURL: "redis://127.0.0.1:1"}, // no admin token
+		{Coordinator: "127.0.0.1:1", AdminToken: "t"},                 // no redis
+		{RedisURL: "redis://127.0.0.1:1"},                             // redis without coordinator
+		{NodeAddrs: []string{"127.0.0.1:1"}},                          // addresses without coordinator
+		{Progress: "fancy"},                                           // unknown mode
+		{Load: bench.LoadOptions{Rate: -1}},                           // negative rate
+	} {
+		if _, err := bench.Run(context.Background(), o); !errors.Is(err, bench.ErrRunOptions) {
+			t.Errorf("Run(%+v) = %v, want ErrRunOptions", o, err)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+// Command bench is redrain's load harness: `bench run` starts a local cluster (or targets a
+// running one), runs a rain under load and checks every invariant. Every flag can also be set
+// by environment variable REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"redrain/bench"
+	"redrain/internal/cli"
+	"redrain/internal/flagenv"
+	"redrain/rain"
+)
+
+const usage = `bench drives red-packet rains at a redrain cluster and checks every invariant.
+
+Usage:
+  bench run [flags]    run a rain under load on a local cluster (or a running one), check it,
+                       print a results table; exit 1 on any invariant violation
+  bench help [command] show help
+
+Run 'bench run --help' for its flags. Every flag can also be set by environment variable
+REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
+`
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitFailed    = 1 // an error, or an invariant violated
+	exitUsage     = 2
+	exitInterrupt = 130
+)
+
+// commands are bench's subcommands (compare, baseline and chaos come later).
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"run": cmdRun,
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills bench at once; its children die with it (Pdeathsig)
+	}()
+	os.Exit(dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && commands[args[1]] != nil {
+			return commands[args[1]](ctx, []string{"--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmd := commands[name]
+	if cmd == nil {
+		fmt.Fprintf(stderr, "bench: unknown command %q\n\n%s", name, usage)
+		return exitUsage
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseRun(args, os.LookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench run: %v\n", err)
+		return exitUsage
+	}
+	if f, ok := stderr.(*os.File); ok {
+		o.Logger = cli.NewLogger(f)
+	}
+	o.ProgressTo = stderr
+	res, err := bench.Run(ctx, o)
+	switch {
+	case errors.Is(err, bench.ErrRunOptions):
+		fmt.Fprintf(stderr, "bench run: %v\n", err)
+		return exitUsage
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "bench run: interrupted; cluster stopped")
+		return exitInterrupt
+	case err != nil:
+		fmt.Fprintf(stderr, "bench run: %v\n", err)
+		return exitFailed
+	}
+	bench.Table(stdout, res)
+	if err := res.Err(); err != nil {
+		fmt.Fprintf(stderr, "bench run: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// parseRun maps `bench run` flags (and REDRAIN_* env) onto RunOptions; bench.Run validates
+// the combinations. --help prints the flags to helpOut and returns flag.ErrHelp.
+func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writer) (bench.RunOptions, error) {
+	var o bench.RunOptions
+	fs := flag.NewFlagSet("bench run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	nodes := fs.String("nodes", "3", "a number: local cluster size; or comma-separated claim addresses (host:port) of a running cluster (with --coordinator; default: the alive nodes it lists)")
+	fs.StringVar(&o.Coordinator, "coordinator", "", "admin API URL of a running cluster to target instead of a local one")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "admin API token (required with --coordinator)")
+	fs.StringVar(&o.Secret, "secret", "", "cluster secret (optional with --coordinator: read journal progress from the nodes)")
+	fs.StringVar(&o.RedisURL, "redis", "", "the running cluster's Redis URL (required with --coordinator)")
+	fs.Int64Var(&o.Rain.TotalAmount, "amount", 10_000_000, "rain budget, cents")
+	fs.Int64Var(&o.Rain.TotalCount, "count", 1_000_000, "packets")
+	fs.IntVar(&o.Rain.MaxPerUser, "max-per-user", 50, "packets one user may claim")
+	algorithm := fs.String("algorithm", string(rain.DoubleAverage), "double_average, line_cut or equal")
+	duration := fs.Duration("duration", 0, "rain duration, whole seconds (0: --time + 30s; bench stops the rain when the load ends)")
+	fs.Int64Var(&o.Rain.AnchorID, "anchor", 1, "anchor id of the rain")
+	fs.IntVar(&o.Load.Users, "users", 20_000, "simulated users, ids 1..N, each routed to one node by a hash of its id")
+	fs.IntVar(&o.Load.Conns, "conns", 64, "concurrent requests (closed loop: workers tapping back to back)")
+	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second, latency from each tap's scheduled time (0: closed loop)")
+	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load; it ends earlier when every user is done or the rain is drained")
+	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "time-series and progress interval")
+	fs.DurationVar(&o.SettleTimeout, "settle-timeout", time.Minute, "longest wait for Redis to catch up with the journals")
+	fs.StringVar(&o.Out, "out", "", "write DIR/results.json")
+	fs.StringVar(&o.Progress, "progress", bench.ProgressAuto, "auto (a bar on a terminal, lines otherwise), bar, plain or off")
+	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "local cluster: fast failure detection")
+	fs.StringVar(&o.Dir, "dir", "", "local cluster: data and logs directory (default: temporary, removed after a clean run)")
+	fs.BoolVar(&o.Keep, "keep", false, "local cluster: keep --dir after a clean run too")
+	fs.StringVar(&o.BinDir, "bin-dir", "", "local cluster: directory of the node and coordinator binaries (default: bench's)")
+	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(helpOut, "Usage: bench run [flags]\n\n")
+			fs.SetOutput(helpOut)
+			fs.PrintDefaults()
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.Rain.Algorithm = rain.Algorithm(*algorithm)
+	if *duration < 0 {
+		return o, errors.New("--duration must be positive")
+	}
+	o.Rain.DurationS = int((*duration + time.Second - 1) / time.Second)
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nodes" })
+	return o, parseNodes(&o, *nodes, given)
+}
+
+// parseNodes reads --nodes: a count for a local cluster, or addresses with --coordinator
+// (not given: the nodes the coordinator lists).
+func parseNodes(o *bench.RunOptions, v string, given bool) error {
+	if o.Coordinator != "" && !given {
+		return nil
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		switch {
+		case n < 1:
+			return fmt.Errorf("--nodes %d: need at least 1 node", n)
+		case o.Coordinator != "":
+			return fmt.Errorf("--nodes %d: with --coordinator, --nodes lists claim addresses (host:port,...)", n)
+		}
+		o.LocalNodes = n
+		return nil
+	}
+	if o.Coordinator == "" {
+		return fmt.Errorf("--nodes %q: addresses need --coordinator (a count starts a local cluster)", v)
+	}
+	for _, a := range flagenv.List(v) {
+		o.NodeAddrs = append(o.NodeAddrs, strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://"))
+	}
+	if len(o.NodeAddrs) == 0 {
+		return errors.New("--nodes: no address")
+	}
+	return nil
+}

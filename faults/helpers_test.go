@@ -1,0 +1,209 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"redrain/bench"
+	"redrain/coordinator"
+	"redrain/internal/testcluster"
+	"redrain/internal/wire"
+	"redrain/rain"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
+
+const anchor = 77
+
+// cluster starts redis, a coordinator and n nodes as processes for the test.
+func cluster(t *testing.T, n int, coordArgs ...string) *bench.LocalCluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: n, BinDir: filepath.Dir(testcluster.Bin(t, "node")),
+		Dir: t.TempDir(), FastGossip: true, CoordArgs: coordArgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs := []string{c.Coord.Log}
+			for _, nd := range c.Nodes {
+				logs = append(logs, nd.Proc.Log)
+			}
+			for _, p := range logs {
+				b, _ := os.ReadFile(p)
+				if len(b) > 2500 {
+					b = b[len(b)-2500:]
+				}
+				t.Logf("--- %s:\n%s", filepath.Base(p), b)
+			}
+		}
+		c.Kill()
+	})
+	return c
+}
+
+// startRain creates, prepares and starts a rain.
+func startRain(t *testing.T, c *bench.LocalCluster, total, count int64, maxPer int) string {
+	t.Helper()
+	ctx := context.Background()
+	adm := c.Admin()
+	r, err := adm.Create(ctx, rain.Config{AnchorID: anchor, TotalAmount: total, TotalCount: count, MaxPerUser: maxPer, DurationS: 900})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Act(ctx, r.Code, "prepare", anchor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Act(ctx, r.Code, "start", anchor); err != nil {
+		t.Fatal(err)
+	}
+	return r.Code
+}
+
+// load is users claiming from their node (by user id) in the background, every answer kept.
+type load struct {
+	code    string
+	addrs   []string
+	claimer *bench.Claimer
+	users   uint64
+	mu      sync.Mutex
+	answers []bench.Answer
+	oks     atomic.Int64
+	fails   atomic.Int64 // no answer (connection refused, reset)
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// startLoad runs workers over users 1..users, round after round, until stop.
+func startLoad(c *bench.LocalCluster, code string, users uint64, workers int) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{code: code, addrs: c.NodeAddrs(), claimer: bench.NewClaimer(workers), users: users, cancel: cancel}
+	var next atomic.Uint64
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				u := (next.Add(1)-1)%users + 1
+				a := l.claimer.Claim(l.addrs[bench.Route(u, len(l.addrs))], code, u)
+				switch {
+				case a.Status == 200:
+					l.oks.Add(1)
+				case a.Status == 0:
+					l.fails.Add(1)
+					time.Sleep(5 * time.Millisecond) // a dead node refuses at once: don't spin
+				}
+				l.mu.Lock()
+				l.answers = append(l.answers, a)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and returns every answer.
+func (l *load) stop() []bench.Answer {
+	l.cancel()
+	l.wg.Wait()
+	return l.answers
+}
+
+// waitOKs waits until the load has had n more successful claims.
+func (l *load) waitOKs(t *testing.T, n int64) {
+	t.Helper()
+	target := l.oks.Load() + n
+	testcluster.Eventually(t, 60*time.Second, "claims flowing", func() bool { return l.oks.Load() >= target })
+}
+
+// drainAll taps for every user until no node has a packet left.
+func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []bench.Answer {
+	t.Helper()
+	l := startLoad(c, code, users, 16)
+	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
+		for i := range c.Nodes {
+			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return l.stop()
+}
+
+// progress reads a node's internal progress for the rain.
+func progress(c *bench.LocalCluster, i int, code string) (wire.Progress, error) {
+	var pl wire.ProgressList
+	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
+	if err := wc.Do(context.Background(), "GET", c.Nodes[i].HTTP, wire.PathProgress+"?code="+code, nil, &pl); err != nil {
+		return wire.Progress{}, err
+	}
+	if len(pl.Rains) != 1 {
+		return wire.Progress{}, errors.New("rain not held")
+	}
+	return pl.Rains[0], nil
+}
+
+// waitFlushed waits until Redis holds everything the live nodes journaled.
+func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.Report {
+	t.Helper()
+	var rep *coordinator.Report
+	testcluster.Eventually(t, 60*time.Second, "redis == journals", func() bool {
+		r, err := c.Admin().Report(context.Background(), code)
+		if err != nil {
+			return false
+		}
+		for _, n := range r.Nodes {
+			if n.State == "alive" && n.FlushedAmount != n.ClaimedAmount {
+				return false
+			}
+		}
+		rep = r
+		return true
+	})
+	return rep
+}
+
+// verify checks SPEC's invariants against the clients' answers and the report's balance.
+func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool) (*bench.Verdict, *coordinator.Report) {
+	t.Helper()
+	rep := waitFlushed(t, c, code)
+	credits, totals, users, nodes, err := bench.ReadRedis(context.Background(), c.Client(), code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bench.Check(answers, credits, totals, users, nodes, bench.Expect{Code: code, TotalAmount: total,
+		TotalCount: count, MaxPerUser: maxPer, Drained: drained})
+	for _, s := range v.Violations {
+		t.Error(s)
+	}
+	if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
+		t.Errorf("report does not balance: claimed %d + leftover %d + lost %d != %d", rep.ClaimedAmount,
+			rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
+	}
+	if rep.ClaimedAmount < v.AnsweredAmount {
+		t.Errorf("report claims %d cents, clients were paid %d", rep.ClaimedAmount, v.AnsweredAmount)
+	}
+	return v, rep
+}
+
+func nodeState(t *testing.T, c *bench.LocalCluster, id string) string {
+	nodes, err := c.Admin().Nodes(context.Background())
+	if err != nil {
+		return ""
+	}
+	for _, n := range nodes {
+		if n.ID == id {
+			return n.State
+		}
+	}
+	return ""
+}
