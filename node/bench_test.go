@@ -11,7 +11,7 @@ import (
 // fsync, answer) from 64 goroutines per core, so group commit batches them as under load.
 func BenchmarkClaimHandler(b *testing.B) {
 	h := newHarness(b, false, nil)
-	h.rainOf("bench", 50_000_000, 500_000_000, 1000, true)
+	h.rainOf("bench", 5_000_000, 50_000_000, 1000, true)
 	var users atomic.Uint64
 	b.SetParallelism(64)
 	b.ReportAllocs()

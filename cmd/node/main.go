@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +36,9 @@ func main() {
 		opts.Logger.Error("node failed to start", "err", err)
 		os.Exit(1)
 	}
+	if pprofAddr != "" {
+		go func() { opts.Logger.Error("pprof server", "err", http.ListenAndServe(pprofAddr, nil)) }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := n.Run(ctx); err != nil {
@@ -41,6 +46,8 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var pprofAddr string
 
 // parseFlags maps flags (and REDRAIN_* env) onto Options; node.New validates the values.
 func parseFlags(args []string) (node.Options, error) {
@@ -59,6 +66,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records this long once flushed")
+	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
