@@ -172,6 +172,8 @@ func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
 		shape = "rains"
 	case path == "/v1/nodes":
 		shape = "nodes"
+	case path == "/v1/tokens":
+		shape = "tokens"
 	case strings.HasPrefix(path, "/v1/rains/"):
 		rest := strings.Split(path[len("/v1/rains/"):], "/")
 		req.code = rest[0]
@@ -208,6 +210,7 @@ var methods = map[string]map[string]string{
 	"stop":    {"POST": "stop"},
 	"report":  {"GET": "report"},
 	"nodes":   {"GET": "nodes"},
+	"tokens":  {"POST": "mint"},
 }
 
 func allow(byMethod map[string]string) string {
@@ -260,6 +263,8 @@ func (c *Coordinator) dispatch(ctx *fasthttp.RequestCtx, req *request) *apiError
 		var nodes []Node
 		nodes, err = c.Nodes()
 		out = map[string][]Node{"nodes": nodes}
+	case "mint":
+		out, err = c.handleMint(ctx)
 	}
 	if err != nil {
 		e := errorFor(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
+	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 )
 
@@ -42,6 +43,7 @@ type Coordinator struct {
 	nodes   caller
 	cluster cluster
 	metrics *metrics
+	userKey *usertoken.Key // nil unless Options.UserKey: POST /v1/tokens
 
 	ln  net.Listener
 	srv *fasthttp.Server
@@ -84,6 +86,9 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	if opts.UserKey != "" {
+		c.userKey = usertoken.NewKey([]byte(opts.UserKey))
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.open(); err != nil {
 		c.cancel()

@@ -17,6 +17,7 @@ type Options struct {
 	RedisURL   string   // required: redis://host:port/db, read for totals; redrain:rains is written
 	Secret     string   // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
 	AdminToken string   // required, >= 8 bytes: the admin API bearer token
+	UserKey    string   // optional: the nodes' --user-key; enables POST /v1/tokens (test tokens)
 	ID         string   // gossip member id; "coordinator"
 
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s

@@ -103,24 +103,32 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		errBodyTooLarge.write(ctx)
 		return
 	}
-	user, ok := parseUserID(ctx.Request.Header.PeekBytes(headerUser))
+	now := began.UnixNano()
+	if n.ipLimit != nil {
+		var scratch [16]byte
+		if !n.ipLimit.allow(n.clientAddr(ctx, scratch[:0]), now) {
+			n.metrics.claimIPLimited.Inc()
+			errIPLimited.write(ctx)
+			return
+		}
+	}
+	hot := (*n.codes.Load())[string(code)]
+	user, ok := n.claimant(ctx, hot.room, now)
 	if !ok {
-		n.metrics.claimBadUser.Inc()
-		errBadUser.write(ctx)
 		return
 	}
 	if !n.ready.Load() {
 		errShutdown.write(ctx)
 		return
 	}
-	c, err := n.store.Claim(code, user, began.UnixNano())
+	c, err := n.store.Claim(code, user, now)
 	if err != nil {
 		n.claimError(err).write(ctx)
 		return
 	}
-	name := (*n.codes.Load())[string(code)]
+	name := hot.code
 	seq, err := n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
-		User: user, Amount: c.Amount, UnixNano: began.UnixNano()})
+		User: user, Amount: c.Amount, UnixNano: now})
 	if err != nil {
 		n.journalFailed(name, user, c, err)
 		n.metrics.claimJournal.Inc()

@@ -17,7 +17,8 @@ type metrics struct {
 	handler fasthttp.RequestHandler
 
 	claimOK, claimBadUser, claimUnknown, claimNotStarted, claimFinished, claimExhausted,
-	claimUserLimit, claimRateLimited, claimJournal, claimTooLarge prometheus.Counter
+	claimUserLimit, claimRateLimited, claimJournal, claimTooLarge, claimBadToken, claimWrongRoom,
+	claimIPLimited prometheus.Counter
 	latency prometheus.Histogram
 }
 
@@ -31,6 +32,8 @@ func newMetrics(n *Node) *metrics {
 		claimFinished: claims.WithLabelValues("finished"), claimExhausted: claims.WithLabelValues("exhausted"),
 		claimUserLimit: claims.WithLabelValues("user_limit"), claimRateLimited: claims.WithLabelValues("rate_limited"),
 		claimJournal: claims.WithLabelValues("journal_unavailable"), claimTooLarge: claims.WithLabelValues("body_too_large"),
+		claimBadToken: claims.WithLabelValues("bad_token"), claimWrongRoom: claims.WithLabelValues("wrong_room"),
+		claimIPLimited: claims.WithLabelValues("ip_rate_limited"),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "redrain_claim_duration_seconds",
 			Help:    "Time from a claim request's arrival to its answer, journal fsync included.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),

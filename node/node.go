@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
+	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
 	"redrain/rain"
@@ -37,8 +39,12 @@ type Node struct {
 	server  *fasthttp.Server
 	cluster *gossip.Cluster
 
-	codes atomic.Pointer[map[string]string] // interned rain codes, so a claim allocates none
-	ready atomic.Bool
+	codes atomic.Pointer[map[string]hotRain] // per rain code: what the claim path needs, lock-free
+
+	userKey *usertoken.Key // token mode; nil in gateway mode
+	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
+	ipLimit *ipLimiter     // nil: no per-address limit
+	ready   atomic.Bool
 
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 
@@ -67,7 +73,14 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{opts: opts, log: opts.Logger.With("node", opts.ID), store: shard.New(),
 		verify: wire.NewVerifier(opts.Secret), rains: map[string]*rainInfo{}, stopped: make(chan struct{})}
-	n.codes.Store(&map[string]string{})
+	n.codes.Store(&map[string]hotRain{})
+	if opts.Auth == AuthToken {
+		n.userKey = usertoken.NewKey([]byte(opts.UserKey))
+	}
+	n.trusted, _ = ParseTrustedProxies(opts.TrustedProxies)
+	if opts.IPRate > 0 {
+		n.ipLimit = newIPLimiter(opts.IPRate, opts.IPBurst)
+	}
 	jo := ledger.DefaultOptions(filepath.Join(opts.DataDir, "journal.db"), opts.ID)
 	jo.Logger = n.log
 	j, err := ledger.Open(jo)
@@ -216,17 +229,24 @@ func (n *Node) recordLeftovers(ctx context.Context) {
 	}
 }
 
-// intern returns the node's copy of code, adding it when new. Called under n.mu.
-func (n *Node) intern(code string) {
+// hotRain is what the claim path reads of a rain without a lock: its interned code (so the
+// journal record allocates no string) and its room (token mode checks it).
+type hotRain struct {
+	code string
+	room int64
+}
+
+// intern publishes a rain's hot facts, copying the map on change. Called under n.mu.
+func (n *Node) intern(code string, room int64) {
 	old := *n.codes.Load()
-	if _, ok := old[code]; ok {
+	if h, ok := old[code]; ok && h.room == room {
 		return
 	}
-	m := make(map[string]string, len(old)+1)
+	m := make(map[string]hotRain, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[code] = code
+	m[code] = hotRain{code: code, room: room}
 	n.codes.Store(&m)
 }
 
@@ -252,7 +272,7 @@ func (n *Node) recover() error {
 	}
 	for _, m := range rec.Rains {
 		n.rains[m.Code] = &rainInfo{meta: m, rules: rulesOf(m), epochs: map[uint64]bool{}}
-		n.intern(m.Code)
+		n.intern(m.Code, m.RoomID)
 	}
 	for _, sl := range rec.Slices {
 		ri := n.rains[sl.Code]
@@ -350,7 +370,7 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 		}
 		ri = &rainInfo{meta: m, rules: r, epochs: map[uint64]bool{}}
 		n.rains[r.Code] = ri
-		n.intern(r.Code)
+		n.intern(r.Code, r.RoomID)
 	}
 	if err := n.journal.PutSlice(sl); err != nil {
 		return err

@@ -24,6 +24,12 @@ type Options struct {
 	IdleTimeout   time.Duration // keep-alive idle; 60s
 	MaxConnsPerIP int           // fasthttp per-IP connection limit; 0 = unlimited
 
+	Auth           string   // "gateway" (X-User-Id from a trusted gateway) or "token"; "" = gateway
+	UserKey        string   // token mode: the key user tokens are signed with (required there)
+	IPRate         float64  // claims per second one client address may make; 0 = no limit
+	IPBurst        int      // bucket size of the per-address limit; 0 = 2*IPRate
+	TrustedProxies []string // IPs/CIDRs whose X-Forwarded-For last hop names the client
+
 	Retention       time.Duration // keep a finished rain's journal records this long; 24h
 	JanitorInterval time.Duration // pace of the retention check; 1m
 
@@ -83,6 +89,18 @@ func (o *Options) validate() error {
 		return bad("timeouts", "must be >= 0")
 	case o.Retention < 0 || o.JanitorInterval < 0:
 		return bad("retention", "must be >= 0")
+	case o.Auth != "" && o.Auth != AuthGateway && o.Auth != AuthToken:
+		return bad("auth", "must be gateway or token")
+	case o.Auth == AuthToken && len(o.UserKey) < 16:
+		return bad("user-key", "required in token mode, at least 16 bytes")
+	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
+		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
+	}
+	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
+		return bad("trusted-proxies", err.Error())
+	}
+	if o.Auth == "" {
+		o.Auth = AuthGateway
 	}
 	d := DefaultOptions()
 	if o.ReadTimeout == 0 {

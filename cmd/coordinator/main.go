@@ -66,6 +66,7 @@ func parseFlags(args []string) (coordinator.Options, error) {
 	fs.StringVar(&o.ID, "id", o.ID, "gossip member id")
 	fs.DurationVar(&o.PrepareTimeout, "prepare-timeout", o.PrepareTimeout, "deadline for every node to acknowledge its slice")
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "pace of the finish/settle loop")
+	fs.StringVar(&o.UserKey, "user-key", "", "the nodes' user-token key: enables POST /v1/tokens (test tokens)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

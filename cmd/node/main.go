@@ -66,6 +66,11 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records this long once flushed")
+	fs.StringVar(&o.Auth, "auth", node.AuthGateway, "who names the user: gateway (X-User-Id) or token (signed user tokens)")
+	fs.StringVar(&o.UserKey, "user-key", "", "token mode: key the platform signs user tokens with")
+	fs.Float64Var(&o.IPRate, "ip-rate", 0, "claims per second one client address may make (0 = no limit)")
+	fs.IntVar(&o.IPBurst, "ip-burst", 0, "burst of the per-address limit (0 = 2 x --ip-rate)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
@@ -79,6 +84,7 @@ func parseFlags(args []string) (node.Options, error) {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.Join = flagenv.List(*join)
+	o.TrustedProxies = flagenv.List(*proxies)
 	for _, f := range []struct{ name, v string }{{"id", o.ID}, {"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}} {
 		if f.v == "" {
 			return o, fmt.Errorf("--%s is required (or %s)", f.name, flagenv.EnvName("REDRAIN_", f.name))
