@@ -16,29 +16,44 @@ import (
 	"redrain/internal/proc"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// flavor is one build of the binaries (with or without the race detector).
+type flavor struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+var raceBuild, plainBuild flavor
 
 // Bin returns the path of a redrain binary ("node", "coordinator", "bench"), building all of
 // them (with -race unless REDRAIN_TEST_NORACE is set) on first use into a temporary directory
 // shared by the process's tests and removed by Main.
 func Bin(tb testing.TB, name string) string {
 	tb.Helper()
-	buildOnce.Do(func() { binDir, buildErr = build() })
-	if buildErr != nil {
-		tb.Fatalf("build binaries: %v", buildErr)
+	return bin(tb, &raceBuild, os.Getenv("REDRAIN_TEST_NORACE") == "", name)
+}
+
+// PlainBin is Bin without the race detector, for tests that measure latency: the detector
+// multiplies the servers' CPU cost several times over on this 2-core machine.
+func PlainBin(tb testing.TB, name string) string {
+	tb.Helper()
+	return bin(tb, &plainBuild, false, name)
+}
+
+func bin(tb testing.TB, f *flavor, race bool, name string) string {
+	tb.Helper()
+	f.once.Do(func() { f.dir, f.err = build(race) })
+	if f.err != nil {
+		tb.Fatalf("build binaries: %v", f.err)
 	}
-	p := filepath.Join(binDir, name)
+	p := filepath.Join(f.dir, name)
 	if _, err := os.Stat(p); err != nil {
 		tb.Fatalf("binary %s: %v", name, err)
 	}
 	return p
 }
 
-func build() (string, error) {
+func build(race bool) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -51,9 +66,9 @@ func build() (string, error) {
 		if _, err := os.Stat(filepath.Join(root, "cmd", name)); err != nil {
 			continue
 		}
-		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "./cmd/"+name)
-		if os.Getenv("REDRAIN_TEST_NORACE") != "" {
-			cmd = exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		if race {
+			cmd = exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "./cmd/"+name)
 		}
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -133,8 +148,10 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 // func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 func Main(m *testing.M) int {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	for _, f := range []*flavor{&raceBuild, &plainBuild} {
+		if f.dir != "" {
+			os.RemoveAll(f.dir)
+		}
 	}
 	return code
 }
