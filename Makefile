@@ -29,10 +29,15 @@ lint:
 
 # The first command to run: build, make sure redis-server is installed, rain 1,000,000 packets
 # (10,000,000 cents) on a local 3-node cluster from 20,000 users for 10 s, check every invariant,
-# print the results table (and out/demo/results.json). Everything it starts is stopped.
+# print the results table (and out/demo/results.json). Then one short `bench compare` round:
+# the same load against the seed's Redis-list design, and preparing 10,000,000 packets on each
+# side; it prints the comparison table and writes out/demo/compare/{results.json,compare.png}.
+# Everything it starts is stopped.
 DEMO_FLAGS ?= --nodes 3 --count 1000000 --amount 10000000 --users 20000 --max-per-user 50 --conns 64 --time 10s --out out/demo
+DEMO_COMPARE_FLAGS ?= --nodes 3 --rounds 1 --count 1000000 --amount 10000000 --users 20000 --max-per-user 50 --conns 64 --time 5s --prepare-count 10000000 --out out/demo/compare
 demo: build redis
 	./bin/bench run $(DEMO_FLAGS)
+	./bin/bench compare $(DEMO_COMPARE_FLAGS)
 
 FUZZTIME ?= 60s
 fuzz:

@@ -167,27 +167,38 @@ func (c *LocalCluster) env() []string {
 // StartRedis (re)starts redis-server on the cluster's port, without persistence: a restart
 // comes back empty, as after losing its data.
 func (c *LocalCluster) StartRedis(ctx context.Context) error {
-	dir := filepath.Join(c.Opts.Dir, "redis")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	host, port, _ := strings.Cut(c.RedisAddr, ":")
-	p, err := proc.Start("redis", c.Opts.RedisBin, []string{"--port", port, "--bind", host, "--save", "",
-		"--appendonly", "no", "--dir", dir}, nil, filepath.Join(c.Opts.Dir, "redis.log"))
+	p, err := startRedis(ctx, c.Opts.RedisBin, c.RedisAddr, c.Opts.Dir, c.Client())
 	if err != nil {
 		return err
 	}
 	c.Redis = p
+	return nil
+}
+
+// startRedis runs redis-server on addr without persistence, in dir/redis with its log in
+// dir/redis.log, and waits until rdb (a client of addr) gets an answer to PING.
+func startRedis(ctx context.Context, bin, addr, dir string, rdb *redis.Client) (*proc.Proc, error) {
+	rdir := filepath.Join(dir, "redis")
+	if err := os.MkdirAll(rdir, 0o755); err != nil {
+		return nil, err
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	p, err := proc.Start("redis", bin, []string{"--port", port, "--bind", host, "--save", "",
+		"--appendonly", "no", "--dir", rdir}, nil, filepath.Join(dir, "redis.log"))
+	if err != nil {
+		return nil, err
+	}
 	for {
-		if err := c.Client().Ping(ctx).Err(); err == nil {
-			return nil
+		if err := rdb.Ping(ctx).Err(); err == nil {
+			return p, nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("redis-server exited: %v\n%s", p.Err(), proc.Tail(p.Log, 2048))
+			return nil, fmt.Errorf("redis-server exited: %v\n%s", p.Err(), proc.Tail(p.Log, 2048))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			p.Kill()
+			return nil, ctx.Err()
 		case <-time.After(proc.PollInterval):
 		}
 	}

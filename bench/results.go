@@ -25,6 +25,7 @@ type Results struct {
 	Nodes         []string            `json:"nodes"`   // claim addresses
 	Rain          rain.Config         `json:"rain"`
 	Load          LoadSpec            `json:"load"`
+	PrepareS      float64             `json:"prepare_s"` // the prepare call's wall time
 	StartedAt     time.Time           `json:"started_at"`
 	ElapsedS      float64             `json:"elapsed_s"` // first send to last answer
 	Stop          string              `json:"stop"`      // why the load stopped (Stop* constants)
@@ -133,12 +134,16 @@ func (r *Results) WriteJSON(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	return writeJSON(filepath.Join(dir, "results.json"), r)
+}
+
+// writeJSON writes v, indented, to path.
+func writeJSON(path string, v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(dir, "results.json")
-	return p, os.WriteFile(p, append(b, '\n'), 0o644)
+	return path, os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // Table prints r as the two-column results table.

@@ -42,6 +42,15 @@ type RunOptions struct {
 	ProgressTo   io.Writer // nil means os.Stderr
 	Logger       *slog.Logger
 	pollInterval time.Duration
+	hooks        runHooks
+}
+
+// runHooks let bench compare measure a run: the servers' CPU time from just before the load
+// until Redis holds every journaled claim.
+type runHooks struct {
+	beforeLoad func(t *target) error // the rain is raining; the load starts next
+	afterLoad  func(l *LoadResult)   // the load is over
+	flushed    func(t *target) error // Redis totals equal the journals; the checks read Redis next
 }
 
 // ErrRunOptions is wrapped by every validation error of RunOptions.
@@ -134,20 +143,28 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	if o.Load.Rate > 0 {
 		res.Load.Mode = "open"
 	}
-	code, err := startRain(ctx, o, t)
+	code, prepared, err := startRain(ctx, o, t)
 	if err != nil {
 		return nil, err
 	}
-	res.Code, res.Rain = code, o.Rain
+	res.Code, res.Rain, res.PrepareS = code, o.Rain, prepared.Seconds()
 	lo := o.Load
 	lo.Nodes, lo.Code = t.nodes, code
 	if lo.Live == nil {
 		lo.Live = &Live{}
 	}
 	o.Logger.Info("raining", "rain", code, "users", lo.Users, "conns", lo.Conns, "rate", lo.Rate, "time", lo.Time.String())
+	if h := o.hooks.beforeLoad; h != nil {
+		if err := h(t); err != nil {
+			return nil, err
+		}
+	}
 	stop := ShowProgress(o.Progress, o.ProgressTo, lo.Live, o.Rain.TotalCount, o.Rain.TotalAmount, lo.Interval)
 	load := Load(ctx, lo)
 	stop()
+	if h := o.hooks.afterLoad; h != nil {
+		h(load)
+	}
 	if err := ctx.Err(); err != nil { // stop the rain all the same (best effort): it may be a running cluster's
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -161,23 +178,26 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	return res, check(ctx, o, t, res, load.Answers)
 }
 
-func startRain(ctx context.Context, o *RunOptions, t *target) (string, error) {
+// startRain creates, prepares and starts the rain; it returns its code and the prepare call's
+// wall time.
+func startRain(ctx context.Context, o *RunOptions, t *target) (string, time.Duration, error) {
 	r, err := t.admin.Create(ctx, o.Rain)
 	if err != nil {
-		return "", fmt.Errorf("create rain: %w", err)
+		return "", 0, fmt.Errorf("create rain: %w", err)
 	}
 	o.Rain = rain.Config{AnchorID: r.AnchorID, RoomID: r.RoomID, TotalAmount: r.TotalAmount, TotalCount: r.TotalCount,
 		MaxPerUser: r.MaxPerUser, DurationS: r.DurationS, Algorithm: r.Algorithm, MinClaimIntervalMS: r.MinClaimIntervalMS,
 		Remark: r.Remark}
 	began := time.Now()
 	if _, err := t.admin.Act(ctx, r.Code, "prepare", o.Rain.AnchorID); err != nil {
-		return "", fmt.Errorf("prepare rain %s: %w", r.Code, err)
+		return "", 0, fmt.Errorf("prepare rain %s: %w", r.Code, err)
 	}
-	o.Logger.Info("rain prepared", "rain", r.Code, "packets", r.TotalCount, "took", time.Since(began).Round(time.Millisecond).String())
+	took := time.Since(began)
+	o.Logger.Info("rain prepared", "rain", r.Code, "packets", r.TotalCount, "took", took.Round(time.Millisecond).String())
 	if _, err := t.admin.Act(ctx, r.Code, "start", o.Rain.AnchorID); err != nil {
-		return "", fmt.Errorf("start rain %s: %w", r.Code, err)
+		return "", 0, fmt.Errorf("start rain %s: %w", r.Code, err)
 	}
-	return r.Code, nil
+	return r.Code, took, nil
 }
 
 func isConflict(err error) bool {
@@ -195,6 +215,11 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	res.Journaled = journaled
+	if h := o.hooks.flushed; h != nil {
+		if err := h(t); err != nil {
+			return err
+		}
+	}
 	rep, err := t.admin.Report(ctx, res.Code)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)

@@ -1,5 +1,6 @@
 // Command bench is redrain's load harness: `bench run` starts a local cluster (or targets a
-// running one), runs a rain under load and checks every invariant. Every flag can also be set
+// running one), runs a rain under load and checks every invariant; `bench compare` measures it
+// against the seed's Redis-list design, which `bench baseline` serves. Every flag can also be set
 // by environment variable REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
 package main
 
@@ -25,11 +26,16 @@ import (
 const usage = `bench drives red-packet rains at a redrain cluster and checks every invariant.
 
 Usage:
-  bench run [flags]    run a rain under load on a local cluster (or a running one), check it,
-                       print a results table; exit 1 on any invariant violation
-  bench help [command] show help
+  bench run [flags]      run a rain under load on a local cluster (or a running one), check it,
+                         print a results table; exit 1 on any invariant violation
+  bench compare [flags]  redrain against the seed's Redis-list design, interleaved rounds under
+                         the same load: claims/s, latency, CPU and memory per claim, prepare time;
+                         a table with ratios, results.json and a chart (--out)
+  bench baseline [flags] serve the seed's design (one Redis list per rain, one RPOP per claim)
+                         until interrupted, e.g. for wrk or hey
+  bench help [command]   show help
 
-Run 'bench run --help' for its flags. Every flag can also be set by environment variable
+Run 'bench <command> --help' for its flags. Every flag can also be set by environment variable
 REDRAIN_<FLAG> (upper case, '-' as '_'); the command line wins.
 `
 
@@ -41,9 +47,11 @@ const (
 	exitInterrupt = 130
 )
 
-// commands are bench's subcommands (compare, baseline and chaos come later).
+// commands are bench's subcommands.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
-	"run": cmdRun,
+	"run":      cmdRun,
+	"compare":  cmdCompare,
+	"baseline": cmdBaseline,
 }
 
 func main() {

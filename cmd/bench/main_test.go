@@ -16,6 +16,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/testcluster"
+	"redrain/internal/testredis"
 )
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
@@ -75,6 +76,15 @@ func TestDispatch(t *testing.T) {
 		{[]string{"run", "--nodes", "0"}, exitUsage, ""},
 		{[]string{"run", "--bogus"}, exitUsage, ""},
 		{[]string{"run", "--coordinator", "http://127.0.0.1:1", "--redis", "redis://127.0.0.1:1"}, exitUsage, ""},
+		{[]string{"--help"}, exitOK, "bench compare [flags]"},
+		{[]string{"compare", "--help"}, exitOK, "-prepare-count"},
+		{[]string{"help", "baseline"}, exitOK, "-max-per-user"},
+		{[]string{"compare", "--nodes", "0"}, exitUsage, ""},
+		{[]string{"compare", "--rounds", "0"}, exitUsage, ""},
+		{[]string{"compare", "--prepare-count", "-1"}, exitUsage, ""},
+		{[]string{"compare", "extra"}, exitUsage, ""},
+		{[]string{"baseline", "--count", "-1"}, exitUsage, ""},
+		{[]string{"baseline", "--redis", "redis://127.0.0.1:1/0"}, exitFailed, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {
@@ -115,5 +125,60 @@ func TestParseRun(t *testing.T) {
 	if _, err := parseRun([]string{"--users", "x"}, func(string) (string, bool) { return "", false }, nil); err == nil ||
 		errors.Is(err, flag.ErrHelp) {
 		t.Errorf("bad --users: %v", err)
+	}
+}
+
+func TestParseCompare(t *testing.T) {
+	env := map[string]string{"REDRAIN_CONNS": "32"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o, err := parseCompare([]string{"--nodes", "1", "--pin", "--rounds", "3", "--time", "2s", "--prepare-count", "0"}, lookup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Nodes != 1 || !o.Pin || o.Rounds != 3 || o.Load.Time != 2*time.Second || o.PrepareCount != 0 || o.Load.Conns != 32 ||
+		o.Rain.TotalCount != 1_000_000 || o.Command != "bench compare --nodes 1 --pin --rounds 3 --time 2s --prepare-count 0" {
+		t.Fatalf("%+v", o)
+	}
+	o, err = parseCompare(nil, func(string) (string, bool) { return "", false }, nil)
+	if err != nil || o.Nodes != 3 || o.Rounds != 2 || o.PrepareCount != 10_000_000 || o.Load.Conns != 64 || o.Pin {
+		t.Fatalf("defaults: %+v %v", o, err)
+	}
+}
+
+func TestParseBaseline(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	o, p, err := parseBaseline([]string{"--http", "127.0.0.1:0", "--count", "500", "--code", "demo"}, none, nil)
+	if err != nil || o.HTTP != "127.0.0.1:0" || p.TotalCount != 500 || p.TotalAmount != 5000 || p.Code != "demo" || p.MaxPerUser != 50 {
+		t.Fatalf("%+v %+v %v", o, p, err)
+	}
+}
+
+// `bench baseline` as a user runs it for wrk: it prepares the rain it is told to before it
+// answers /healthz, serves it until SIGTERM, then exits 0.
+func TestBenchBaselineServes(t *testing.T) {
+	bin := testcluster.Bin(t, "bench")
+	srv := testredis.New(t)
+	addr := testcluster.FreeAddr(t)
+	p := testcluster.Start(t, "baseline", bin, []string{"baseline", "--http", addr, "--redis", srv.URL(), "--count", "20",
+		"--amount", "400", "--code", "demo", "--max-per-user", "100"})
+	testcluster.WaitHTTP(t, p, "http://"+addr+"/healthz", 30*time.Second)
+	c := bench.NewClaimer(1)
+	var got, sum int64
+	for {
+		a := c.Claim(addr, "demo", 1)
+		if a.Status != 200 {
+			if a.Error != "exhausted" {
+				t.Fatalf("answer %+v", a)
+			}
+			break
+		}
+		got++
+		sum += a.Amount
+	}
+	if got != 20 || sum != 400 {
+		t.Fatalf("%d packets, %d cents; want 20, 400", got, sum)
+	}
+	if err := p.Term(10 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }

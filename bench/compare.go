@@ -1,0 +1,799 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/redis/go-redis/v9"
+
+	"redrain/internal/proc"
+	"redrain/rain"
+)
+
+// CompareOptions describe one `bench compare`: redrain (a local cluster) against the baseline
+// (the seed's Redis list, see baseline.go) in interleaved rounds under the same load.
+type CompareOptions struct {
+	Nodes  int // ours: node processes; 0 means 3
+	Rounds int // rounds per side (ours, baseline, ours, baseline, ...); 0 means 2
+	// Each round's rain, on both sides; zero fields as bench run (AnchorID 1, DurationS
+	// Load.Time + 30 s). The baseline takes TotalAmount, TotalCount and MaxPerUser.
+	Rain rain.Config
+	Load LoadOptions // the same load for both sides; Nodes, Code and Live are filled in
+	// PrepareCount > 0 also times preparing that many packets on each side (fresh processes):
+	// ours the admin prepare call on Nodes nodes, the baseline generation + LPUSH. 0 skips it.
+	PrepareCount  int64
+	Pin           bool // servers (and their Redis) on the first allowed cpu, the load on the others
+	Pool          int  // the baseline's Redis connections; 0 means 256
+	BinDir        string
+	Dir           string // data and logs; "" = a temporary directory, removed after a clean run
+	Keep          bool   // keep Dir after a clean run too
+	FastGossip    bool
+	SettleTimeout time.Duration // ours: bound on Redis catching up with the journals; 0 means 60 s
+	Out           string        // write Out/results.json and Out/compare.png when set
+	Command       string        // the command line, recorded in results.json
+	Progress      string        // as RunOptions.Progress, per round
+	ProgressTo    io.Writer
+	Logger        *slog.Logger
+}
+
+// Sides of a comparison.
+const (
+	SideOurs     = "ours"
+	SideBaseline = "baseline"
+)
+
+// CompareResults are one bench compare, as printed (CompareTable) and written to results.json.
+type CompareResults struct {
+	Command  string          `json:"command,omitempty"`
+	Machine  Machine         `json:"machine"`
+	Nodes    int             `json:"nodes"` // ours
+	Rain     rain.Config     `json:"rain"`
+	Load     LoadSpec        `json:"load"`
+	Rounds   []*CompareRound `json:"rounds"`
+	Ours     SideFigures     `json:"ours"`     // all rounds of a side together
+	Baseline SideFigures     `json:"baseline"` //
+	Ratios   Ratios          `json:"ratios"`   // ours / baseline
+	Prepare  *PrepareCompare `json:"prepare,omitempty"`
+	Targets  []Target        `json:"targets"`
+	Verified bool            `json:"verified"` // every round of both sides passed its checks
+	Chart    string          `json:"chart,omitempty"`
+}
+
+// Machine is where a comparison ran.
+type Machine struct {
+	CPUs       int    `json:"cpus"`
+	GoVersion  string `json:"go_version"`
+	Pinned     bool   `json:"pinned"`
+	ServerCPUs string `json:"server_cpus,omitempty"` // as the kernel lists a server's Cpus_allowed_list
+	LoadCPUs   string `json:"load_cpus,omitempty"`
+}
+
+// CompareRound is one side's round.
+type CompareRound struct {
+	Round     int           `json:"round"`
+	Side      string        `json:"side"`
+	Figures   SideFigures   `json:"figures"`
+	Processes []ProcFigures `json:"processes"` // the servers measured
+	Results   *Results      `json:"results"`
+	latency   *hdrhistogram.Histogram
+}
+
+// SideFigures are what the comparison compares. CPU is the servers' user+sys time (ours: the
+// nodes and Redis, from the load's start until Redis holds every journaled claim; the
+// baseline: its server and Redis, over the load); memory is the servers' peak RSS.
+type SideFigures struct {
+	Claims         int64   `json:"claims"`
+	ElapsedS       float64 `json:"elapsed_s"`
+	ClaimsPerSec   float64 `json:"claims_per_s"`
+	P50US          int64   `json:"p50_us"` // latency of 200 answers
+	P99US          int64   `json:"p99_us"`
+	P999US         int64   `json:"p999_us"`
+	Errors         int64   `json:"errors"` // no answer, 5xx, or an undecodable one
+	CPUSeconds     float64 `json:"cpu_s"`
+	CPUPer1k       float64 `json:"cpu_s_per_1k_claims"`
+	LoadCPUSeconds float64 `json:"load_cpu_s"`     // the load generator's (this process's) over the load
+	PeakBytes      int64   `json:"peak_rss_bytes"` // sum over the servers (totals: the largest round)
+	Packets        int64   `json:"packets"`        // held at the start of the round
+	BytesPerPacket float64 `json:"peak_bytes_per_packet"`
+	PrepareS       float64 `json:"prepare_s"` // the round's rain (Packets): ours the admin prepare call, the baseline generation + LPUSH (totals: the mean)
+	Verified       bool    `json:"verified"`
+	Violations     int     `json:"violations"`
+}
+
+// Ratios are ours / baseline.
+type Ratios struct {
+	ClaimsPerSec   float64 `json:"claims_per_s"`
+	P50            float64 `json:"p50"`
+	P99            float64 `json:"p99"`
+	P999           float64 `json:"p999"`
+	CPUPer1k       float64 `json:"cpu_per_claim"`
+	BytesPerPacket float64 `json:"bytes_per_packet"`
+	PrepareS       float64 `json:"prepare_s"` // each round's rain
+}
+
+// PrepareCompare is the time (and memory) to prepare PrepareCount packets on each side.
+type PrepareCompare struct {
+	Count       int64          `json:"count"`
+	Ours        PrepareFigures `json:"ours"`
+	Baseline    PrepareFigures `json:"baseline"`
+	Ratio       float64        `json:"ratio"`        // seconds, ours / baseline
+	MemoryRatio float64        `json:"memory_ratio"` // bytes per packet, ours / baseline
+}
+
+// PrepareFigures are one side's prepare.
+type PrepareFigures struct {
+	Seconds        float64       `json:"seconds"` // wall time of the prepare call
+	Nodes          int           `json:"nodes,omitempty"`
+	GenerateS      float64       `json:"generate_s,omitempty"` // baseline: of Seconds, generation
+	PushS          float64       `json:"push_s,omitempty"`     // baseline: of Seconds, LPUSH
+	PeakBytes      int64         `json:"peak_rss_bytes"`
+	BytesPerPacket float64       `json:"peak_bytes_per_packet"`
+	Processes      []ProcFigures `json:"processes"`
+}
+
+// Target is one of issue 7's goals and whether this run met it.
+type Target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+// ErrCompareOptions is wrapped by every validation error of CompareOptions.
+var ErrCompareOptions = errors.New("bench: bad compare options")
+
+func (o *CompareOptions) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrCompareOptions, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case o.Nodes < 0 || o.Rounds < 0 || o.PrepareCount < 0 || o.Pool < 0:
+		return bad("nodes, rounds, prepare count and pool must not be negative")
+	case o.PrepareCount > rain.MaxTotalCount:
+		return bad("PrepareCount (--prepare-count) above %d", rain.MaxTotalCount)
+	case o.Load.Conns < 0 || o.Load.Users < 0 || o.Load.Rate < 0 || o.Load.Time < 0:
+		return bad("users, conns, rate and time must not be negative")
+	}
+	for _, m := range append(ProgressModes, "") {
+		if o.Progress == m {
+			return nil
+		}
+	}
+	return bad("Progress (--progress) must be one of %v", ProgressModes)
+}
+
+func (o *CompareOptions) defaults() {
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 2
+	}
+	o.Load = o.Load.withDefaults()
+	if o.Rain.AnchorID == 0 {
+		o.Rain.AnchorID = 1
+	}
+	if o.Rain.MaxPerUser == 0 {
+		o.Rain.MaxPerUser = rain.DefaultMaxPerUser
+	}
+	if o.Rain.DurationS == 0 {
+		o.Rain.DurationS = int((o.Load.Time + 30*time.Second + time.Second - 1) / time.Second)
+	}
+	if o.ProgressTo == nil {
+		o.ProgressTo = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+type comparer struct {
+	o          CompareOptions
+	dir        string
+	serverCPUs []int // nil: not pinned
+	res        *CompareResults
+}
+
+// Compare runs the rounds, then the prepare measurement, and fills the totals, ratios and
+// targets; with Out it writes results.json and the chart. A failed check is no error: see
+// CompareResults.Verified. Every process started is stopped before Compare returns.
+func Compare(ctx context.Context, o CompareOptions) (*CompareResults, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.defaults()
+	c := &comparer{o: o, res: &CompareResults{Command: o.Command, Nodes: o.Nodes, Rain: o.Rain,
+		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Pinned: o.Pin},
+		Load:    LoadSpec{Mode: "closed", Users: o.Load.Users, Conns: o.Load.Conns, Rate: o.Load.Rate, TimeS: o.Load.Time.Seconds()}}}
+	if o.Load.Rate > 0 {
+		c.res.Load.Mode = "open"
+	}
+	if err := c.makeDir(); err != nil {
+		return nil, err
+	}
+	if o.Pin {
+		undo, err := c.pin()
+		if err != nil {
+			return nil, err
+		}
+		defer undo()
+	}
+	err := c.run(ctx)
+	clean := err == nil && c.res.Verified
+	if c.dir != "" && ((clean && !o.Keep) || ctx.Err() != nil) {
+		os.RemoveAll(c.dir)
+	} else if c.dir != "" || o.Dir != "" {
+		o.Logger.Warn("data and logs kept", "dir", c.dirOrTemp())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.res, c.write()
+}
+
+func (c *comparer) makeDir() error {
+	if c.o.Dir != "" {
+		return os.MkdirAll(c.o.Dir, 0o755)
+	}
+	d, err := os.MkdirTemp("", "redrain-compare-")
+	c.dir = d
+	return err
+}
+
+// dirOrTemp is where the rounds keep their data and logs.
+func (c *comparer) dirOrTemp() string {
+	if c.o.Dir != "" {
+		return c.o.Dir
+	}
+	return c.dir
+}
+
+// pin puts this process (the load) on every allowed cpu but the first, which the servers get.
+func (c *comparer) pin() (func(), error) {
+	cpus, err := allowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if len(cpus) < 2 {
+		return nil, fmt.Errorf("%w: --pin needs 2 cpus, this process may use %v", ErrCompareOptions, cpus)
+	}
+	c.serverCPUs = cpus[:1]
+	undo, err := pinSelf(cpus[1:], cpus)
+	if err != nil {
+		return nil, err
+	}
+	c.res.Machine.LoadCPUs = cpusAllowedList(os.Getpid())
+	return undo, nil
+}
+
+func (c *comparer) run(ctx context.Context) error {
+	for n := 1; n <= c.o.Rounds; n++ {
+		for _, side := range []string{SideOurs, SideBaseline} {
+			r, err := c.round(ctx, n, side)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", n, side, err)
+			}
+			c.res.Rounds = append(c.res.Rounds, r)
+			f := r.Figures
+			c.o.Logger.Info("round done", "round", n, "side", side, "claims_per_s", int64(f.ClaimsPerSec),
+				"p99", Micros(f.P99US), "errors", f.Errors, "cpu_s_per_1k", fmt.Sprintf("%.3f", f.CPUPer1k),
+				"verified", f.Verified)
+		}
+	}
+	if c.o.PrepareCount > 0 {
+		p, err := c.prepare(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare %d packets: %w", c.o.PrepareCount, err)
+		}
+		c.res.Prepare = p
+	}
+	c.totals()
+	return nil
+}
+
+func (c *comparer) round(ctx context.Context, n int, side string) (*CompareRound, error) {
+	dir := filepath.Join(c.dirOrTemp(), fmt.Sprintf("r%d-%s", n, side))
+	if side == SideOurs {
+		return c.oursRound(ctx, n, dir)
+	}
+	return c.baselineRound(ctx, n, dir)
+}
+
+// oursRound is bench run on a fresh local cluster, measured.
+func (c *comparer) oursRound(ctx context.Context, n int, dir string) (*CompareRound, error) {
+	o := RunOptions{LocalNodes: c.o.Nodes, BinDir: c.o.BinDir, Dir: dir, Keep: true, FastGossip: c.o.FastGossip,
+		Rain: c.o.Rain, Load: c.o.Load, SettleTimeout: c.o.SettleTimeout, Progress: c.o.Progress,
+		ProgressTo: c.o.ProgressTo, Logger: c.o.Logger}
+	o.Load.Live = nil
+	r := &CompareRound{Round: n, Side: SideOurs}
+	var win *cpuWindow
+	var self selfCPU
+	o.hooks = runHooks{
+		beforeLoad: func(t *target) (err error) {
+			c.noteServerCPUs(t.local.Nodes[0].Proc)
+			self.start()
+			win, err = startCPUWindow(clusterServers(t.local))
+			return err
+		},
+		afterLoad: func(l *LoadResult) { r.latency = l.ClaimLatency; self.stop() },
+		flushed: func(*target) (err error) {
+			r.Processes, err = win.stop()
+			return err
+		},
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.defaults()
+	var t *target
+	err := spawnOn(c.serverCPUs, func() (err error) {
+		t, err = openTarget(ctx, &o)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := runOn(ctx, &o, t)
+	t.close((err == nil && res.Verified) || ctx.Err() != nil) // an interrupted run leaves nothing to look at
+	if err != nil {
+		return nil, err
+	}
+	r.Results = res
+	r.Figures = figures(res, r.latency, r.Processes, c.o.Rain.TotalCount, res.Verified, len(res.Violations))
+	r.Figures.LoadCPUSeconds = self.seconds
+	return r, nil
+}
+
+// clusterServers are the processes a claim costs: the nodes and Redis (not the coordinator).
+func clusterServers(c *LocalCluster) []*proc.Proc {
+	var ps []*proc.Proc
+	for _, n := range c.Nodes {
+		ps = append(ps, n.Proc)
+	}
+	return append(ps, c.Redis)
+}
+
+func (c *comparer) noteServerCPUs(p *proc.Proc) {
+	if c.serverCPUs != nil && c.res.Machine.ServerCPUs == "" {
+		c.res.Machine.ServerCPUs = cpusAllowedList(p.Pid())
+	}
+}
+
+// baselineRound prepares the same rain on a fresh baseline and drives the same load at it.
+func (c *comparer) baselineRound(ctx context.Context, n int, dir string) (*CompareRound, error) {
+	b, err := c.startBaseline(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Stop()
+	c.noteServerCPUs(b.Server)
+	cfg := c.o.Rain
+	prep, took, err := b.Prepare(ctx, BaselinePrepare{TotalAmount: cfg.TotalAmount, TotalCount: cfg.TotalCount,
+		MaxPerUser: cfg.MaxPerUser})
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	lo := c.o.Load
+	lo.Nodes, lo.Code, lo.Live = []string{b.Addr}, prep.Code, &Live{}
+	res := &Results{Code: prep.Code, Cluster: SideBaseline, Nodes: lo.Nodes, Rain: cfg, Load: c.res.Load,
+		PrepareS: took.Seconds()}
+	var self selfCPU
+	self.start()
+	win, err := startCPUWindow(b.Procs())
+	if err != nil {
+		return nil, err
+	}
+	stop := ShowProgress(c.o.Progress, c.o.ProgressTo, lo.Live, cfg.TotalCount, cfg.TotalAmount, lo.Interval)
+	load := Load(ctx, lo)
+	stop()
+	self.stop()
+	procs, err := win.stop()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+	res.FillLoad(load)
+	v, err := checkBaseline(ctx, b, prep, load.Answers)
+	if err != nil {
+		return nil, err
+	}
+	res.Violations, res.Verified = v.Violations, len(v.Violations) == 0
+	if res.Violations == nil {
+		res.Violations = []string{}
+	}
+	r := &CompareRound{Round: n, Side: SideBaseline, Processes: procs, Results: res, latency: load.ClaimLatency}
+	r.Figures = figures(res, load.ClaimLatency, procs, cfg.TotalCount, res.Verified, len(res.Violations))
+	r.Figures.LoadCPUSeconds = self.seconds
+	return r, nil
+}
+
+func (c *comparer) startBaseline(ctx context.Context, dir string) (*LocalBaseline, error) {
+	var b *LocalBaseline
+	err := spawnOn(c.serverCPUs, func() (err error) {
+		b, err = StartBaseline(ctx, BaselineProcOptions{BinDir: c.o.BinDir, Dir: dir, Pool: c.o.Pool})
+		return err
+	})
+	return b, err
+}
+
+// checkBaseline checks what the baseline can promise: claim_ids unique, caps held, and every
+// packet either answered or still in the list (when every request got an answer).
+func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []Answer) (*Verdict, error) {
+	v := &Verdict{}
+	seen := make(map[string]bool, len(answers))
+	perUser := map[uint64]int{}
+	unanswered := 0
+	for _, a := range answers {
+		if a.Status == 0 || a.Status >= 500 {
+			unanswered++
+		}
+		if a.Status != 200 {
+			continue
+		}
+		if seen[a.ClaimID] {
+			v.fail("claim_id %s answered twice", a.ClaimID)
+		}
+		seen[a.ClaimID] = true
+		perUser[a.User]++
+		v.Answered++
+		v.AnsweredAmount += a.Amount
+	}
+	for u, n := range perUser {
+		if n > prep.MaxPerUser {
+			v.fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
+		}
+	}
+	left, leftAmount, err := listSum(ctx, b.Client(), prep.Key)
+	if err != nil {
+		return nil, err
+	}
+	if v.AnsweredAmount > prep.TotalAmount {
+		v.fail("overpay: answered %d of %d cents", v.AnsweredAmount, prep.TotalAmount)
+	}
+	if unanswered == 0 && (int64(v.Answered)+left != prep.TotalCount || v.AnsweredAmount+leftAmount != prep.TotalAmount) {
+		v.fail("answered %d packets / %d cents + %d / %d left in the list != %d / %d", v.Answered, v.AnsweredAmount,
+			left, leftAmount, prep.TotalCount, prep.TotalAmount)
+	}
+	return v, nil
+}
+
+// listSum counts and adds the amounts left in a list, a page at a time.
+func listSum(ctx context.Context, rdb *redis.Client, key string) (n, sum int64, err error) {
+	const page = 100_000
+	for start := int64(0); ; start += page {
+		vals, err := rdb.LRange(ctx, key, start, start+page-1).Result()
+		if err != nil {
+			return 0, 0, fmt.Errorf("lrange %s: %w", key, err)
+		}
+		for _, v := range vals {
+			a, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("list %s holds %q", key, v)
+			}
+			n, sum = n+1, sum+a
+		}
+		if len(vals) < page {
+			return n, sum, nil
+		}
+	}
+}
+
+// figures summarises one round.
+func figures(res *Results, lat *hdrhistogram.Histogram, procs []ProcFigures, packets int64, verified bool, violations int) SideFigures {
+	cpu, peak := sumProcs(procs)
+	f := SideFigures{Claims: res.Claims, ElapsedS: res.ElapsedS, ClaimsPerSec: res.ClaimsPerSec, CPUSeconds: cpu,
+		PeakBytes: peak, Packets: packets, Verified: verified, Violations: violations, Errors: errorCount(res.ByStatus),
+		PrepareS: res.PrepareS}
+	if lat != nil {
+		f.P50US, f.P99US, f.P999US = lat.ValueAtQuantile(50), lat.ValueAtQuantile(99), lat.ValueAtQuantile(99.9)
+	}
+	f.finish()
+	return f
+}
+
+func (f *SideFigures) finish() {
+	if f.Claims > 0 {
+		f.CPUPer1k = f.CPUSeconds / float64(f.Claims) * 1000
+	}
+	if f.Packets > 0 {
+		f.BytesPerPacket = float64(f.PeakBytes) / float64(f.Packets)
+	}
+	if f.ElapsedS > 0 {
+		f.ClaimsPerSec = float64(f.Claims) / f.ElapsedS
+	}
+}
+
+// errorCount counts the answers that are failures rather than refusals: none (network), a
+// 5xx, or an undecodable one (http_NNN).
+func errorCount(by map[string]int64) int64 {
+	var n int64
+	for w, k := range by {
+		switch {
+		case w == "network", w == "journal_unavailable", w == "store_unavailable", w == "shutting_down",
+			len(w) > 5 && w[:5] == "http_":
+			n += k
+		}
+	}
+	return n
+}
+
+// totals adds up each side's rounds and derives the ratios and the targets.
+func (c *comparer) totals() {
+	res := c.res
+	res.Verified = len(res.Rounds) > 0
+	for _, side := range []string{SideOurs, SideBaseline} {
+		var f SideFigures
+		var hs []*hdrhistogram.Histogram
+		var rounds int
+		f.Verified = true
+		for _, r := range res.Rounds {
+			if r.Side != side {
+				continue
+			}
+			f.Claims += r.Figures.Claims
+			f.ElapsedS += r.Figures.ElapsedS
+			f.Errors += r.Figures.Errors
+			f.CPUSeconds += r.Figures.CPUSeconds
+			f.LoadCPUSeconds += r.Figures.LoadCPUSeconds
+			f.PrepareS += r.Figures.PrepareS
+			rounds++
+			f.Violations += r.Figures.Violations
+			f.Verified = f.Verified && r.Figures.Verified
+			if r.Figures.PeakBytes >= f.PeakBytes {
+				f.PeakBytes, f.Packets = r.Figures.PeakBytes, r.Figures.Packets
+			}
+			if r.latency != nil {
+				hs = append(hs, r.latency)
+			}
+		}
+		if rounds > 0 {
+			f.PrepareS /= float64(rounds)
+		}
+		lat := MergeHistograms(hs...)
+		f.P50US, f.P99US, f.P999US = lat.ValueAtQuantile(50), lat.ValueAtQuantile(99), lat.ValueAtQuantile(99.9)
+		f.finish()
+		res.Verified = res.Verified && f.Verified
+		if side == SideOurs {
+			res.Ours = f
+		} else {
+			res.Baseline = f
+		}
+	}
+	o, b := res.Ours, res.Baseline
+	res.Ratios = Ratios{ClaimsPerSec: ratio(o.ClaimsPerSec, b.ClaimsPerSec), P50: ratio(float64(o.P50US), float64(b.P50US)),
+		P99: ratio(float64(o.P99US), float64(b.P99US)), P999: ratio(float64(o.P999US), float64(b.P999US)),
+		CPUPer1k: ratio(o.CPUPer1k, b.CPUPer1k), BytesPerPacket: ratio(o.BytesPerPacket, b.BytesPerPacket),
+		PrepareS: ratio(o.PrepareS, b.PrepareS)}
+	res.Targets = c.targets()
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// targets are issue 7's goals, judged on this run.
+func (c *comparer) targets() []Target {
+	res := c.res
+	want := 1.5
+	setup := nodesWord(c.o.Nodes) + ", unpinned"
+	if c.o.Pin {
+		want, setup = 2, nodesWord(c.o.Nodes)+", pinned"
+	}
+	ts := []Target{
+		{Name: "durable claims/s vs baseline (" + setup + ")", Want: fmt.Sprintf(">= %.1fx", want),
+			Got: fmt.Sprintf("%.2fx", res.Ratios.ClaimsPerSec), Met: res.Ratios.ClaimsPerSec >= want},
+		{Name: "errors (ours)", Want: "0", Got: strconv.FormatInt(res.Ours.Errors, 10), Met: res.Ours.Errors == 0},
+		{Name: "invariants (ours, every round)", Want: "verified", Got: verifiedWord(res.Ours.Verified), Met: res.Ours.Verified},
+		{Name: "CPU per claim vs baseline", Want: "<= 0.50x", Got: fmt.Sprintf("%.2fx", res.Ratios.CPUPer1k),
+			Met: res.Ratios.CPUPer1k > 0 && res.Ratios.CPUPer1k <= 0.5},
+		{Name: fmt.Sprintf("p99 (ours, %d conns)", c.o.Load.Conns), Want: "<= 3ms", Got: Micros(res.Ours.P99US),
+			Met: res.Ours.Claims > 0 && res.Ours.P99US <= 3000},
+	}
+	if p := res.Prepare; p != nil {
+		ts = append(ts, Target{Name: fmt.Sprintf("prepare %s packets (ours, %s)", Commas(p.Count), nodesWord(p.Ours.Nodes)),
+			Want: "< 1s", Got: fmt.Sprintf("%.3fs", p.Ours.Seconds), Met: p.Ours.Seconds < 1})
+	}
+	return ts
+}
+
+func nodesWord(n int) string {
+	if n == 1 {
+		return "1 node"
+	}
+	return strconv.Itoa(n) + " nodes"
+}
+
+func verifiedWord(ok bool) string {
+	if ok {
+		return "verified"
+	}
+	return "VIOLATED"
+}
+
+// prepare times preparing PrepareCount packets on fresh processes of each side.
+func (c *comparer) prepare(ctx context.Context) (*PrepareCompare, error) {
+	n := c.o.PrepareCount
+	mean := max(c.o.Rain.TotalAmount/max(c.o.Rain.TotalCount, 1), 1)
+	amount := min(n*mean, rain.MaxTotalAmount)
+	p := &PrepareCompare{Count: n}
+	var err error
+	if p.Ours, err = c.prepareOurs(ctx, n, amount); err != nil {
+		return nil, fmt.Errorf("ours: %w", err)
+	}
+	if p.Baseline, err = c.prepareBaseline(ctx, n, amount); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	p.Ratio = ratio(p.Ours.Seconds, p.Baseline.Seconds)
+	p.MemoryRatio = ratio(p.Ours.BytesPerPacket, p.Baseline.BytesPerPacket)
+	c.o.Logger.Info("prepare measured", "packets", n, "ours_s", p.Ours.Seconds, "baseline_s", p.Baseline.Seconds)
+	return p, nil
+}
+
+func (c *comparer) prepareOurs(ctx context.Context, n, amount int64) (PrepareFigures, error) {
+	f := PrepareFigures{Nodes: c.o.Nodes}
+	var lc *LocalCluster
+	err := spawnOn(c.serverCPUs, func() (err error) {
+		lc, err = StartCluster(ctx, ClusterOptions{Nodes: c.o.Nodes, BinDir: c.o.BinDir,
+			Dir: filepath.Join(c.dirOrTemp(), "prepare-ours"), FastGossip: c.o.FastGossip})
+		return err
+	})
+	if err != nil {
+		return f, err
+	}
+	defer lc.Stop()
+	admin := lc.Admin()
+	r, err := admin.Create(ctx, rain.Config{AnchorID: c.o.Rain.AnchorID, TotalAmount: amount, TotalCount: n, MaxPerUser: 1,
+		DurationS: 60})
+	if err != nil {
+		return f, fmt.Errorf("create: %w", err)
+	}
+	began := time.Now()
+	if _, err := admin.Act(ctx, r.Code, "prepare", c.o.Rain.AnchorID); err != nil {
+		return f, fmt.Errorf("prepare: %w", err)
+	}
+	f.Seconds = time.Since(began).Seconds()
+	if f.Processes, err = peakRSS(clusterServers(lc)); err != nil {
+		return f, err
+	}
+	admin.Act(ctx, r.Code, "stop", c.o.Rain.AnchorID) // cancels it
+	_, f.PeakBytes = sumProcs(f.Processes)
+	f.BytesPerPacket = float64(f.PeakBytes) / float64(n)
+	return f, nil
+}
+
+func (c *comparer) prepareBaseline(ctx context.Context, n, amount int64) (PrepareFigures, error) {
+	var f PrepareFigures
+	b, err := c.startBaseline(ctx, filepath.Join(c.dirOrTemp(), "prepare-baseline"))
+	if err != nil {
+		return f, err
+	}
+	defer b.Stop()
+	prep, took, err := b.Prepare(ctx, BaselinePrepare{TotalAmount: amount, TotalCount: n, MaxPerUser: 1})
+	if err != nil {
+		return f, err
+	}
+	f.Seconds, f.GenerateS, f.PushS = took.Seconds(), prep.GenerateS, prep.PushS
+	if f.Processes, err = peakRSS(b.Procs()); err != nil {
+		return f, err
+	}
+	_, f.PeakBytes = sumProcs(f.Processes)
+	f.BytesPerPacket = float64(f.PeakBytes) / float64(n)
+	return f, nil
+}
+
+// write writes Out/results.json and Out/compare.png.
+func (c *comparer) write() error {
+	if c.o.Out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(c.o.Out, 0o755); err != nil {
+		return err
+	}
+	chart := filepath.Join(c.o.Out, "compare.png")
+	if err := WriteCompareChart(chart, c.res); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	c.res.Chart = chart
+	p, err := writeJSON(filepath.Join(c.o.Out, "results.json"), c.res)
+	if err == nil {
+		c.o.Logger.Info("results written", "path", p, "chart", chart)
+	}
+	return err
+}
+
+// CompareTable prints a comparison: one row per round and side, the totals, the ratios
+// ours/baseline, the prepare measurement and the targets.
+func CompareTable(w io.Writer, res *CompareResults) error {
+	c := res.Rain
+	fmt.Fprintf(w, "ours:      %s (local processes; every claim fsynced to its journal before the answer, Redis flushed behind)\n", oursName(res))
+	fmt.Fprintf(w, "baseline:  the seed's design: one Redis list, amounts LPUSHed 100 per call, one RPOP per claim (nothing journaled)\n")
+	fmt.Fprintf(w, "rain:      %s packets, %s cents, max %d per user, each round, both sides\n", Commas(c.TotalCount),
+		Commas(c.TotalAmount), c.MaxPerUser)
+	fmt.Fprintf(w, "load:      %s, the same for both\n", loadLine(res.Load))
+	fmt.Fprintf(w, "machine:   %s\n\n", machineLine(res.Machine))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "round\tside\tclaims/s\tp50\tp99\tp99.9\terrors\tCPU s/1k claims\tpeak RSS\tB/packet\tprepare\tchecks\tload CPU s/1k\t")
+	row := func(round, side string, f SideFigures) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%.1f\t%.3fs\t%s\t%.3f\t\n", round, side,
+			Commas(int64(f.ClaimsPerSec+0.5)), Micros(f.P50US), Micros(f.P99US), Micros(f.P999US), Commas(f.Errors), f.CPUPer1k,
+			MiB(f.PeakBytes), f.BytesPerPacket, f.PrepareS, checkWord(f), 1000*f.LoadCPUSeconds/float64(max(f.Claims, 1)))
+	}
+	for _, r := range res.Rounds {
+		row(strconv.Itoa(r.Round), r.Side, r.Figures)
+	}
+	row("total", SideOurs, res.Ours)
+	row("total", SideBaseline, res.Baseline)
+	x := func(v float64) string { return fmt.Sprintf("%.2fx", v) }
+	q := res.Ratios
+	fmt.Fprintf(tw, "ratio\tours/baseline\t%s\t%s\t%s\t%s\t\t%s\t\t%s\t%s\t\t\t\n", x(q.ClaimsPerSec), x(q.P50), x(q.P99),
+		x(q.P999), x(q.CPUPer1k), x(q.BytesPerPacket), x(q.PrepareS))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if p := res.Prepare; p != nil {
+		fmt.Fprintf(w, "\nprepare %s packets: ours %.3fs (%s: plan + generation on the nodes), baseline %.3fs "+
+			"(generate %.3fs + LPUSH %.3fs); ratio %s\n", Commas(p.Count), p.Ours.Seconds, nodesWord(p.Ours.Nodes), p.Baseline.Seconds,
+			p.Baseline.GenerateS, p.Baseline.PushS, x(p.Ratio))
+		fmt.Fprintf(w, "peak memory holding them: ours %s (%.1f B/packet), baseline %s (%.1f B/packet); ratio %s\n",
+			MiB(p.Ours.PeakBytes), p.Ours.BytesPerPacket, MiB(p.Baseline.PeakBytes), p.Baseline.BytesPerPacket, x(p.MemoryRatio))
+	}
+	fmt.Fprintln(w, "\nCPU: user+sys of the servers (ours: nodes + redis-server, from the load's start until Redis totals == journals;")
+	fmt.Fprintln(w, "baseline: its server + redis-server over the load). Peak RSS: VmHWM of the same processes, summed;")
+	fmt.Fprintln(w, "B/packet = peak RSS / the round's packets (each process's fixed size dominates at this size: see the prepare line).")
+	fmt.Fprintln(w, "load CPU: the load generator's own (bench) over the load, for scale: it shares the machine.")
+	fmt.Fprintln(w, "\ntargets:")
+	for _, t := range res.Targets {
+		fmt.Fprintf(w, "  %-7s %s: want %s, got %s\n", map[bool]string{true: "met", false: "MISSED"}[t.Met], t.Name, t.Want, t.Got)
+	}
+	if res.Chart != "" {
+		fmt.Fprintf(w, "\nchart: %s\n", res.Chart)
+	}
+	return nil
+}
+
+func machineLine(m Machine) string {
+	s := fmt.Sprintf("%d cpus, %s, ", m.CPUs, m.GoVersion)
+	if !m.Pinned {
+		return s + "unpinned (load generator, servers and Redis share every cpu)"
+	}
+	return s + fmt.Sprintf("pinned: servers and Redis on cpu %s, load generator on cpu %s", m.ServerCPUs, m.LoadCPUs)
+}
+
+func checkWord(f SideFigures) string {
+	if f.Verified {
+		return "ok"
+	}
+	return fmt.Sprintf("%d VIOLATED", f.Violations)
+}
+
+// MiB formats bytes as mebibytes.
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// selfCPU measures this process's CPU time (the load generator's) between start and stop.
+type selfCPU struct {
+	began   time.Duration
+	seconds float64
+}
+
+func (s *selfCPU) start() { s.began, _ = ProcCPU(os.Getpid()) }
+
+func (s *selfCPU) stop() {
+	if t, err := ProcCPU(os.Getpid()); err == nil {
+		s.seconds = (t - s.began).Seconds()
+	}
+}

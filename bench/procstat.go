@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"redrain/internal/proc"
+)
+
+// ProcFigures are one server process's use of the machine over a measured window.
+type ProcFigures struct {
+	Name       string  `json:"name"`
+	Pid        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_s"`          // user+sys time spent within the window
+	PeakBytes  int64   `json:"peak_rss_bytes"` // VmHWM (peak resident set) at the window's end
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux build that
+// matters (sysconf(_SC_CLK_TCK) needs cgo).
+const clockTicks = 100
+
+// ProcCPU is a process's user+sys CPU time so far, from /proc/PID/stat (all its threads).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name is in parentheses and may hold spaces: fields count from its end.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state); utime is field 14, stime 15
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// ProcPeakRSS is a process's peak resident set size (VmHWM of /proc/PID/status), in bytes.
+func ProcPeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		v, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))
+		kb, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/status: VmHWM %q", pid, v)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
+
+// cpuWindow measures the CPU time a set of server processes spend between start and stop.
+type cpuWindow struct {
+	procs []*proc.Proc
+	start []time.Duration
+}
+
+func startCPUWindow(procs []*proc.Proc) (*cpuWindow, error) {
+	w := &cpuWindow{procs: procs, start: make([]time.Duration, len(procs))}
+	for i, p := range procs {
+		t, err := ProcCPU(p.Pid())
+		if err != nil {
+			return nil, fmt.Errorf("cpu of %s: %w", p.Name, err)
+		}
+		w.start[i] = t
+	}
+	return w, nil
+}
+
+// stop reads each process's CPU time since start and its peak RSS.
+func (w *cpuWindow) stop() ([]ProcFigures, error) {
+	out := make([]ProcFigures, len(w.procs))
+	for i, p := range w.procs {
+		t, err := ProcCPU(p.Pid())
+		if err != nil {
+			return nil, fmt.Errorf("cpu of %s: %w", p.Name, err)
+		}
+		peak, err := ProcPeakRSS(p.Pid())
+		if err != nil {
+			return nil, fmt.Errorf("memory of %s: %w", p.Name, err)
+		}
+		out[i] = ProcFigures{Name: p.Name, Pid: p.Pid(), CPUSeconds: (t - w.start[i]).Seconds(), PeakBytes: peak}
+	}
+	return out, nil
+}
+
+// peakRSS reads the processes' peak RSS (no CPU window).
+func peakRSS(procs []*proc.Proc) ([]ProcFigures, error) {
+	w := &cpuWindow{procs: procs, start: make([]time.Duration, len(procs))}
+	out, err := w.stop()
+	for i := range out {
+		out[i].CPUSeconds = 0
+	}
+	return out, err
+}
+
+// sumProcs adds the CPU seconds and the peak RSS of ps.
+func sumProcs(ps []ProcFigures) (cpu float64, peak int64) {
+	for _, p := range ps {
+		cpu += p.CPUSeconds
+		peak += p.PeakBytes
+	}
+	return cpu, peak
+}

@@ -1,0 +1,7 @@
+//go:build !race
+
+package bench
+
+// raceEnabled: under the race detector sync.Pool drops items at random, so pooled requests
+// allocate and allocation counts mean nothing.
+const raceEnabled = false
