@@ -59,6 +59,8 @@ func newMetrics(n *Node) *metrics {
 			func() float64 { return j.Stats().LastCommit.Seconds() }),
 		stat("redrain_flush_lag_claims", "Claims journaled but not yet applied to Redis.",
 			func() float64 { c, _ := n.flusher.Lag(); return float64(c) }),
+		stat("redrain_open_connections", "Client connections the HTTP server holds now.",
+			func() float64 { return float64(n.server.GetOpenConnectionsCount()) }),
 		stat("redrain_flush_lag_seconds", "Age of the oldest claim not yet applied to Redis.",
 			func() float64 { _, s := n.flusher.Lag(); return s }),
 		&remainingCollector{n: n, desc: prometheus.NewDesc("redrain_remaining_packets",
