@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"redrain/internal/wire"
+	"redrain/rain"
+)
+
+// ChaosOptions configure `bench chaos`: a rain on a local cluster with claims flowing the whole
+// time while the scenario crashes a node and restarts it, kills Redis and starts it empty, and
+// stops a node with SIGTERM; then every invariant is checked against the clients' answers.
+type ChaosOptions struct {
+	Dir        string // data and logs; required
+	BinDir     string // node and coordinator binaries; "" = beside this executable
+	Count      int64  // packets; 0 = 30,000
+	Amount     int64  // cents; 0 = 100 x Count
+	MaxPerUser int    // 0 = 5
+	Users      uint64 // 0 = Count/3
+	Conns      int    // 0 = 32
+	Out        io.Writer
+}
+
+// ChaosStep is one fault and what it cost.
+type ChaosStep struct {
+	Fault   string        `json:"fault"`
+	Before  int64         `json:"claims_before"` // claims answered 200 when it was injected
+	Took    time.Duration `json:"took"`          // until the cluster served again
+	Failed  int64         `json:"failed"`        // requests with no answer meanwhile
+	Comment string        `json:"comment"`
+}
+
+// ChaosResult is the scenario's outcome.
+type ChaosResult struct {
+	Code    string      `json:"code"`
+	Steps   []ChaosStep `json:"steps"`
+	Verdict *Verdict    `json:"verdict"`
+	Claimed int64       `json:"report_claimed"`
+	Left    int64       `json:"report_leftover"`
+	Lost    int64       `json:"report_lost"`
+}
+
+// ErrChaos: the scenario could not run (a process would not start, the rain could not begin).
+var ErrChaos = errors.New("bench chaos")
+
+// Chaos runs the scenario. A violated invariant is in the result's Verdict, not an error.
+func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
+	if o.Count == 0 {
+		o.Count = 30_000
+	}
+	if o.Amount == 0 {
+		o.Amount = 100 * o.Count
+	}
+	if o.MaxPerUser == 0 {
+		o.MaxPerUser = 5
+	}
+	if o.Users == 0 {
+		o.Users = uint64(max(o.Count/3, 1))
+	}
+	if o.Conns == 0 {
+		o.Conns = 32
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	c, err := StartCluster(ctx, ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrChaos, err)
+	}
+	defer c.Stop()
+	adm := c.Admin()
+	r, err := adm.Create(ctx, rain.Config{AnchorID: 1, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser, DurationS: 3600})
+	if err != nil {
+		return nil, fmt.Errorf("%w: create: %v", ErrChaos, err)
+	}
+	for _, step := range []string{"prepare", "start"} {
+		if _, err := adm.Act(ctx, r.Code, step, 1); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrChaos, step, err)
+		}
+	}
+	fmt.Fprintf(o.Out, "rain %s: %d packets, %d cents, 3 nodes; claims flowing from %d users\n", r.Code, o.Count, o.Amount, o.Users)
+	t := newTapper(c, r.Code, o.Users, o.Conns)
+	res := &ChaosResult{Code: r.Code}
+	faults := []struct {
+		name string
+		do   func() (string, error)
+	}{
+		{"node n2 kill -9, restarted on its data dir", func() (string, error) {
+			c.Nodes[1].Proc.Kill()
+			return "recovered from its journal", c.StartNode(ctx, 1)
+		}},
+		{"redis-server kill -9, restarted empty", func() (string, error) {
+			c.Redis.Kill()
+			served := t.oks.Load()
+			t.waitOKs(ctx, o.Count/20)
+			return fmt.Sprintf("%d claims served while Redis was down", t.oks.Load()-served), c.StartRedis(ctx)
+		}},
+		{"node n3 SIGTERM (leaves for good)", func() (string, error) {
+			return "its remainder is leftover", c.Nodes[2].Proc.Term(30 * time.Second)
+		}},
+	}
+	for _, f := range faults {
+		if err := t.waitOKs(ctx, o.Count/10); err != nil {
+			return nil, err
+		}
+		st := ChaosStep{Fault: f.name, Before: t.oks.Load()}
+		fails, began := t.fails.Load(), time.Now()
+		comment, err := f.do()
+		if err != nil {
+			t.stop()
+			return nil, fmt.Errorf("%w: %s: %v", ErrChaos, f.name, err)
+		}
+		st.Took, st.Failed, st.Comment = time.Since(began), t.fails.Load()-fails, comment
+		res.Steps = append(res.Steps, st)
+		fmt.Fprintf(o.Out, "%-45s after %6d claims; back in %v; %d requests unanswered; %s\n", f.name, st.Before,
+			st.Took.Round(time.Millisecond), st.Failed, comment)
+	}
+	answers := t.drain(ctx, c)
+	res.Verdict, err = chaosVerdict(ctx, c, r.Code, answers, o, res)
+	return res, err
+}
+
+// chaosVerdict waits until Redis holds what the live nodes journaled and checks the invariants.
+func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []Answer, o ChaosOptions, res *ChaosResult) (*Verdict, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rep, err := c.Admin().Report(ctx, code)
+		flushed := err == nil
+		for _, n := range rep.Nodes {
+			flushed = flushed && (n.State != "alive" || n.FlushedAmount == n.ClaimedAmount)
+		}
+		if flushed {
+			res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
+			credits, totals, users, nodes, err := ReadRedis(ctx, c.Client(), code)
+			if err != nil {
+				return nil, err
+			}
+			v := Check(answers, credits, totals, users, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
+			if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
+				v.fail("report does not balance: %d + %d + %d != %d", rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
+			}
+			return v, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute", ErrChaos)
+		}
+		time.Sleep(50 * time.Millisecond) // poll pace
+	}
+}
+
+// tapper is users claiming from their node in the background, every answer kept.
+type tapper struct {
+	mu      sync.Mutex
+	answers []Answer
+	oks     atomic.Int64
+	fails   atomic.Int64
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newTapper(c *LocalCluster, code string, users uint64, conns int) *tapper {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tapper{cancel: cancel}
+	cl, addrs := NewClaimer(conns), c.NodeAddrs()
+	var next atomic.Uint64
+	for w := 0; w < conns; w++ {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			for ctx.Err() == nil {
+				u := (next.Add(1)-1)%users + 1
+				a := cl.Claim(addrs[Route(u, len(addrs))], code, u)
+				switch a.Status {
+				case 200:
+					t.oks.Add(1)
+				case 0:
+					t.fails.Add(1)
+					time.Sleep(5 * time.Millisecond) // a dead node refuses at once: don't spin
+				}
+				t.mu.Lock()
+				t.answers = append(t.answers, a)
+				t.mu.Unlock()
+			}
+		}()
+	}
+	return t
+}
+
+func (t *tapper) stop() []Answer {
+	t.cancel()
+	t.wg.Wait()
+	return t.answers
+}
+
+func (t *tapper) waitOKs(ctx context.Context, n int64) error {
+	target := t.oks.Load() + n
+	deadline := time.Now().Add(time.Minute)
+	for t.oks.Load() < target {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%w: claims stopped flowing (%d answered)", ErrChaos, t.oks.Load())
+		}
+		time.Sleep(20 * time.Millisecond) // poll pace
+	}
+	return nil
+}
+
+// drain keeps tapping until the live nodes have nothing left, then stops.
+func (t *tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
+	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		left := int64(0)
+		for _, n := range c.Nodes {
+			if n.Proc == nil || n.Proc.Exited() {
+				continue
+			}
+			var pl wire.ProgressList
+			if err := wc.Do(ctx, "GET", n.HTTP, wire.PathProgress, nil, &pl); err != nil {
+				left++
+				continue
+			}
+			for _, p := range pl.Rains {
+				left += p.RemainingCount
+			}
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // poll pace
+	}
+	return t.stop()
+}
+
+// ChaosTable prints the outcome.
+func ChaosTable(w io.Writer, r *ChaosResult) {
+	fmt.Fprintf(w, "report       claimed %d + leftover %d + lost %d\n", r.Claimed, r.Left, r.Lost)
+	fmt.Fprintf(w, "answered     %d claims, %d cents; credited %d, %d cents\n", r.Verdict.Answered, r.Verdict.AnsweredAmount,
+		r.Verdict.Credits, r.Verdict.CreditAmount)
+	if err := r.Verdict.Err(); err != nil {
+		fmt.Fprintf(w, "invariants   VIOLATED:\n")
+		for _, v := range r.Verdict.Violations {
+			fmt.Fprintf(w, "  - %s\n", v)
+		}
+		return
+	}
+	fmt.Fprintln(w, "invariants   verified: every 200 journaled and credited once, no claim_id twice, sum <= budget, caps held, report balances")
+}

@@ -1,0 +1,28 @@
+package faults
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"redrain/bench"
+	"redrain/internal/testcluster"
+)
+
+// `bench chaos`, the scenario users run, passes its own invariant check.
+func TestBenchChaos(t *testing.T) {
+	var out strings.Builder
+	res, err := bench.Chaos(context.Background(), bench.ChaosOptions{Dir: t.TempDir(),
+		BinDir: filepath.Dir(testcluster.Bin(t, "node")), Count: 6000, Conns: 16, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	if err := res.Verdict.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Steps) != 3 || res.Lost != 0 || res.Claimed+res.Left != 600000 {
+		t.Fatalf("chaos result %+v", res)
+	}
+}
