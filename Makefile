@@ -17,8 +17,10 @@ build:
 redis:
 	@./scripts/ensure-redis.sh
 
+# -p 1: the integration tests start real clusters (redis, coordinator, nodes); two packages at
+# once on a 2-core machine starve each other's processes.
 test: redis
-	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 14m $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS) | tee bench.txt

@@ -4,14 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,14 +28,7 @@ var checkP99 = flag.Bool("abuse.p99", false, "fail when honest users' p99 under 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// 5,000 idle connections need file descriptors, here and in the node processes (inherited).
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < 20000 {
-		l.Cur = min(max(l.Max, 20000), 1<<20)
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
-			l.Cur = l.Max
-			syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-		}
-	}
+	bench.RaiseFileLimit(20000)
 	os.Exit(testcluster.Main(m))
 }
 
@@ -46,60 +37,6 @@ const (
 	room    = 31
 	anchor  = 5
 )
-
-// client is a claimer bound to one local address, in token mode.
-type client struct {
-	hc *fasthttp.Client
-}
-
-func newClient(local string, conns int) *client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
-	return &client{hc: &fasthttp.Client{
-		MaxConnsPerHost: conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		MaxConnWaitTimeout: 10 * time.Second,
-		Dial:               func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) },
-		RetryIfErr:         func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-	}}
-}
-
-type answer struct {
-	status  int
-	word    string
-	amount  int64
-	latency time.Duration
-}
-
-func (c *client) claim(addr, code, token string, hdr map[string]string, body []byte) answer {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + "/v1/rains/" + code + "/claim")
-	req.Header.SetMethod("POST")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	req.SetBody(body)
-	began := time.Now()
-	err := c.hc.Do(req, resp)
-	a := answer{latency: time.Since(began)}
-	if err != nil {
-		a.word = "network: " + err.Error()
-		return a
-	}
-	a.status = resp.StatusCode()
-	b := string(resp.Body())
-	if i := strings.Index(b, `"error":"`); i >= 0 {
-		a.word = b[i+9:]
-		a.word = a.word[:strings.IndexByte(a.word, '"')]
-	}
-	if a.status == 200 {
-		fmt.Sscanf(b, `{"amount":%d`, &a.amount)
-	}
-	return a
-}
 
 type env struct {
 	c     *bench.LocalCluster
@@ -140,6 +77,10 @@ func (e *env) token(user uint64, rm int64) string {
 	return e.key.Mint(usertoken.Claims{User: user, Room: rm, ExpiresAt: time.Now().Add(time.Hour).Unix()})
 }
 
+func (e *env) target() bench.AttackTarget {
+	return bench.AttackTarget{Nodes: []string{e.c.Nodes[0].HTTP}, Code: e.code, Room: room, Key: e.key}
+}
+
 // honest runs n honest users, each on its own address 127.0.1.x, tapping at a modest pace
 // (one tap per user every 20 ms) for d; it returns the latencies of their answers, split by
 // whether the attack flag was up when the tap was sent, and the packets they got.
@@ -152,26 +93,29 @@ func (e *env) honest(t *testing.T, first uint64, n int, d time.Duration, attacki
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := newClient(fmt.Sprintf("127.0.1.%d", i+1), 1)
-			tok := e.token(first+uint64(i), room)
+			cl := bench.NewClaimerFrom(1, bench.HonestAddr(i))
+			u := first + uint64(i)
+			tok := e.token(u, room)
 			t0 := time.Now()
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for time.Since(t0) < d {
 				under := attacking.Load()
-				a := cl.claim(addr, e.code, tok, nil, nil)
-				if a.status == 0 {
-					t.Errorf("honest user %d: %s", first+uint64(i), a.word)
+				began := time.Now()
+				a := cl.ClaimWith(addr, e.code, u, tok, nil, nil)
+				lat := time.Since(began)
+				if a.Status == 0 {
+					t.Errorf("honest user %d: %s", u, a.Error)
 					return
 				}
-				if a.status == 200 {
-					got.Add(a.amount)
+				if a.Status == 200 {
+					got.Add(a.Amount)
 				}
 				mu.Lock()
 				if under {
-					attacked = append(attacked, a.latency)
+					attacked = append(attacked, lat)
 				} else {
-					quiet = append(quiet, a.latency)
+					quiet = append(quiet, lat)
 				}
 				mu.Unlock()
 				<-tick.C
@@ -196,32 +140,6 @@ func p99(l []time.Duration) time.Duration {
 // contention, not the node's defences; 2,000 requests/s is ~10x the honest users' rate.
 const AttackRate = 2000
 
-// attack runs fn on workers goroutines, paced to AttackRate in all, while on is up, until stop
-// is closed.
-func attack(workers int, on *atomic.Bool, stop <-chan struct{}, fn func(w int)) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	every := time.Duration(workers) * time.Second / AttackRate
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					if on.Load() {
-						fn(w)
-					}
-				}
-			}
-		}()
-	}
-	return &wg
-}
-
 // TestAttacks runs every attack against one token-mode node while honest users tap, and
 // compares the honest users' p99 with and without each attack.
 func TestAttacks(t *testing.T) {
@@ -235,96 +153,60 @@ func TestAttacks(t *testing.T) {
 	var honestBase uint64 = 1000
 
 	scenarios := []struct {
-		name    string
-		workers int
-		run     func(w int) answer
-		check   func(t *testing.T, got map[string]int, paid int64)
-		setup   func() func()
+		kind  string
+		check func(t *testing.T, got map[string]int)
 	}{
-		{name: "one bot hammering", workers: 4, run: func() func(int) answer {
-			cl, tok := newClient("127.0.0.66", 4), e.token(900_001, room)
-			return func(int) answer { return cl.claim(addr, e.code, tok, nil, nil) }
-		}(), check: func(t *testing.T, got map[string]int, _ int64) {
+		{kind: bench.AttackHammer, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] > maxPer {
 				t.Errorf("one bot got %d packets, cap %d", got["ok"], maxPer)
 			}
 		}},
-		{name: "1000 bot ids from one address", workers: 8, run: func() func(int) answer {
-			cl := newClient("127.0.0.67", 8)
-			toks := make([]string, 1000)
-			for i := range toks {
-				toks[i] = e.token(800_000+uint64(i), room)
-			}
-			var n atomic.Uint64
-			return func(int) answer { return cl.claim(addr, e.code, toks[n.Add(1)%1000], nil, nil) }
-		}(), check: func(t *testing.T, got map[string]int, _ int64) {
+		{kind: bench.AttackBots, check: func(t *testing.T, got map[string]int) {
 			// --ip-rate 50 --ip-burst 100 over the phase: at most burst + rate*seconds packets.
-			if limit := 100 + 50*int(phase/time.Second+1); got["ok"] > limit {
+			limit := 100 + 50*int(phase/time.Second+1)
+			if got["ok"] > limit {
 				t.Errorf("1000 bot ids on one address got %d packets, the address limit allows %d", got["ok"], limit)
 			}
-			if got["rate_limited"] == 0 {
-				t.Error("the address limit never answered")
+			sent := 0
+			for _, n := range got {
+				sent += n
+			}
+			if sent > limit && got["rate_limited"] == 0 {
+				t.Errorf("%d requests from one address and the address limit never answered", sent)
 			}
 		}},
-		{name: "forged and foreign tokens", workers: 4, run: func() func(int) answer {
-			cl := newClient("127.0.0.68", 4)
-			forged := usertoken.NewKey([]byte("guessed-key-guessed-key")).Mint(usertoken.Claims{User: 7, Room: room, ExpiresAt: 1 << 40})
-			foreign := e.token(7_000_000, room+1)
-			var n atomic.Uint64
-			return func(int) answer {
-				if n.Add(1)%2 == 0 {
-					return cl.claim(addr, e.code, forged, nil, nil)
-				}
-				return cl.claim(addr, e.code, foreign, nil, nil)
-			}
-		}(), check: func(t *testing.T, got map[string]int, _ int64) {
+		{kind: bench.AttackForged, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] != 0 || got["bad_token"] == 0 || got["wrong_room"] == 0 {
 				t.Errorf("forged/foreign answers %v: want only bad_token and wrong_room", got)
 			}
 		}},
-		{name: "oversized headers and bodies", workers: 2, run: func() func(int) answer {
-			cl := newClient("127.0.0.69", 2)
-			tok := e.token(600_001, room)
-			big := strings.Repeat("x", 32<<10)
-			body := make([]byte, 128<<10) // over the 4 KiB claim and 64 KiB request limits
-			var n atomic.Uint64
-			return func(int) answer {
-				if n.Add(1)%2 == 0 {
-					return cl.claim(addr, e.code, tok, map[string]string{"X-Junk": big}, nil)
-				}
-				return cl.claim(addr, e.code, tok, nil, body)
-			}
-		}(), check: func(t *testing.T, got map[string]int, _ int64) {
+		{kind: bench.AttackOversized, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] != 0 {
 				t.Errorf("oversized requests got %d packets", got["ok"])
 			}
 		}},
 	}
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
+		t.Run(sc.kind, func(t *testing.T) {
+			atk, err := bench.NewAttack(sc.kind, e.target())
+			if err != nil {
+				t.Fatal(err)
+			}
 			stop := make(chan struct{})
 			var on atomic.Bool
 			var mu sync.Mutex
 			got := map[string]int{}
-			go toggle(&on, window, stop)
-			wg := attack(sc.workers, &on, stop, func(w int) {
-				a := sc.run(w)
-				k := a.word
-				switch {
-				case a.status == 200:
-					k = "ok"
-				case a.status == 0:
-					k = "network"
-				}
+			go bench.Toggle(&on, window, stop)
+			wg := atk.Pace(AttackRate, &on, stop, func(a bench.Answer) {
 				mu.Lock()
-				got[k]++
+				got[bench.StatusWord(a)]++
 				mu.Unlock()
 			})
 			quietLat, attacked, _ := e.honest(t, honestBase, honestUsers, phase, &on)
 			honestBase += 100
 			close(stop)
 			wg.Wait()
-			sc.check(t, got, 0)
+			sc.check(t, got)
 			p, base := p99(attacked), p99(quietLat)
 			t.Logf("attack answers %v; honest p99 %v (without attack %v)", got, p, base)
 			if *checkP99 && p > 2*base {
@@ -338,23 +220,13 @@ func TestAttacks(t *testing.T) {
 		quietLat, _, _ := e.honest(t, honestBase, honestUsers, phase/2, &never)
 		honestBase += 100
 		base := p99(quietLat)
-		var conns []net.Conn
-		refused := 0
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.70")}}
-		for i := 0; i < 5000; i++ {
-			c, err := d.Dial("tcp", addr)
-			if err != nil {
-				refused++
-				continue
-			}
-			c.Write([]byte("POST /v1/rains/" + e.code + "/claim HTTP/1.1\r\nHost: x\r\n")) // and never finish
-			conns = append(conns, c)
+		atk, err := bench.NewAttack(bench.AttackIdle, e.target())
+		if err != nil {
+			t.Fatal(err)
 		}
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
+		idle := atk.Hold(bench.AttackIdleConns)
+		defer idle.Close()
+		refused := idle.Refused
 		// Let the node take in the flood (accept, per-address refusals) before measuring.
 		testcluster.Eventually(t, 10*time.Second, "idle connections settled", func() bool { return settled(addr) })
 		lat, _, paid := e.honest(t, honestBase, honestUsers, phase/2, &never)
@@ -367,21 +239,6 @@ func TestAttacks(t *testing.T) {
 			t.Error("honest users got nothing while idle connections were held")
 		}
 	})
-}
-
-// toggle flips on every window until stop.
-func toggle(on *atomic.Bool, window time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(window)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			on.Store(false)
-			return
-		case <-t.C:
-			on.Store(!on.Load())
-		}
-	}
 }
 
 // settled reports whether the node's open connection count held still for 200 ms.

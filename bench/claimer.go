@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"net"
 	"strconv"
 	"time"
 
@@ -14,8 +15,18 @@ type Claimer struct {
 }
 
 // NewClaimer returns a claimer holding up to conns connections per node.
-func NewClaimer(conns int) *Claimer {
+func NewClaimer(conns int) *Claimer { return NewClaimerFrom(conns, "") }
+
+// NewClaimerFrom is NewClaimer with its connections bound to the local address local (an IP,
+// e.g. 127.0.1.7; "" = any), so a node's per-address limits see it as that client.
+func NewClaimerFrom(conns int, local string) *Claimer {
+	var dial fasthttp.DialFunc
+	if local != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+		dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+	}
 	return &Claimer{client: &fasthttp.Client{
+		Dial:                dial,
 		MaxConnsPerHost:     conns,
 		ReadTimeout:         10 * time.Second,
 		WriteTimeout:        10 * time.Second,
@@ -35,6 +46,12 @@ var (
 // Claim asks the node at addr (host:port) for a packet of the rain for user. It allocates
 // only the answer's claim_id (and an unknown error word).
 func (c *Claimer) Claim(addr, code string, user uint64) Answer {
+	return c.ClaimWith(addr, code, user, "", nil, nil)
+}
+
+// ClaimWith is Claim with a bearer token (token mode; "" = none), extra headers (name, value
+// pairs) and a request body.
+func (c *Claimer) ClaimWith(addr, code string, user uint64, token string, hdr []string, body []byte) Answer {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -44,6 +61,15 @@ func (c *Claimer) Claim(addr, code string, user uint64) Answer {
 	req.SetRequestURIBytes(u)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetBytesKV(headerUserID, strconv.AppendUint(ub[:0], user, 10))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if body != nil {
+		req.SetBody(body)
+	}
 	a := Answer{Node: addr, User: user}
 	if err := c.client.Do(req, resp); err != nil {
 		a.Error = err.Error()

@@ -21,6 +21,10 @@ type LoadOptions struct {
 	Interval  time.Duration // resolution of the time series; 0 means 1 s
 	Claimer   *Claimer      // nil: NewClaimer(Conns)
 	Live      *Live         // optional: running totals, for a progress display
+	// Token mode and per-address limits (bench run --attack).
+	Token     func(user uint64) string // non-nil: each user's bearer token, minted once
+	LocalAddr func(worker int) string  // non-nil: each worker's own claimer bound to this local IP
+	Split     *atomic.Bool             // non-nil: latencies also split by its value at each send
 }
 
 // Why a load stopped.
@@ -41,6 +45,8 @@ type LoadResult struct {
 	Elapsed      time.Duration // first send to last answer
 	Stop         string        // StopDrained, StopUsersDone, StopTime or StopCancelled
 	Exhausted    []bool        // per node (LoadOptions.Nodes order): it answered exhausted
+	// With LoadOptions.Split: every answer's latency by whether Split was up when it was sent.
+	LatencyOn, LatencyOff *hdrhistogram.Histogram
 }
 
 // Drained reports whether every node answered exhausted.
@@ -152,12 +158,15 @@ func judge(a Answer) verdict {
 }
 
 type simUser struct {
-	id   uint64
-	node int
+	id    uint64
+	node  int
+	token string
 }
 
 // worker drives its own share of the users, round robin, one request at a time.
 type worker struct {
+	claimer *Claimer // nil: the loader's
+	on, off *hdrhistogram.Histogram
 	users   []simUser
 	answers []Answer
 	all, ok *hdrhistogram.Histogram
@@ -192,6 +201,14 @@ func Load(ctx context.Context, o LoadOptions) *LoadResult {
 		l.live = &Live{}
 	}
 	l.workers = splitUsers(o)
+	for i, w := range l.workers {
+		if o.LocalAddr != nil {
+			w.claimer = NewClaimerFrom(1, o.LocalAddr(i))
+		}
+		if o.Split != nil {
+			w.on, w.off = NewHistogram(), NewHistogram()
+		}
+	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Time)
 	defer cancel()
@@ -243,7 +260,11 @@ func splitUsers(o LoadOptions) []*worker {
 	for i := 0; i < o.Users; i++ {
 		id := o.FirstUser + uint64(i)
 		w := ws[i%len(ws)]
-		w.users = append(w.users, simUser{id: id, node: Route(id, len(o.Nodes))})
+		u := simUser{id: id, node: Route(id, len(o.Nodes))}
+		if o.Token != nil {
+			u.token = o.Token(id)
+		}
+		w.users = append(w.users, u)
 	}
 	return ws
 }
@@ -266,8 +287,19 @@ func (l *loader) work(ctx context.Context, w *worker) {
 				return
 			}
 		}
-		a := l.claimer.Claim(l.o.Nodes[u.node], l.o.Code, u.id)
-		w.record(a, time.Since(due), l.live)
+		c := l.claimer
+		if w.claimer != nil {
+			c = w.claimer
+		}
+		under := l.o.Split != nil && l.o.Split.Load()
+		a := c.ClaimWith(l.o.Nodes[u.node], l.o.Code, u.id, u.token, nil, nil)
+		lat := time.Since(due)
+		w.record(a, lat, l.live)
+		if under {
+			record(w.on, lat.Microseconds())
+		} else if w.off != nil {
+			record(w.off, lat.Microseconds())
+		}
 		switch judge(a) {
 		case tapAgain:
 			i++
@@ -410,6 +442,13 @@ func (l *loader) gather(res *LoadResult) {
 		w.answers = nil
 	}
 	res.Latency, res.ClaimLatency = MergeHistograms(alls...), MergeHistograms(oks...)
+	if l.o.Split != nil {
+		res.LatencyOn, res.LatencyOff = NewHistogram(), NewHistogram()
+		for _, w := range l.workers {
+			res.LatencyOn.Merge(w.on)
+			res.LatencyOff.Merge(w.off)
+		}
+	}
 	res.Exhausted = make([]bool, len(l.nodes))
 	for i := range l.nodes {
 		res.Exhausted[i] = l.nodes[i].Load() == nodeExhausted

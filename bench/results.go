@@ -43,6 +43,7 @@ type Results struct {
 	Redis         Figures             `json:"redis"`     // redrain:{CODE}:totals
 	Report        *coordinator.Report `json:"report,omitempty"`
 	Series        []Interval          `json:"series"`
+	Attack        *AttackResults      `json:"attack,omitempty"` // bench run --attack
 	Verified      bool                `json:"verified"`
 	Violations    []string            `json:"violations"`
 }
@@ -166,6 +167,26 @@ func Table(w io.Writer, r *Results) error {
 	eq := map[bool]string{true: "==", false: "!="}[r.Redis == r.Journaled]
 	row("redis", "%s claims, %s cents %s journals %s / %s (waited %.2f s)", Commas(r.Redis.Count), Commas(r.Redis.Amount),
 		eq, Commas(r.Journaled.Count), Commas(r.Journaled.Amount), r.SettleWaitS)
+	if a := r.Attack; a != nil {
+		row("attack", "%s at %s req/s, on/off every %.1f s: %s requests", a.Kind, Commas(int64(a.Rate)), a.WindowS, Commas(a.Requests))
+		row("attack answers", "%s", statusLine(a.ByWord))
+		row("attack packets", "%s (%s cents), cap %s, most to one attack user %d", Commas(a.Packets), Commas(a.Amount),
+			Commas(a.Cap), a.MaxPerBot)
+		if a.Kind == AttackIdle {
+			row("idle conns", "%s held, %s refused at dial", Commas(int64(a.IdleHeld)), Commas(int64(a.IdleRefused)))
+		}
+		ratio := 0.0
+		if a.HonestP99Off > 0 {
+			ratio = float64(a.HonestP99On) / float64(a.HonestP99Off)
+		}
+		row("honest p99", "%s under attack (%s answers), %s without (%s): %.2fx", Micros(a.HonestP99On), Commas(a.HonestOn),
+			Micros(a.HonestP99Off), Commas(a.HonestOff), ratio)
+		if len(a.Violations) == 0 {
+			row("attack verdict", "held: no attack user above its cap, no forged/foreign/oversized claim paid")
+		} else {
+			row("attack verdict", "BROKEN (%d)", len(a.Violations))
+		}
+	}
 	if r.Verified {
 		row("invariants", "verified: claim_ids unique, every answer credited once, sum <= budget%s, caps held, Redis == journals == report",
 			map[bool]string{true: " (== when drained)", false: ""}[r.Drained])

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
 	"redrain/rain"
@@ -36,6 +38,9 @@ type RunOptions struct {
 	Rain          rain.Config   // AnchorID 0 means 1; DurationS 0 means Load.Time + 30 s
 	Load          LoadOptions   // Nodes and Code are filled in by Run
 	SettleTimeout time.Duration // bound on waiting for Redis to catch up with the journals; 0 means 60 s
+	// Attack runs an abuse scenario beside the load: the local cluster runs in token mode with
+	// per-address limits, honest users claim with tokens from their own local addresses.
+	Attack AttackOptions
 
 	Out          string    // write Out/results.json when set
 	Progress     string    // ProgressAuto, ProgressBar, ProgressPlain or ProgressOff ("" = off)
@@ -71,6 +76,12 @@ func (o *RunOptions) validate() error {
 		return bad("LocalNodes (--nodes) must be >= 1")
 	case o.Load.Conns < 0 || o.Load.Users < 0 || o.Load.Rate < 0 || o.Load.Time < 0:
 		return bad("users, conns, rate and time must not be negative")
+	case o.Attack.Kind != "" && o.Coordinator != "":
+		return bad("Attack (--attack) needs a local cluster (no --coordinator)")
+	case o.Attack.Kind != "" && !slices.Contains(AttackKinds, o.Attack.Kind):
+		return bad("Attack (--attack) must be one of %v", AttackKinds)
+	case o.Attack.Rate < 0 || o.Attack.IPRate < 0 || o.Attack.IPBurst < 0 || o.Attack.MaxConnsPerIP < 0:
+		return bad("attack rate and limits must not be negative")
 	}
 	for _, m := range append(ProgressModes, "") {
 		if o.Progress == m {
@@ -96,6 +107,9 @@ func (o *RunOptions) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Attack.Kind != "" {
+		o.Attack.defaults()
 	}
 	if o.pollInterval == 0 {
 		o.pollInterval = 50 * time.Millisecond
@@ -159,9 +173,25 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 			return nil, err
 		}
 	}
+	var atk *attackRun
+	if o.Attack.Kind != "" {
+		tg := AttackTarget{Nodes: t.nodes, Code: code, Room: o.Rain.RoomID, Key: usertoken.NewKey([]byte(o.Attack.UserKey))}
+		lo.Token = func(u uint64) string { return tg.Token(u, tg.Room) }
+		lo.LocalAddr = HonestAddr
+		if atk, err = startAttack(o.Attack, tg, o.Rain.MaxPerUser); err != nil {
+			return nil, err
+		}
+		lo.Split = &atk.on
+		o.Logger.Info("attacking", "kind", o.Attack.Kind, "rate", o.Attack.Rate, "window", o.Attack.Window.String())
+	}
 	stop := ShowProgress(o.Progress, o.ProgressTo, lo.Live, o.Rain.TotalCount, o.Rain.TotalAmount, lo.Interval)
 	load := Load(ctx, lo)
 	stop()
+	answers := load.Answers
+	if atk != nil {
+		res.Attack = atk.finish(load)
+		answers = append(slices.Clip(answers), res.Attack.answers...)
+	}
 	if h := o.hooks.afterLoad; h != nil {
 		h(load)
 	}
@@ -175,7 +205,13 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	if _, err := t.admin.Act(ctx, code, "stop", o.Rain.AnchorID); err != nil && !isConflict(err) {
 		return nil, fmt.Errorf("stop rain %s: %w", code, err)
 	}
-	return res, check(ctx, o, t, res, load.Answers)
+	if err := check(ctx, o, t, res, answers); err != nil {
+		return res, err
+	}
+	if res.Attack != nil && len(res.Attack.Violations) > 0 {
+		res.Violations, res.Verified = append(res.Violations, res.Attack.Violations...), false
+	}
+	return res, nil
 }
 
 // startRain creates, prepares and starts the rain; it returns its code and the prepare call's
@@ -261,15 +297,22 @@ func crossCheck(v *Verdict, res *Results) {
 				rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
 		}
 	}
-	unanswered := res.ByStatus["network"]
-	for w, n := range res.ByStatus {
-		if len(w) == 8 && w[:6] == "http_5" {
-			unanswered += n
+	unanswered, claims, sum := res.ByStatus["network"], res.Claims, res.Amounts.Sum
+	byStatus := []map[string]int64{res.ByStatus}
+	if a := res.Attack; a != nil { // the attackers' packets are clients' packets too
+		unanswered, claims, sum = unanswered+a.ByWord["network"], claims+a.Packets, sum+a.Amount
+		byStatus = append(byStatus, a.ByWord)
+	}
+	for _, m := range byStatus {
+		for w, n := range m {
+			if len(w) == 8 && w[:6] == "http_5" {
+				unanswered += n
+			}
 		}
 	}
-	if res.Drained && unanswered == 0 && (res.Amounts.Sum != res.Rain.TotalAmount || res.Claims != res.Rain.TotalCount) {
-		v.fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", res.Claims,
-			res.Amounts.Sum, res.Rain.TotalCount, res.Rain.TotalAmount)
+	if res.Drained && unanswered == 0 && (sum != res.Rain.TotalAmount || claims != res.Rain.TotalCount) {
+		v.fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", claims,
+			sum, res.Rain.TotalCount, res.Rain.TotalAmount)
 	}
 }
 
@@ -334,8 +377,17 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 		dir, t.dir = d, d
 	}
 	o.Logger.Info("starting local cluster", "nodes", max(o.LocalNodes, 1), "dir", dir)
-	c, err := StartCluster(ctx, ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
-		AdminToken: o.AdminToken, FastGossip: o.FastGossip})
+	co := ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
+		AdminToken: o.AdminToken, FastGossip: o.FastGossip}
+	if at := o.Attack; at.Kind != "" {
+		if at.Kind == AttackIdle {
+			RaiseFileLimit(4 * AttackIdleConns)
+		}
+		co.NodeArgs = []string{"--auth", "token", "--user-key", at.UserKey, "--ip-rate", fmt.Sprint(at.IPRate),
+			"--ip-burst", fmt.Sprint(at.IPBurst), "--max-conns-per-ip", fmt.Sprint(at.MaxConnsPerIP)}
+		co.CoordArgs = []string{"--user-key", at.UserKey}
+	}
+	c, err := StartCluster(ctx, co)
 	if err != nil {
 		if t.dir != "" && !o.Keep {
 			os.RemoveAll(t.dir)

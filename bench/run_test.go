@@ -60,6 +60,9 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		{NodeAddrs: []string{"127.0.0.1:1"}},                          // addresses without coordinator
 		{Progress: "fancy"},                                           // unknown mode
 		{Load: bench.LoadOptions{Rate: -1}},                           // negative rate
+		{Attack: bench.AttackOptions{Kind: "nuke"}},                   // unknown attack
+		{Coordinator: "127.0.0.1:1", AdminToken: "t", RedisURL: "redis://127.0.0.1:1",
+			Attack: bench.AttackOptions{Kind: bench.AttackForged}}, // attack needs a local cluster
 	} {
 		if _, err := bench.Run(context.Background(), o); !errors.Is(err, bench.ErrRunOptions) {
 			t.Errorf("Run(%+v) = %v, want ErrRunOptions", o, err)

@@ -33,6 +33,8 @@ Usage:
                          a table with ratios, results.json and a chart (--out)
   bench baseline [flags] serve the seed's design (one Redis list per rain, one RPOP per claim)
                          until interrupted, e.g. for wrk or hey
+  bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
+                         a node leaving, claims flowing throughout; every invariant checked
   bench help [command]   show help
 
 Run 'bench <command> --help' for its flags. Every flag can also be set by environment variable
@@ -52,6 +54,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"run":      cmdRun,
 	"compare":  cmdCompare,
 	"baseline": cmdBaseline,
+	"chaos":    cmdChaos,
 }
 
 func main() {
@@ -146,6 +149,13 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "local cluster: fast failure detection")
 	fs.StringVar(&o.Dir, "dir", "", "local cluster: data and logs directory (default: temporary, removed after a clean run)")
 	fs.BoolVar(&o.Keep, "keep", false, "local cluster: keep --dir after a clean run too")
+	fs.StringVar(&o.Attack.Kind, "attack", "", "run an abuse scenario beside the load: "+strings.Join(bench.AttackKinds, ", ")+
+		" (local cluster in token mode with per-address limits; honest users use tokens from their own 127.0.x.y addresses; exit 1 if an attacker beat a limit)")
+	fs.Float64Var(&o.Attack.Rate, "attack-rate", 2000, "attack requests per second")
+	fs.DurationVar(&o.Attack.Window, "attack-window", 500*time.Millisecond, "the attack is on and off in turns of this (idle: at least 2s)")
+	fs.Float64Var(&o.Attack.IPRate, "ip-rate", 50, "with --attack: node --ip-rate, claims/s per client address")
+	fs.IntVar(&o.Attack.IPBurst, "ip-burst", 100, "with --attack: node --ip-burst")
+	fs.IntVar(&o.Attack.MaxConnsPerIP, "max-conns-per-ip", 500, "with --attack: node --max-conns-per-ip")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "local cluster: directory of the node and coordinator binaries (default: bench's)")
 	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
