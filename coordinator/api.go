@@ -115,9 +115,6 @@ type request struct {
 	anchor int64
 }
 
-// mutating actions are audited at info level; reads at debug (warn when refused).
-var mutating = map[string]bool{"create": true, "prepare": true, "start": true, "stop": true}
-
 func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/healthz":
@@ -344,18 +341,15 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(append(b, '\n'))
 }
 
-// audit logs one admin request: no token, no body, only what identifies the action.
+// audit logs one admin request: no token, no body, only what identifies the action. Every
+// action, reads included, is logged at info level (warn when refused or failed), so the default
+// log level keeps the whole audit trail.
 func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) {
-	outcome, level := "ok", slog.LevelDebug
-	if mutating[req.action] {
-		level = slog.LevelInfo
-	}
+	outcome, level := "ok", slog.LevelInfo
 	if e != nil {
 		outcome = e.Word
 		if e.Status == 401 || e.Status == 403 || e.Status >= 500 {
 			level = slog.LevelWarn
-		} else if level == slog.LevelDebug {
-			level = slog.LevelInfo
 		}
 	}
 	c.log.Log(context.Background(), level, "admin", "action", orDefault(req.action, "unknown"),

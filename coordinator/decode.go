@@ -45,10 +45,39 @@ func decodeBody(body []byte, v any) *apiError {
 			return badRequest(k, "unknown field")
 		}
 	}
+	if k, dup := duplicateKey(body); dup { // encoding/json would keep the last silently
+		return badRequest(k, "given more than once")
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return typeError(err)
 	}
 	return nil
+}
+
+// duplicateKey returns a key the JSON object body names twice, so {"anchor_id":8,"anchor_id":7}
+// cannot mean one anchor to a first-wins reader and another to us. body is a valid JSON object.
+func duplicateKey(body []byte) (string, bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if _, err := d.Token(); err != nil {
+		return "", false
+	}
+	seen := make(map[string]bool)
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func syntaxError(err error) *apiError {

@@ -230,7 +230,10 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 		errUnauthorized.write(ctx)
 		return
 	} else if err != nil {
-		n.log.Warn("internal request refused", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(), "err", err)
+		if n.refusedLog.Allow(time.Now()) { // at most one line a second: refusals must not flood the log
+			n.log.Warn("internal request refused", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
+				"err", err, "refused_since_last_line", n.refusedLog.Suppressed())
+		}
 		errForbidden.write(ctx)
 		return
 	}

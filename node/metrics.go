@@ -63,26 +63,22 @@ func newMetrics(n *Node) *metrics {
 			func() float64 { return float64(n.server.GetOpenConnectionsCount()) }),
 		stat("redrain_flush_lag_seconds", "Age of the oldest claim not yet applied to Redis.",
 			func() float64 { _, s := n.flusher.Lag(); return s }),
-		&remainingCollector{n: n, desc: prometheus.NewDesc("redrain_remaining_packets",
-			"Packets of a rain not handed out on this node.", []string{"rain"}, nil)},
+		stat("redrain_remaining_packets", "Packets not handed out on this node, over every rain it holds "+
+			"(no per-rain label: /metrics is unauthenticated and rain codes are not public before a rain starts).",
+			func() float64 { return float64(n.remainingPackets()) }),
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
 }
 
-// remainingCollector reports the remaining packets of every rain held, at scrape time.
-type remainingCollector struct {
-	n    *Node
-	desc *prometheus.Desc
-}
-
-func (c *remainingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *remainingCollector) Collect(ch chan<- prometheus.Metric) {
+// remainingPackets adds up the packets not handed out over every rain held.
+func (n *Node) remainingPackets() int64 {
 	now := time.Now().UnixNano()
-	for _, code := range c.n.store.Codes() {
-		if p, ok := c.n.store.Progress(code, now); ok {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(p.RemainingCount), code)
+	var sum int64
+	for _, code := range n.store.Codes() {
+		if p, ok := n.store.Progress(code, now); ok {
+			sum += p.RemainingCount
 		}
 	}
+	return sum
 }

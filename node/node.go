@@ -41,10 +41,11 @@ type Node struct {
 
 	codes atomic.Pointer[map[string]hotRain] // per rain code: what the claim path needs, lock-free
 
-	userKey *usertoken.Key // token mode; nil in gateway mode
-	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
-	ipLimit *ipLimiter     // nil: no per-address limit
-	ready   atomic.Bool
+	userKey    *usertoken.Key // token mode; nil in gateway mode
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
+	ipLimit    *ipLimiter     // nil: no per-address limit
+	ready      atomic.Bool
+	refusedLog logLimiter // paces the log of refused internal requests
 
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 
@@ -62,7 +63,13 @@ type Node struct {
 type rainInfo struct {
 	meta   ledger.RainMeta
 	rules  wire.RainRules
-	epochs map[uint64]bool // epochs of which slices are held
+	epochs map[uint64]bool        // epochs of which slices are held
+	slices map[sliceID]rain.Slice // the slices held, to tell a repeated assignment from a clash
+}
+
+type sliceID struct {
+	epoch uint64
+	id    uint32
 }
 
 // New opens the journal, recovers every rain from it, and binds the HTTP listener. It does not
@@ -190,6 +197,7 @@ func (n *Node) shutdown() error {
 	if err := n.server.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	n.ln.Close() // a Serve that had not reached Accept when Shutdown ran returns now
 	if n.cancelBg != nil {
 		n.cancelBg()
 	}
@@ -293,7 +301,7 @@ func (n *Node) recover() error {
 		if err := n.store.AddSlice(specOf(ri.rules), sl, amounts, claimed); err != nil {
 			return fmt.Errorf("restore slice %s/%d: %w", sl.Code, sl.ID, err)
 		}
-		ri.epochs[sl.Epoch] = true
+		ri.hold(sl)
 	}
 	for code, users := range rec.Users {
 		n.store.RestoreUsers(code, users)
@@ -348,6 +356,14 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ri := n.rains[sl.Code]
+	if ri != nil {
+		if held, ok := ri.slices[sliceID{sl.Epoch, sl.ID}]; ok {
+			if held == sl {
+				return nil // a repeated assignment: already durable
+			}
+			return fmt.Errorf("%w: slice %d of epoch %d is already held with other content", ErrConflict, sl.ID, sl.Epoch)
+		}
+	}
 	switch {
 	case ri != nil && ri.meta.CompactedAt != 0:
 		return fmt.Errorf("%w: rain is over and compacted here", ErrConflict)
@@ -378,8 +394,27 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 	if err := n.store.AddSlice(specOf(ri.rules), sl, amounts, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
 	}
-	ri.epochs[sl.Epoch] = true
+	ri.hold(sl)
 	return nil
+}
+
+// hold records a slice as held.
+func (ri *rainInfo) hold(sl rain.Slice) {
+	ri.epochs[sl.Epoch] = true
+	if ri.slices == nil {
+		ri.slices = map[sliceID]rain.Slice{}
+	}
+	ri.slices[sliceID{sl.Epoch, sl.ID}] = sl
+}
+
+// forget drops the record of an epoch's slices (discarded, or not the one started).
+func (ri *rainInfo) forget(epoch uint64) {
+	delete(ri.epochs, epoch)
+	for k := range ri.slices {
+		if k.epoch == epoch {
+			delete(ri.slices, k)
+		}
+	}
 }
 
 // start makes a rain's epoch servable, durably first.
@@ -411,7 +446,7 @@ func (n *Node) start(code string, s wire.Start) error {
 			if err := n.journal.DropSlices(code, e); err != nil {
 				n.log.Warn("drop abandoned slices", "rain", code, "epoch", e, "err", err)
 			}
-			delete(ri.epochs, e)
+			ri.forget(e)
 		}
 	}
 	n.log.Info("rain started", "rain", code, "epoch", s.Epoch)
@@ -467,7 +502,7 @@ func (n *Node) discard(code string, epoch uint64) error {
 		return err
 	}
 	n.store.DropEpoch(code, epoch)
-	delete(ri.epochs, epoch)
+	ri.forget(epoch)
 	return nil
 }
 

@@ -84,7 +84,7 @@ func (n *Node) compact(ctx context.Context, code string, now int64) error {
 		return err
 	}
 	n.store.Remove(code)
-	ri.epochs = map[uint64]bool{}
+	ri.epochs, ri.slices = map[uint64]bool{}, nil
 	n.log.Info("rain compacted", "rain", code, "claims", t.Count)
 	return nil
 }
