@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/userid"
 	"redrain/ledger"
 	"redrain/rain"
 )
@@ -284,7 +285,7 @@ func (b *Baseline) route(ctx *fasthttp.RequestCtx) {
 
 // claim is the seed's claim path: one RPOP.
 func (b *Baseline) claim(ctx *fasthttp.RequestCtx, code []byte) {
-	user, ok := parseUser(ctx.Request.Header.Peek("X-User-Id"))
+	user, ok := userid.Parse(ctx.Request.Header.Peek("X-User-Id"))
 	if !ok {
 		bErrBadUser.write(ctx)
 		return
@@ -346,25 +347,6 @@ func (b *Baseline) handlePrepare(ctx *fasthttp.RequestCtx) {
 
 func writeBaselineError(ctx *fasthttp.RequestCtx, status int, word, msg string) {
 	newBaselineError(status, word, msg).write(ctx)
-}
-
-// parseUser reads a decimal user id > 0 (no sign, no leading zero), as a node does.
-func parseUser(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '0' {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
 }
 
 func randomUint64() uint64 {

@@ -1,6 +1,10 @@
 package node
 
-import "bytes"
+import (
+	"bytes"
+
+	"redrain/internal/userid"
+)
 
 // MaxCodeLen bounds a rain code in a path; real codes are 22 characters.
 const MaxCodeLen = 64
@@ -41,22 +45,5 @@ func validCode(b []byte) bool {
 	return true
 }
 
-// parseUserID parses the X-User-Id header: a decimal uint64 > 0, digits only, no sign, no
-// leading zeros, no overflow.
-func parseUserID(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '0' {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
-}
+// parseUserID parses the X-User-Id header (see userid.Parse).
+func parseUserID(b []byte) (uint64, bool) { return userid.Parse(b) }
