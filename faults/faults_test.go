@@ -152,6 +152,12 @@ func TestNodeRecreatedEmpty(t *testing.T) {
 	c := cluster(t, 2)
 	code := startRain(t, c, 100_000, 1000, 10)
 	first := drainSome(c, code, 0, 300)
+	// Let n1 flush first: wiping a data dir loses what it had not flushed (disk loss, not a
+	// crash); this scenario is about claim_ids, not about that.
+	testcluster.Eventually(t, 30*time.Second, "n1 flushed", func() bool {
+		p, err := progress(c, 0, code)
+		return err == nil && p.FlushedCount == p.ClaimedCount
+	})
 	c.Nodes[0].Proc.Kill()
 	if err := os.RemoveAll(c.Nodes[0].Data); err != nil {
 		t.Fatal(err)

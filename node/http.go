@@ -226,6 +226,9 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	err := n.verify.Verify(string(ctx.Method()), string(ctx.Path()), ctx.Request.Body(),
 		string(h.Peek(wire.HeaderTime)), string(h.Peek(wire.HeaderNonce)), string(h.Peek(wire.HeaderSignature)), time.Now())
+	if err != nil {
+		n.metrics.refused.WithLabelValues(refusalReason(err)).Inc()
+	}
 	if errors.Is(err, wire.ErrUnsigned) {
 		errUnauthorized.write(ctx)
 		return
@@ -314,5 +317,21 @@ func (n *Node) answerInternal(ctx *fasthttp.RequestCtx, decodeErr error, do func
 	default:
 		n.log.Error("internal request failed", "path", string(ctx.Path()), "err", err)
 		writeError(ctx, 503, "journal_unavailable", err.Error())
+	}
+}
+
+// refusalReason names a wire verification error for the refusal counter.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, wire.ErrUnsigned):
+		return "unsigned"
+	case errors.Is(err, wire.ErrStale):
+		return "stale"
+	case errors.Is(err, wire.ErrReplay):
+		return "replay"
+	case errors.Is(err, wire.ErrBusy):
+		return "busy"
+	default:
+		return "bad_signature"
 	}
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	claimUserLimit, claimRateLimited, claimJournal, claimTooLarge, claimBadToken, claimWrongRoom,
 	claimIPLimited prometheus.Counter
 	latency prometheus.Histogram
+	refused *prometheus.CounterVec // internal requests refused, by reason
 }
 
 func newMetrics(n *Node) *metrics {
@@ -27,6 +28,8 @@ func newMetrics(n *Node) *metrics {
 	claims := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redrain_claims_total",
 		Help: "Claim requests answered, by result (ok or the error word)."}, []string{"result"})
 	m := &metrics{reg: reg,
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redrain_internal_refused_total",
+			Help: "Internal API requests refused, by reason (unsigned, bad_signature, stale, replay, busy)."}, []string{"reason"}),
 		claimOK: claims.WithLabelValues("ok"), claimBadUser: claims.WithLabelValues("bad_user"),
 		claimUnknown: claims.WithLabelValues("unknown_rain"), claimNotStarted: claims.WithLabelValues("not_started"),
 		claimFinished: claims.WithLabelValues("finished"), claimExhausted: claims.WithLabelValues("exhausted"),
@@ -45,7 +48,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	j := n.journal
-	reg.MustRegister(claims, m.latency,
+	reg.MustRegister(claims, m.latency, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counter("redrain_journal_commits_total", "Journal commits (one fsync each).",
 			func() float64 { return float64(j.Stats().Commits) }),
