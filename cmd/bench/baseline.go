@@ -16,12 +16,8 @@ import (
 // compare, which runs it as a child to measure its CPU time).
 func cmdBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, prep, err := parseBaseline(args, os.LookupEnv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bench baseline: %v\n", err)
-		return exitUsage
+	if code, ok := parsed("bench baseline", err, stderr); !ok {
+		return code
 	}
 	b, err := bench.NewBaseline(ctx, o)
 	if err != nil {

@@ -11,34 +11,18 @@ import (
 	"time"
 
 	"redrain/bench"
-	"redrain/internal/cli"
 	"redrain/internal/flagenv"
 )
 
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseCompare(args, os.LookupEnv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	if code, ok := parsed("bench compare", err, stderr); !ok {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bench compare: %v\n", err)
-		return exitUsage
-	}
-	if f, ok := stderr.(*os.File); ok {
-		o.Logger = cli.NewLogger(f)
-	}
-	o.ProgressTo = stderr
+	o.Logger, o.ProgressTo = loggerFor(stderr), stderr
 	res, err := bench.Compare(ctx, o)
-	switch {
-	case errors.Is(err, bench.ErrCompareOptions):
-		fmt.Fprintf(stderr, "bench compare: %v\n", err)
-		return exitUsage
-	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "bench compare: interrupted; everything started was stopped")
-		return exitInterrupt
-	case err != nil:
-		fmt.Fprintf(stderr, "bench compare: %v\n", err)
-		return exitFailed
+	if code, ok := finished(ctx, "bench compare", err, bench.ErrCompareOptions, "everything started was stopped", stderr); !ok {
+		return code
 	}
 	bench.CompareTable(stdout, res)
 	if !res.Verified {

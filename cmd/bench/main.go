@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -88,30 +89,53 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return cmd(ctx, args[1:], stdout, stderr)
 }
 
+// parsed maps a flag-parsing outcome to an exit code; proceed is true when there is nothing to
+// report and the command should run.
+func parsed(name string, err error, stderr io.Writer) (code int, proceed bool) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, false
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// finished maps a command's error to an exit code: badOptions is a usage error, a cancelled
+// ctx an interrupt; proceed is true when there are results to print.
+func finished(ctx context.Context, name string, err, badOptions error, interrupted string, stderr io.Writer) (code int, proceed bool) {
+	switch {
+	case err != nil && errors.Is(err, badOptions):
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return exitUsage, false
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "%s: interrupted; %s\n", name, interrupted)
+		return exitInterrupt, false
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return exitFailed, false
+	}
+	return exitOK, true
+}
+
+// loggerFor logs to stderr when it is a file (text on a terminal, JSON otherwise).
+func loggerFor(stderr io.Writer) *slog.Logger {
+	if f, ok := stderr.(*os.File); ok {
+		return cli.NewLogger(f)
+	}
+	return nil
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseRun(args, os.LookupEnv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	if code, ok := parsed("bench run", err, stderr); !ok {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bench run: %v\n", err)
-		return exitUsage
-	}
-	if f, ok := stderr.(*os.File); ok {
-		o.Logger = cli.NewLogger(f)
-	}
-	o.ProgressTo = stderr
+	o.Logger, o.ProgressTo = loggerFor(stderr), stderr
 	res, err := bench.Run(ctx, o)
-	switch {
-	case errors.Is(err, bench.ErrRunOptions):
-		fmt.Fprintf(stderr, "bench run: %v\n", err)
-		return exitUsage
-	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "bench run: interrupted; cluster stopped")
-		return exitInterrupt
-	case err != nil:
-		fmt.Fprintf(stderr, "bench run: %v\n", err)
-		return exitFailed
+	if code, ok := finished(ctx, "bench run", err, bench.ErrRunOptions, "cluster stopped", stderr); !ok {
+		return code
 	}
 	bench.Table(stdout, res)
 	if err := res.Err(); err != nil {
