@@ -19,9 +19,14 @@ import (
 // Limits of the admin API.
 const (
 	MaxAdminBody = 64 << 10 // request bodies over this get 413 body_too_large
-	MaxCodeLen   = 64       // a longer {code} is unknown without a lookup
-	DefaultList  = 100      // rains listed when no limit is given
-	MaxList      = 1000     // largest limit
+	// maxReadBody is what the server reads before it answers 413: a body up to this size is
+	// read whole and refused by the handler, so the client, still writing it, gets the answer
+	// rather than a connection reset. A larger declared body is refused unread and the
+	// connection closed (fasthttp has no lingering close), and the client may see a reset.
+	maxReadBody = 1 << 20
+	MaxCodeLen  = 64   // a longer {code} is unknown without a lookup
+	DefaultList = 100  // rains listed when no limit is given
+	MaxList     = 1000 // largest limit
 )
 
 // apiError is one error answer: {"error":word,"message":msg} (and "field" when one is named).
@@ -86,7 +91,7 @@ func (c *Coordinator) newServer() *fasthttp.Server {
 		ReadTimeout:        adminReadTO,
 		WriteTimeout:       adminWriteTO,
 		IdleTimeout:        adminIdleTO,
-		MaxRequestBodySize: MaxAdminBody,
+		MaxRequestBodySize: maxReadBody,
 		Logger:             fasthttpLogger{c.log},
 	}
 }
