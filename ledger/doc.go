@@ -23,7 +23,8 @@
 //     step. Because the flusher always resumes at the marker, never at a local cursor, a crash
 //     between the apply and the cursor advance, a retried EVALSHA, a wiped Redis or a Redis restored
 //     from an older snapshot (totals and marker roll back together) all end with every claim counted
-//     exactly once. Appending never waits on Redis.
+//     exactly once. Appending never waits on Redis. After a Notify the flusher waits
+//     FlusherOptions.Gather (10 ms) so one call carries many commits' claims.
 //
 // Sequences are global to the journal and are never reused: the last one is stored in every commit,
 // also after DropRain. With the journal's random incarnation (drawn when the file is created) they
