@@ -23,8 +23,7 @@
 //     step. Because the flusher always resumes at the marker, never at a local cursor, a crash
 //     between the apply and the cursor advance, a retried EVALSHA, a wiped Redis or a Redis restored
 //     from an older snapshot (totals and marker roll back together) all end with every claim counted
-//     exactly once. Appending never waits on Redis. After a Notify the flusher waits
-//     FlusherOptions.Gather (10 ms) so one call carries many commits' claims.
+//     exactly once. Appending never waits on Redis.
 //
 // Sequences are global to the journal and are never reused: the last one is stored in every commit,
 // also after DropRain. With the journal's random incarnation (drawn when the file is created) they

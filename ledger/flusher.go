@@ -21,11 +21,6 @@ type FlusherOptions struct {
 	MaxBatch int
 	// Interval is how often Run looks for unflushed claims when not notified. 0 means 50 ms.
 	Interval time.Duration
-	// Gather is how long Run lets claims gather after a Notify before it flushes them, so that
-	// one Lua call carries the claims of many journal commits instead of one (under load each
-	// commit notifies). It adds at most this much to Redis's lag; a full batch never waits.
-	// 0 means 10 ms; negative means no wait.
-	Gather time.Duration
 	// RecheckInterval is how often Run re-reads the marker of a rain it believes flushed, to
 	// notice a Redis that lost data (wiped, restored from an older snapshot). 0 means 1 s.
 	RecheckInterval time.Duration
@@ -41,7 +36,6 @@ const (
 	DefaultFlushBatch      = 1000
 	MaxFlushBatch          = 10000
 	DefaultFlushInterval   = 50 * time.Millisecond
-	DefaultFlushGather     = 10 * time.Millisecond
 	DefaultRecheckInterval = time.Second
 	DefaultMinBackoff      = 50 * time.Millisecond
 	DefaultMaxBackoff      = 5 * time.Second
@@ -63,12 +57,6 @@ func (o *FlusherOptions) fill(j *Journal) {
 		}
 	}
 	def(&o.Interval, DefaultFlushInterval, "Interval")
-	switch {
-	case o.Gather == 0:
-		o.Gather = DefaultFlushGather
-	case o.Gather < 0:
-		o.Gather = 0
-	}
 	def(&o.RecheckInterval, DefaultRecheckInterval, "RecheckInterval")
 	def(&o.MinBackoff, DefaultMinBackoff, "MinBackoff")
 	def(&o.MaxBackoff, DefaultMaxBackoff, "MaxBackoff")
@@ -161,9 +149,6 @@ func (f *Flusher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-kick:
-			if f.opts.Gather > 0 && !sleep(ctx, f.opts.Gather) {
-				return
-			}
 		case <-timer.C:
 		}
 	}

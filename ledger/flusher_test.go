@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -353,40 +352,5 @@ func TestBackoff(t *testing.T) {
 		if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
 			t.Errorf("backoff(%d, r=%v) = %v, want %v", c.attempt, c.r, got, c.want)
 		}
-	}
-}
-
-// After a Notify, Run lets the claims of later commits gather into the same Lua call; with a
-// negative Gather it flushes at once.
-func TestFlushGather(t *testing.T) {
-	srv := testredis.New(t)
-	rdb := srv.Client()
-	for _, tc := range []struct {
-		gather      time.Duration
-		wantBatches uint64
-	}{{3 * time.Second, 1}, {-1, 10}} {
-		j := openJournal(t, testOptions(t, "n1"))
-		code := fmt.Sprintf("gather%d", tc.wantBatches)
-		o := flusherOptions()
-		o.Interval, o.Gather = time.Hour, tc.gather // only Notify wakes Run
-		f := NewFlusher(j, rdb, o)
-		runFlusher(t, f)
-		for i := range 10 {
-			if _, err := j.Append(claim(code, i)); err != nil {
-				t.Fatal(err)
-			}
-			f.Notify()
-			if tc.gather < 0 {
-				waitFor(t, 10*time.Second, "the claim flushed", func() bool { return flushedTo(t, rdb, j, code, uint64(i+1)) })
-			}
-		}
-		if tc.gather > 0 && flushedTo(t, rdb, j, code, 1) {
-			t.Fatalf("gather %v: flushed before the window ended", tc.gather)
-		}
-		waitFor(t, 30*time.Second, "all flushed", func() bool { return flushedTo(t, rdb, j, code, 10) })
-		if st := f.Stats(); st.Claims != 10 || st.Batches != tc.wantBatches {
-			t.Fatalf("gather %v: stats %+v, want 10 claims in %d batches", tc.gather, st, tc.wantBatches)
-		}
-		checkInvariants(t, rdb, code, j)
 	}
 }
