@@ -95,7 +95,7 @@ func TestNodeLostForGood(t *testing.T) {
 			}
 		}
 	}
-	v, rep := verify(t, c, code, answers, total, count, maxPer, false)
+	_, rep := verifyDead(t, c, code, answers, total, count, maxPer, false, "n3")
 	for _, n := range rep.Nodes {
 		if n.Node == "n3" && (n.State != "dead" || rep.LostAmount != n.SliceAmount-n.FlushedAmount) {
 			t.Errorf("n3 line %+v, lost %d", n, rep.LostAmount)
@@ -110,13 +110,13 @@ func TestNodeLostForGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 30*time.Second, "n3 alive", func() bool { return nodeState(t, c, "n3") == "alive" })
-	_, back := verify(t, c, code, answers, total, count, maxPer, false)
+	vb, back := verify(t, c, code, answers, total, count, maxPer, false)
 	if back.LostAmount != 0 {
 		t.Errorf("n3 is back but the report still loses %d: %+v", back.LostAmount, back)
 	}
 	t.Logf("n3 killed; seen dead after %v; lost %d cents (upper bound) of %d; %d answered, %d cents; "+
-		"after it came back: claimed %d leftover %d lost %d", detect.Round(time.Millisecond), lost, total, v.Answered,
-		v.AnsweredAmount, back.ClaimedAmount, back.LeftoverAmount, back.LostAmount)
+		"after it came back: claimed %d leftover %d lost %d", detect.Round(time.Millisecond), lost, total, vb.Answered,
+		vb.AnsweredAmount, back.ClaimedAmount, back.LeftoverAmount, back.LostAmount)
 }
 
 // SIGTERM a node mid-rain: in-flight claims finish, nothing is lost, it leaves the cluster
