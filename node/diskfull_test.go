@@ -59,7 +59,10 @@ func fill(t *testing.T, dir string) string {
 func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	dir := mountTmpfs(t, "4m")
 	h := newHarness(t, false, func(o *Options) { o.DataDir = dir })
-	h.rainOf("full", 200, 20000, 200, true)
+	// Enough packets that the commits after the fill must grow the file: bbolt reuses the pages
+	// it freed, so a few hundred claims can commit into space the file already had.
+	const count, amount = 4000, 400_000
+	h.rainOf("full", count, amount, 1, true)
 	answered := map[string]int64{}
 	claim := func(user uint64) (int, string) {
 		st, body := h.claim("full", user)
@@ -76,17 +79,17 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	}
 	filler := fill(t, dir)
 	failures := 0
-	for u := uint64(100); u < 400 && failures < 20; u++ {
+	for u := uint64(100); u < 100+count && failures < 20; u++ {
 		st, body := claim(u)
 		switch {
 		case st == 503 && strings.Contains(body, "journal_unavailable"):
 			failures++
 		case st != 200:
-			t.Fatalf("with the disk full: %d %s", st, body)
+			t.Fatalf("with the disk full, after %d paid: %d %s", len(answered), st, body)
 		}
 	}
 	if failures == 0 {
-		t.Fatal("no claim failed with the disk full")
+		t.Fatalf("no claim failed with the disk full (%d paid)", len(answered))
 	}
 	t.Logf("%d claims answered 503 with the disk full, %d paid so far", failures, len(answered))
 	if !h.n.journal.Failed() {
@@ -101,7 +104,7 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 		time.Sleep(RepairInterval / 5) // poll pace
 	}
 	// Drain the rest: exactly the budget, every packet once.
-	for u := uint64(1000); ; u++ {
+	for u := uint64(100 + count); ; u++ {
 		st, body := claim(u)
 		if st == 410 {
 			break
@@ -114,8 +117,8 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	for _, a := range answered {
 		sum += a
 	}
-	if len(answered) != 200 || sum != 20000 {
-		t.Fatalf("paid %d packets / %d cents, want 200 / 20000", len(answered), sum)
+	if len(answered) != count || sum != amount {
+		t.Fatalf("paid %d packets / %d cents, want %d / %d", len(answered), sum, count, amount)
 	}
 	h.checkInvariants("full", answered)
 }
