@@ -1,14 +1,14 @@
 package gossip
 
 import (
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"redrain/internal/proc"
 )
 
 const testSecret = "test-secret"
@@ -147,21 +147,11 @@ func allSeeAlive(t *testing.T, ms ...*testMember) {
 // freePort returns a port that was free for both TCP and UDP on 127.0.0.1 a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	p, err := proc.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
+	return p
 }
 
 // indexOf is the position of s in states at or after from, or -1.

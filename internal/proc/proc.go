@@ -7,11 +7,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -125,16 +123,6 @@ func (p *Proc) WaitHTTP(ctx context.Context, url string) error {
 		case <-time.After(PollInterval):
 		}
 	}
-}
-
-// FreeAddr returns "127.0.0.1:<port>" for a TCP port that was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
 
 // Tail returns up to n trailing bytes of a file.

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"redrain/internal/proc"
 )
 
 // InstallHint says how to get redis-server when it is missing.
@@ -58,7 +60,7 @@ func New(tb testing.TB) *Server {
 	// A free port can be taken between probing and binding: try a few.
 	var last error
 	for range 5 {
-		s.port, err = freePort()
+		s.port, err = proc.FreePort()
 		if err != nil {
 			tb.Fatalf("testredis: free port: %v", err)
 		}
@@ -246,15 +248,6 @@ func (s *Server) cleanup() {
 		_ = c.Close()
 	}
 	s.Kill()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func copyFile(dst, src string) error {
