@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 	"redrain/rain"
 )
@@ -48,7 +49,7 @@ func FuzzLifecycleBody(f *testing.F) {
 	}
 	c := startCoordinator(f, testredis.New(f).URL(), "", nil)
 	newFakeNode(f, "n1", c.GossipAddr())
-	waitFor(f, 10*time.Second, "a live node", func() bool { return len(c.liveNodes()) == 1 })
+	testcluster.Eventually(f, 10*time.Second, "a live node", func() bool { return len(c.liveNodes()) == 1 })
 	auth := "Bearer " + testToken
 	act := func(t *testing.T, code, action string) {
 		if st, b := serve(c.Coordinator, "POST", "/v1/rains/"+code+"/"+action, auth, []byte(`{"anchor_id":7}`)); st != 200 {

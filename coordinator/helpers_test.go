@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"redrain/gossip"
+	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 	"redrain/internal/wire"
 	"redrain/rain"
@@ -30,18 +31,6 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling pace, not a wait for an event
-	}
 }
 
 // running is a coordinator served by Run in the background, stopped at cleanup.
@@ -476,14 +465,14 @@ func (tc *testCluster) restart(tweak func(*Options)) {
 
 func (tc *testCluster) waitAlive(n int) {
 	tc.t.Helper()
-	waitFor(tc.t, 10*time.Second, fmt.Sprintf("%d live nodes", n), func() bool { return len(tc.c.liveNodes()) == n })
+	testcluster.Eventually(tc.t, 10*time.Second, fmt.Sprintf("%d live nodes", n), func() bool { return len(tc.c.liveNodes()) == n })
 }
 
 // waitTicks waits until the coordinator's loop has done n more rounds.
 func (tc *testCluster) waitTicks(n uint64) {
 	tc.t.Helper()
 	from := tc.c.ticks.Load()
-	waitFor(tc.t, 10*time.Second, fmt.Sprintf("%d loop rounds", n), func() bool { return tc.c.ticks.Load() >= from+n })
+	testcluster.Eventually(tc.t, 10*time.Second, fmt.Sprintf("%d loop rounds", n), func() bool { return tc.c.ticks.Load() >= from+n })
 }
 
 // checkInvariants: every rain's report balances, at most one epoch per rain was ever started

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"redrain/gossip"
+	"redrain/internal/testcluster"
 	"redrain/internal/wire"
 	"redrain/ledger"
 	"redrain/rain"
@@ -111,7 +112,7 @@ func TestPrepareTimeoutAbandons(t *testing.T) {
 		t.Fatalf("after a failed prepare: %+v", got)
 	}
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "discard of epoch 1 on "+f.id, func() bool {
+		testcluster.Eventually(t, 5*time.Second, "discard of epoch 1 on "+f.id, func() bool {
 			d := f.discardsOf(r.Code)
 			return len(d) == 1 && d[0] == 1
 		})
@@ -127,7 +128,7 @@ func TestPrepareTimeoutAbandons(t *testing.T) {
 	}
 	s := tc.c.mustRain(t, 200, "POST", rainPath(r.Code, "/start"), anchorJSON(1))
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "start on "+f.id, func() bool { return len(f.startsOf(r.Code)) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "start on "+f.id, func() bool { return len(f.startsOf(r.Code)) == 1 })
 		if st := f.startsOf(r.Code)[0]; st.Epoch != 2 {
 			t.Fatalf("node %s started on epoch %d", f.id, st.Epoch)
 		}
@@ -174,7 +175,7 @@ func TestRestartAbandonsPreparing(t *testing.T) {
 		t.Fatalf("marker still set: %v", codes)
 	}
 	for _, f := range tc.fakes {
-		waitFor(t, 10*time.Second, "discard of epoch 1 on "+f.id, func() bool {
+		testcluster.Eventually(t, 10*time.Second, "discard of epoch 1 on "+f.id, func() bool {
 			d := f.discardsOf(r.Code)
 			return len(d) == 1 && d[0] == 1
 		})
@@ -199,18 +200,18 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("started_at %v ends_at %v", startedAt, endsAt)
 	}
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "start on "+f.id, func() bool { return len(f.startsOf(r.Code)) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "start on "+f.id, func() bool { return len(f.startsOf(r.Code)) == 1 })
 		s := f.startsOf(r.Code)[0]
 		if s.Epoch != 1 || s.StartsAt/1e6 != startedAt.UnixMilli() || s.EndsAt-s.StartsAt != int64(600*time.Second) {
 			t.Fatalf("node %s got %+v", f.id, s)
 		}
-		waitFor(t, 5*time.Second, "started news on "+f.id, func() bool {
+		testcluster.Eventually(t, 5*time.Second, "started news on "+f.id, func() bool {
 			n, ok := f.cluster.NewsFor(r.Code)
 			return ok && n.Kind == gossip.KindStarted && n.Epoch == 1 && n.EndsAt/1e6 == endsAt.UnixMilli()
 		})
 	}
 	rdb := tc.redis.Client()
-	waitFor(t, 5*time.Second, "redrain:rains entry", func() bool {
+	testcluster.Eventually(t, 5*time.Second, "redrain:rains entry", func() bool {
 		score, err := rdb.ZScore(context.Background(), ledger.RainsKey, r.Code).Result()
 		return err == nil && int64(score) == startedAt.Unix()
 	})
@@ -223,8 +224,8 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("stopped: %+v", s)
 	}
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
-		waitFor(t, 5*time.Second, "stopped news on "+f.id, func() bool {
+		testcluster.Eventually(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "stopped news on "+f.id, func() bool {
 			n, ok := f.cluster.NewsFor(r.Code)
 			return ok && n.Kind == gossip.KindStopped && n.Version == 2 && n.StoppedAt > 0
 		})
@@ -268,7 +269,7 @@ func TestCancelPrepared(t *testing.T) {
 		t.Fatalf("stop of a prepared rain: %+v", s)
 	}
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "discard on "+f.id, func() bool {
+		testcluster.Eventually(t, 5*time.Second, "discard on "+f.id, func() bool {
 			d := f.discardsOf(r.Code)
 			return len(d) == 1 && d[0] == 1
 		})
@@ -318,7 +319,7 @@ func TestReport(t *testing.T) {
 	}
 	tc.fakes[1].die()
 	tc.fakes[2].die()
-	waitFor(t, 10*time.Second, "n2 left and n3 dead", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "n2 left and n3 dead", func() bool {
 		m := tc.c.nodeMembers()
 		return m["n2"].State == gossip.StateLeft && m["n3"].State == gossip.StateDead
 	})
@@ -366,9 +367,9 @@ func TestFinishAndSettle(t *testing.T) {
 		t.Fatalf("status %s while a holder has packets left", st)
 	}
 	tc.fakes[2].setClaims(r.Code, last.Count, last.Amount, 0, 0)
-	waitFor(t, 5*time.Second, "finished", func() bool { return status() == rain.Finished })
+	testcluster.Eventually(t, 5*time.Second, "finished", func() bool { return status() == rain.Finished })
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
 	}
 	rep := tc.c.report(t, r.Code)
 	if rep.ClaimedAmount != r.TotalAmount || rep.LeftoverAmount != 0 || rep.LostAmount != 0 {
@@ -385,9 +386,9 @@ func TestFinishAndSettle(t *testing.T) {
 		t.Fatalf("status %s while a holder has not flushed", st)
 	}
 	tc.fakes[2].setClaims(r.Code, last.Count, last.Amount, last.Count, last.Amount)
-	waitFor(t, 5*time.Second, "settled", func() bool { return status() == rain.Settled })
+	testcluster.Eventually(t, 5*time.Second, "settled", func() bool { return status() == rain.Settled })
 	for _, f := range tc.fakes {
-		waitFor(t, 5*time.Second, "settle on "+f.id, func() bool { return f.count(f.settles, r.Code) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "settle on "+f.id, func() bool { return f.count(f.settles, r.Code) == 1 })
 	}
 }
 
@@ -404,12 +405,12 @@ func TestFinishAtEndsAtAndSettleWithDeadHolder(t *testing.T) {
 		rec, _ := tc.c.store.get(r.Code)
 		return rec.Status
 	}
-	waitFor(t, 10*time.Second, "finished at ends_at", func() bool { return status() != rain.Raining })
+	testcluster.Eventually(t, 10*time.Second, "finished at ends_at", func() bool { return status() != rain.Raining })
 	rec, _ := tc.c.store.get(r.Code)
 	if rec.StoppedAt < rec.EndsAt {
 		t.Fatalf("finished at %d before ends_at %d", rec.StoppedAt, rec.EndsAt)
 	}
-	waitFor(t, 10*time.Second, "settled with a dead holder", func() bool { return status() == rain.Settled })
+	testcluster.Eventually(t, 10*time.Second, "settled with a dead holder", func() bool { return status() == rain.Settled })
 	rep := tc.c.report(t, r.Code)
 	if rep.ClaimedAmount != 30 || rep.LostAmount != r.TotalAmount-s1.Amount || rep.LeftoverAmount != s1.Amount-30 {
 		t.Fatalf("report: %+v", rep)
@@ -434,7 +435,7 @@ func TestRestartMidRain(t *testing.T) {
 		s := f.slicesOf(r.Code)[0]
 		f.setClaims(r.Code, s.Count, s.Amount, s.Count, s.Amount)
 	}
-	waitFor(t, 10*time.Second, "settled after restart", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "settled after restart", func() bool {
 		rec, err := tc.c.store.get(r.Code)
 		return err == nil && rec.Status == rain.Settled
 	})

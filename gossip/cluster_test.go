@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redrain/internal/testcluster"
 )
 
 func TestMembersSeeEachOtherWithMeta(t *testing.T) {
@@ -42,7 +44,7 @@ func TestMembersSeeEachOtherWithMeta(t *testing.T) {
 			t.Errorf("LocalMember = %+v", lm)
 		}
 	}
-	eventually(t, settle, "OnMember reported every join", func() bool {
+	testcluster.Eventually(t, settle, "OnMember reported every join", func() bool {
 		for _, viewer := range all {
 			for _, m := range all {
 				if indexOf(viewer.rec.states(m.opts.Meta.ID), StateAlive, 0) < 0 {
@@ -68,7 +70,7 @@ func TestNewsSpreadsAndNewerVersionWins(t *testing.T) {
 	if err := a.Publish(v1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "v1 reached b and c", func() bool { return b.rec.gotNews(v1) && c.rec.gotNews(v1) })
+	testcluster.Eventually(t, settle, "v1 reached b and c", func() bool { return b.rec.gotNews(v1) && c.rec.gotNews(v1) })
 	if got, _ := c.NewsFor("rainA"); got != v1 {
 		t.Fatalf("NewsFor = %+v, want %+v", got, v1)
 	}
@@ -82,7 +84,7 @@ func TestNewsSpreadsAndNewerVersionWins(t *testing.T) {
 	if err := b.Publish(v2); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "v2 reached a and c", func() bool { return a.rec.gotNews(v2) && c.rec.gotNews(v2) })
+	testcluster.Eventually(t, settle, "v2 reached a and c", func() bool { return a.rec.gotNews(v2) && c.rec.gotNews(v2) })
 
 	// An older version is refused locally and ignored when it arrives by gossip.
 	if err := a.Publish(v1); !errors.Is(err, ErrStaleNews) {
@@ -124,12 +126,12 @@ func TestLateJoinerConvergesByPushPull(t *testing.T) {
 		published = append(published, n)
 	}
 	// Wait until the broadcasts are spent, so the late joiner can only learn by push-pull.
-	eventually(t, settle, "broadcast queues drained", func() bool {
+	testcluster.Eventually(t, settle, "broadcast queues drained", func() bool {
 		return b.rec.newsCount() == 3 && a.queue.NumQueued() == 0 && b.queue.NumQueued() == 0
 	})
 
 	late := start(t, testOptions("n2", RoleNode, b.GossipAddr()))
-	eventually(t, settle, "late joiner has every rain's news", func() bool {
+	testcluster.Eventually(t, settle, "late joiner has every rain's news", func() bool {
 		for _, n := range published {
 			if !late.rec.gotNews(n) {
 				return false
@@ -155,12 +157,12 @@ func TestCrashIsSuspectThenDeadAndLeaveIsLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, viewer := range []*testMember{a, b} {
-		eventually(t, settle, viewer.opts.Meta.ID+" sees n2 suspect, then dead", func() bool {
+		testcluster.Eventually(t, settle, viewer.opts.Meta.ID+" sees n2 suspect, then dead", func() bool {
 			s := viewer.rec.states("n2")
 			return indexOf(s, StateDead, indexOf(s, StateSuspect, 0)+1) > 0 && seesAs(viewer, "n2", StateDead)
 		})
 	}
-	eventually(t, settle, "n3 sees n2 dead", func() bool { return seesAs(d, "n2", StateDead) })
+	testcluster.Eventually(t, settle, "n3 sees n2 dead", func() bool { return seesAs(d, "n2", StateDead) })
 	t.Logf("crash declared dead after %v", time.Since(began).Round(time.Millisecond))
 
 	if err := d.Leave(settle); err != nil {
@@ -169,14 +171,14 @@ func TestCrashIsSuspectThenDeadAndLeaveIsLeft(t *testing.T) {
 	if s := d.LocalMember().State; s != StateLeft {
 		t.Errorf("LocalMember after Leave: %s, want left", s)
 	}
-	eventually(t, settle, "others see n3 left", func() bool {
+	testcluster.Eventually(t, settle, "others see n3 left", func() bool {
 		return seesAs(a, "n3", StateLeft) && seesAs(b, "n3", StateLeft)
 	})
 	// Once it stops, memberlist declares it failed; it stays "left".
 	if err := d.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "memberlist drops n3", func() bool { return a.ml.NumMembers() == 2 && b.ml.NumMembers() == 2 })
+	testcluster.Eventually(t, settle, "memberlist drops n3", func() bool { return a.ml.NumMembers() == 2 && b.ml.NumMembers() == 2 })
 	for _, viewer := range []*testMember{a, b} {
 		s := viewer.rec.states("n3")
 		if left := indexOf(s, StateLeft, 0); !seesAs(viewer, "n3", StateLeft) || left < 0 || indexOf(s, StateDead, left) >= 0 {
@@ -197,12 +199,12 @@ func TestRestartedMemberWithSameIDIsAcceptedAgain(t *testing.T) {
 	if err := b.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "n1 declared dead", func() bool { return seesAs(a, "n1", StateDead) })
+	testcluster.Eventually(t, settle, "n1 declared dead", func() bool { return seesAs(a, "n1", StateDead) })
 	o := testOptions("n1", RoleNode, a.GossipAddr())
 	o.Meta.HTTPAddr = "127.0.0.1:9999"
 	b2 := start(t, o)
 	allSeeAlive(t, a, b2)
-	eventually(t, settle, "a sees n1 at its new addresses", func() bool {
+	testcluster.Eventually(t, settle, "a sees n1 at its new addresses", func() bool {
 		m, _ := a.Member("n1")
 		return m.GossipAddr == b2.GossipAddr() && m.HTTPAddr == "127.0.0.1:9999"
 	})
@@ -220,13 +222,13 @@ func TestRestartedMemberWithSameIDIsAcceptedAgain(t *testing.T) {
 	if err := a.Publish(n); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "the restarted member gets news", func() bool { return b3.rec.gotNews(n) })
+	testcluster.Eventually(t, settle, "the restarted member gets news", func() bool { return b3.rec.gotNews(n) })
 
 	// Leaves gracefully, and comes back (new port) while peers still hold its leaving mark.
 	if err := b3.Leave(settle); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, "n1 left", func() bool { return seesAs(a, "n1", StateLeft) })
+	testcluster.Eventually(t, settle, "n1 left", func() bool { return seesAs(a, "n1", StateLeft) })
 	if err := b3.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,7 @@ func TestMemberWithoutTheSecretCannotJoin(t *testing.T) {
 	// outsiders have retried, they would be in too if they could.
 	g := start(t, testOptions("good", RoleNode, a.GossipAddr()))
 	allSeeAlive(t, a, g)
-	eventually(t, settle, "outsiders retried", func() bool {
+	testcluster.Eventually(t, settle, "outsiders retried", func() bool {
 		return x.joinAttempts.Load() >= 3 && y.joinAttempts.Load() >= 3
 	})
 	for _, insider := range []*testMember{a, g} {
@@ -269,7 +271,7 @@ func TestMemberWithoutTheSecretCannotJoin(t *testing.T) {
 func TestJoinRetriesUntilTheSeedStarts(t *testing.T) {
 	seedAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	n := start(t, testOptions("n1", RoleNode, seedAddr))
-	eventually(t, settle, "a join attempt failed", func() bool { return n.joinAttempts.Load() >= 1 })
+	testcluster.Eventually(t, settle, "a join attempt failed", func() bool { return n.joinAttempts.Load() >= 1 })
 	if n.Joined() {
 		t.Fatal("Joined() before the seed exists")
 	}
@@ -347,5 +349,5 @@ func TestShutdownIsSafeTwice(t *testing.T) {
 	if err := b.Publish(News{Code: "r", Kind: KindStarted, Version: 1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Publish after Shutdown = %v, want ErrClosed", err)
 	}
-	eventually(t, settle, "a sees n1 left", func() bool { return seesAs(a, "n1", StateLeft) })
+	testcluster.Eventually(t, settle, "a sees n1 left", func() bool { return seesAs(a, "n1", StateLeft) })
 }

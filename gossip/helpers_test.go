@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"redrain/internal/proc"
+	"redrain/internal/testcluster"
 )
 
 const testSecret = "test-secret"
@@ -108,21 +109,6 @@ func start(t *testing.T, o Options) *testMember {
 	return &testMember{Cluster: c, rec: rec}
 }
 
-// eventually polls cond every 10ms until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("after %v: %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // seesAs reports whether c sees member id in state s.
 func seesAs(c *testMember, id string, s State) bool {
 	m, ok := c.Member(id)
@@ -132,7 +118,7 @@ func seesAs(c *testMember, id string, s State) bool {
 // allSeeAlive waits until every member sees every other alive.
 func allSeeAlive(t *testing.T, ms ...*testMember) {
 	t.Helper()
-	eventually(t, settle, "members see each other alive", func() bool {
+	testcluster.Eventually(t, settle, "members see each other alive", func() bool {
 		for _, a := range ms {
 			for _, b := range ms {
 				if !seesAs(a, b.opts.Meta.ID, StateAlive) {

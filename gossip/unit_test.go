@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"redrain/internal/testcluster"
 )
 
 func TestGossipKeyIsPinned(t *testing.T) {
@@ -192,7 +194,7 @@ func TestDispatcherCoalescesAndNeverBlocksTheCaller(t *testing.T) {
 	}, nil)
 	defer d.close()
 	d.member(Member{ID: "first"}) // the callback is now stuck on it
-	eventually(t, 5*time.Second, "first event taken", func() bool {
+	testcluster.Eventually(t, 5*time.Second, "first event taken", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(d.order) == 0
@@ -203,7 +205,7 @@ func TestDispatcherCoalescesAndNeverBlocksTheCaller(t *testing.T) {
 	d.member(Member{ID: "n2", State: StateAlive})
 	d.newsArrived(News{Code: "c"}) // no OnNews: dropped
 	close(release)
-	eventually(t, 5*time.Second, "events delivered", func() bool {
+	testcluster.Eventually(t, 5*time.Second, "events delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 3

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"redrain/internal/testcluster"
 )
 
 const crashEnv = "REDRAIN_LEDGER_CRASH_JOURNAL"
@@ -94,7 +96,7 @@ func crashChild(t *testing.T, path string, round int, acked map[uint64]uint64, w
 	readDone := make(chan error, 1)
 	var eof atomic.Bool // the child's stdout ended: it died on its own
 	go func() { err := readAcks(stdout, &mu, acked); eof.Store(true); readDone <- err }()
-	waitFor(t, 60*time.Second, "acknowledged appends", func() bool {
+	testcluster.Eventually(t, 60*time.Second, "acknowledged appends", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked)-before >= want || eof.Load()

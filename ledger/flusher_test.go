@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 )
 
@@ -195,12 +196,12 @@ func TestFlushRedisRestartMidFlush(t *testing.T) {
 	o.MaxBatch = 50
 	f := NewFlusher(j, rdb, o)
 	runFlusher(t, f)
-	waitFor(t, 30*time.Second, "flush under way", func() bool { return flushedTo(t, rdb, j, "r", 2000) })
+	testcluster.Eventually(t, 30*time.Second, "flush under way", func() bool { return flushedTo(t, rdb, j, "r", 2000) })
 	srv.Kill()
 	appendN(t, j, "r", 20000, 200, 8) // journaling goes on while Redis is down
 	srv.Start()
 	last := appendN(t, j, "r", 20200, 200, 8)
-	waitFor(t, 60*time.Second, "flush caught up", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) && last != nil })
+	testcluster.Eventually(t, 60*time.Second, "flush caught up", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) && last != nil })
 	if err := f.FlushRain(flushCtx(t), "r"); err != nil {
 		t.Fatal(err)
 	}
@@ -216,11 +217,11 @@ func TestFlushRedisWiped(t *testing.T) {
 	appendN(t, j, "r", 0, 1000, 16)
 	f := NewFlusher(j, rdb, flusherOptions())
 	runFlusher(t, f)
-	waitFor(t, 30*time.Second, "flushed", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) })
+	testcluster.Eventually(t, 30*time.Second, "flushed", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) })
 	checkInvariants(t, rdb, "r", j)
 
 	srv.Wipe()
-	waitFor(t, 30*time.Second, "rebuilt", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) })
+	testcluster.Eventually(t, 30*time.Second, "rebuilt", func() bool { return flushedTo(t, rdb, j, "r", j.LastSeq()) })
 	checkInvariants(t, rdb, "r", j)
 }
 
@@ -269,12 +270,12 @@ func TestFlushRedisDownLag(t *testing.T) {
 		t.Fatalf("appends took %v with Redis down", d)
 	}
 	f.Notify()
-	waitFor(t, 10*time.Second, "flusher errors", func() bool { return f.Stats().Errors > 0 })
+	testcluster.Eventually(t, 10*time.Second, "flusher errors", func() bool { return f.Stats().Errors > 0 })
 	if n, s := f.Lag(); n != 500 || s <= 0 {
 		t.Fatalf("Lag = %d, %v; want 500 claims and a positive age", n, s)
 	}
 	srv.Start()
-	waitFor(t, 30*time.Second, "lag 0", func() bool { n, _ := f.Lag(); return n == 0 })
+	testcluster.Eventually(t, 30*time.Second, "lag 0", func() bool { n, _ := f.Lag(); return n == 0 })
 	checkInvariants(t, rdb, "r", j)
 	if _, s := f.Lag(); s != 0 {
 		t.Fatalf("lag seconds %v with nothing behind", s)

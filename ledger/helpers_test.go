@@ -89,18 +89,6 @@ func bulkLoad(t testing.TB, j *Journal, code string, n int) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // journalSums replays one journal's records of a rain.
 type journalSums struct {
 	count, amount, max int64

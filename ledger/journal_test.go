@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"redrain/internal/testcluster"
 	"redrain/rain"
 )
 
@@ -206,7 +207,7 @@ func TestCloseUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 20*time.Second, "some commits", func() bool { return j.Stats().Records >= 200 })
+	testcluster.Eventually(t, 20*time.Second, "some commits", func() bool { return j.Stats().Records >= 200 })
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"redrain/internal/testcluster"
 )
 
 // mountTmpfs mounts a small tmpfs for the test (root only: root ignores file permissions, so a
@@ -96,13 +98,7 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 		t.Fatal("journal not marked failed")
 	}
 	os.Remove(filler)
-	deadline := time.Now().Add(20 * time.Second)
-	for h.n.journal.Failed() {
-		if time.Now().After(deadline) {
-			t.Fatal("journal not reopened within 20s of freeing space")
-		}
-		time.Sleep(RepairInterval / 5) // poll pace
-	}
+	testcluster.Eventually(t, 20*time.Second, "the journal reopened after freeing space", func() bool { return !h.n.journal.Failed() })
 	// Drain the rest: exactly the budget, every packet once.
 	for u := uint64(100 + count); ; u++ {
 		st, body := claim(u)

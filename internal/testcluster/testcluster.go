@@ -1,6 +1,7 @@
 // Package testcluster runs redrain's real binaries as child processes for integration tests:
 // it builds cmd/node, cmd/coordinator and cmd/bench once per test process, starts them on free
-// 127.0.0.1 ports with their logs in files, and kills (SIGKILL) or stops (SIGTERM) them.
+// 127.0.0.1 ports with their logs in files, and kills (SIGKILL) or stops (SIGTERM) them. Its
+// Eventually is the one poll-with-deadline of every package's tests.
 package testcluster
 
 import (
@@ -132,7 +133,7 @@ func WaitHTTP(tb testing.TB, p *proc.Proc, url string, timeout time.Duration) {
 	}
 }
 
-// Eventually polls cond every 20 ms until it is true or timeout passes.
+// Eventually polls cond every 10 ms until it is true or timeout passes.
 func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
@@ -140,7 +141,7 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling pace, not a wait for an event
 	}
 }
 
