@@ -161,15 +161,11 @@ func (o *CompareOptions) validate() error {
 		return bad("nodes, rounds, prepare count and pool must not be negative")
 	case o.PrepareCount > rain.MaxTotalCount:
 		return bad("PrepareCount (--prepare-count) above %d", rain.MaxTotalCount)
-	case o.Load.Conns < 0 || o.Load.Users < 0 || o.Load.Rate < 0 || o.Load.Time < 0:
-		return bad("users, conns, rate and time must not be negative")
 	}
-	for _, m := range append(ProgressModes, "") {
-		if o.Progress == m {
-			return nil
-		}
+	if msg := loadProblem(o.Load, o.Progress); msg != "" {
+		return bad("%s", msg)
 	}
-	return bad("Progress (--progress) must be one of %v", ProgressModes)
+	return nil
 }
 
 func (o *CompareOptions) defaults() {

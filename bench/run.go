@@ -74,8 +74,6 @@ func (o *RunOptions) validate() error {
 		return bad("RedisURL and NodeAddrs (--redis, node addresses) need Coordinator (--coordinator)")
 	case o.LocalNodes < 0:
 		return bad("LocalNodes (--nodes) must be >= 1")
-	case o.Load.Conns < 0 || o.Load.Users < 0 || o.Load.Rate < 0 || o.Load.Time < 0:
-		return bad("users, conns, rate and time must not be negative")
 	case o.Attack.Kind != "" && o.Coordinator != "":
 		return bad("Attack (--attack) needs a local cluster (no --coordinator)")
 	case o.Attack.Kind != "" && !slices.Contains(AttackKinds, o.Attack.Kind):
@@ -83,12 +81,22 @@ func (o *RunOptions) validate() error {
 	case o.Attack.Rate < 0 || o.Attack.IPRate < 0 || o.Attack.IPBurst < 0 || o.Attack.MaxConnsPerIP < 0:
 		return bad("attack rate and limits must not be negative")
 	}
-	for _, m := range append(ProgressModes, "") {
-		if o.Progress == m {
-			return nil
-		}
+	if msg := loadProblem(o.Load, o.Progress); msg != "" {
+		return bad("%s", msg)
 	}
-	return bad("Progress (--progress) must be one of %v", ProgressModes)
+	return nil
+}
+
+// loadProblem is what run and compare check alike: the load's sizes and the progress mode
+// ("" when both are fine).
+func loadProblem(l LoadOptions, progress string) string {
+	switch {
+	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0:
+		return "users, conns, rate and time must not be negative"
+	case progress != "" && !slices.Contains(ProgressModes, progress):
+		return fmt.Sprintf("Progress (--progress) must be one of %v", ProgressModes)
+	}
+	return ""
 }
 
 func (o *RunOptions) defaults() {
