@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"redrain/internal/wire"
@@ -85,7 +83,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 		}
 	}
 	fmt.Fprintf(o.Out, "rain %s: %d packets, %d cents, 3 nodes; claims flowing from %d users\n", r.Code, o.Count, o.Amount, o.Users)
-	t := newTapper(c, r.Code, o.Users, o.Conns)
+	t := StartTapper(c, r.Code, o.Users, o.Conns)
 	res := &ChaosResult{Code: r.Code}
 	faults := []struct {
 		name string
@@ -113,7 +111,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 		fails, began := t.fails.Load(), time.Now()
 		comment, err := f.do()
 		if err != nil {
-			t.stop()
+			t.Stop()
 			return nil, fmt.Errorf("%w: %s: %v", ErrChaos, f.name, err)
 		}
 		st.Took, st.Failed, st.Comment = time.Since(began), t.fails.Load()-fails, comment
@@ -154,51 +152,7 @@ func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []A
 	}
 }
 
-// tapper is users claiming from their node in the background, every answer kept.
-type tapper struct {
-	mu      sync.Mutex
-	answers []Answer
-	oks     atomic.Int64
-	fails   atomic.Int64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-}
-
-func newTapper(c *LocalCluster, code string, users uint64, conns int) *tapper {
-	ctx, cancel := context.WithCancel(context.Background())
-	t := &tapper{cancel: cancel}
-	cl, addrs := NewClaimer(conns), c.NodeAddrs()
-	var next atomic.Uint64
-	for w := 0; w < conns; w++ {
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			for ctx.Err() == nil {
-				u := (next.Add(1)-1)%users + 1
-				a := cl.Claim(addrs[Route(u, len(addrs))], code, u)
-				switch a.Status {
-				case 200:
-					t.oks.Add(1)
-				case 0:
-					t.fails.Add(1)
-					time.Sleep(5 * time.Millisecond) // a dead node refuses at once: don't spin
-				}
-				t.mu.Lock()
-				t.answers = append(t.answers, a)
-				t.mu.Unlock()
-			}
-		}()
-	}
-	return t
-}
-
-func (t *tapper) stop() []Answer {
-	t.cancel()
-	t.wg.Wait()
-	return t.answers
-}
-
-func (t *tapper) waitOKs(ctx context.Context, n int64) error {
+func (t *Tapper) waitOKs(ctx context.Context, n int64) error {
 	target := t.oks.Load() + n
 	deadline := time.Now().Add(time.Minute)
 	for t.oks.Load() < target {
@@ -211,7 +165,7 @@ func (t *tapper) waitOKs(ctx context.Context, n int64) error {
 }
 
 // drain keeps tapping until the live nodes have nothing left, then stops.
-func (t *tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
+func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -234,7 +188,7 @@ func (t *tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
 		}
 		time.Sleep(50 * time.Millisecond) // poll pace
 	}
-	return t.stop()
+	return t.Stop()
 }
 
 // ChaosTable prints the outcome.

@@ -18,10 +18,10 @@ func TestNodeCrashAndRestart(t *testing.T) {
 	c := cluster(t, 3)
 	const total, count, maxPer = int64(3_000_000), int64(15_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := startLoad(c, code, 5000, 24)
-	l.waitOKs(t, count/4)
+	l := bench.StartTapper(c, code, 5000, 24)
+	waitOKs(t, l, count/4)
 	before, _ := progress(c, 1, code)
-	okBefore := l.oks.Load()
+	okBefore := l.OKs()
 	c.Nodes[1].Proc.Kill()
 	began := time.Now()
 	if err := c.StartNode(context.Background(), 1); err != nil {
@@ -35,15 +35,15 @@ func TestNodeCrashAndRestart(t *testing.T) {
 	if after.ClaimedCount < before.ClaimedCount {
 		t.Fatalf("restarted node lost claims: %d journaled before the kill, %d after", before.ClaimedCount, after.ClaimedCount)
 	}
-	l.waitOKs(t, 100)
-	answers := append(l.stop(), drainAll(t, c, code, 5000)...)
+	waitOKs(t, l, 100)
+	answers := append(l.Stop(), drainAll(t, c, code, 5000)...)
 	v, rep := verify(t, c, code, answers, total, count, maxPer, true)
 	if rep.LostAmount != 0 || rep.ClaimedAmount != total {
 		t.Errorf("after a restart nothing is lost: %+v", rep)
 	}
 	t.Logf("node n2 killed after %d claims cluster-wide (%d journaled on n2); back and ready in %v with %d recovered; "+
 		"%d requests failed while it was down; %d answered in all, %d cents; report claimed %d lost %d",
-		okBefore, before.ClaimedCount, recovery.Round(time.Millisecond), after.ClaimedCount, l.fails.Load(), v.Answered,
+		okBefore, before.ClaimedCount, recovery.Round(time.Millisecond), after.ClaimedCount, l.Fails(), v.Answered,
 		v.AnsweredAmount, rep.ClaimedAmount, rep.LostAmount)
 }
 
@@ -53,16 +53,16 @@ func TestRedisLostMidRain(t *testing.T) {
 	c := cluster(t, 3)
 	const total, count, maxPer = int64(2_000_000), int64(12_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := startLoad(c, code, 4000, 24)
-	l.waitOKs(t, count/5)
+	l := bench.StartTapper(c, code, 4000, 24)
+	waitOKs(t, l, count/5)
 	c.Redis.Kill()
-	down := l.oks.Load()
-	l.waitOKs(t, count/5) // served while Redis is gone
-	servedWhileDown := l.oks.Load() - down
+	down := l.OKs()
+	waitOKs(t, l, count/5) // served while Redis is gone
+	servedWhileDown := l.OKs() - down
 	if err := c.StartRedis(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	answers := append(l.stop(), drainAll(t, c, code, 4000)...)
+	answers := append(l.Stop(), drainAll(t, c, code, 4000)...)
 	v, rep := verify(t, c, code, answers, total, count, maxPer, true)
 	if rep.FlushedAmount != total || v.Credits != int(count) {
 		t.Errorf("redis not rebuilt: flushed %d of %d, %d credits", rep.FlushedAmount, total, v.Credits)
@@ -78,13 +78,13 @@ func TestNodeLostForGood(t *testing.T) {
 	c := cluster(t, 3)
 	const total, count, maxPer = int64(1_500_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := startLoad(c, code, 3000, 16)
-	l.waitOKs(t, count/4)
+	l := bench.StartTapper(c, code, 3000, 16)
+	waitOKs(t, l, count/4)
 	c.Nodes[2].Proc.Kill()
 	killed := time.Now()
 	testcluster.Eventually(t, 30*time.Second, "n3 dead", func() bool { return nodeState(t, c, "n3") == "dead" })
 	detect := time.Since(killed)
-	answers := l.stop()
+	answers := l.Stop()
 	// The other two drain their slices.
 	for _, i := range []int{0, 1} {
 		for u := uint64(10_000); ; u++ {
@@ -125,15 +125,15 @@ func TestNodeGracefulStop(t *testing.T) {
 	c := cluster(t, 3)
 	const total, count, maxPer = int64(1_000_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := startLoad(c, code, 3000, 24)
-	l.waitOKs(t, count/4)
+	l := bench.StartTapper(c, code, 3000, 24)
+	waitOKs(t, l, count/4)
 	began := time.Now()
 	if err := c.Nodes[1].Proc.Term(30 * time.Second); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	stopTook := time.Since(began)
 	testcluster.Eventually(t, 30*time.Second, "n2 left", func() bool { return nodeState(t, c, "n2") == "left" })
-	answers := l.stop()
+	answers := l.Stop()
 	v, rep := verify(t, c, code, answers, total, count, maxPer, false)
 	if rep.LostAmount != 0 {
 		t.Errorf("a graceful stop lost %d: %+v", rep.LostAmount, rep)

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,66 +67,17 @@ func startRain(t *testing.T, c *bench.LocalCluster, total, count int64, maxPer i
 	return r.Code
 }
 
-// load is users claiming from their node (by user id) in the background, every answer kept.
-type load struct {
-	code    string
-	addrs   []string
-	claimer *bench.Claimer
-	users   uint64
-	mu      sync.Mutex
-	answers []bench.Answer
-	oks     atomic.Int64
-	fails   atomic.Int64 // no answer (connection refused, reset)
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-}
-
-// startLoad runs workers over users 1..users, round after round, until stop.
-func startLoad(c *bench.LocalCluster, code string, users uint64, workers int) *load {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{code: code, addrs: c.NodeAddrs(), claimer: bench.NewClaimer(workers), users: users, cancel: cancel}
-	var next atomic.Uint64
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil {
-				u := (next.Add(1)-1)%users + 1
-				a := l.claimer.Claim(l.addrs[bench.Route(u, len(l.addrs))], code, u)
-				switch {
-				case a.Status == 200:
-					l.oks.Add(1)
-				case a.Status == 0:
-					l.fails.Add(1)
-					time.Sleep(5 * time.Millisecond) // a dead node refuses at once: don't spin
-				}
-				l.mu.Lock()
-				l.answers = append(l.answers, a)
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-// stop ends the load and returns every answer.
-func (l *load) stop() []bench.Answer {
-	l.cancel()
-	l.wg.Wait()
-	return l.answers
-}
-
 // waitOKs waits until the load has had n more successful claims.
-func (l *load) waitOKs(t *testing.T, n int64) {
+func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
 	t.Helper()
-	target := l.oks.Load() + n
-	testcluster.Eventually(t, 60*time.Second, "claims flowing", func() bool { return l.oks.Load() >= target })
+	target := l.OKs() + n
+	testcluster.Eventually(t, 60*time.Second, "claims flowing", func() bool { return l.OKs() >= target })
 }
 
 // drainAll taps for every user until no node has a packet left.
 func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []bench.Answer {
 	t.Helper()
-	l := startLoad(c, code, users, 16)
+	l := bench.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
 		for i := range c.Nodes {
 			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 {
@@ -137,7 +86,7 @@ func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []
 		}
 		return true
 	})
-	return l.stop()
+	return l.Stop()
 }
 
 // progress reads a node's internal progress for the rain.
