@@ -50,20 +50,6 @@ func rawCall(t *testing.T, base, method, path, auth, body string) (int, []byte) 
 	return callAuth(t, base, auth, method, path, body)
 }
 
-func readResponse(t *testing.T, conn net.Conn) (int, []byte) {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}
-
 func TestCreateDefaultsAndGet(t *testing.T) {
 	c := newAPI(t)
 	before := time.Now().Add(-time.Second)
@@ -207,18 +193,25 @@ func TestBodyLimit(t *testing.T) {
 // before it is read.
 func declaredPost(t *testing.T, addr, path string, length int, body string) (int, []byte) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", path, testToken, length, body)
-	return readResponse(t, conn)
+	return rawExchange(t, addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		path, testToken, length, body))
 }
 
 // chunkedPost sends a body with Transfer-Encoding: chunked over a raw connection.
 func chunkedPost(t *testing.T, addr, path, body string) (int, []byte) {
+	t.Helper()
+	var req strings.Builder
+	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, testToken)
+	for i := 0; i < len(body); i += 4096 {
+		chunk := body[i:min(i+4096, len(body))]
+		fmt.Fprintf(&req, "%x\r\n%s\r\n", len(chunk), chunk)
+	}
+	req.WriteString("0\r\n\r\n")
+	return rawExchange(t, addr, req.String())
+}
+
+// rawExchange writes req as is on a new connection and reads one response.
+func rawExchange(t *testing.T, addr, req string) (int, []byte) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -226,13 +219,14 @@ func chunkedPost(t *testing.T, addr, path, body string) (int, []byte) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, testToken)
-	for i := 0; i < len(body); i += 4096 {
-		chunk := body[i:min(i+4096, len(body))]
-		fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
 	}
-	fmt.Fprint(conn, "0\r\n\r\n")
-	return readResponse(t, conn)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readBody(t, resp)
 }
 
 func TestRoutes(t *testing.T) {

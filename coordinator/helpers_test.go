@@ -110,6 +110,12 @@ func callAuth(t testing.TB, base, auth, method, path, body string) (int, []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readBody(t, resp)
+}
+
+// readBody returns resp's status and whole body, and closes it.
+func readBody(t testing.TB, resp *http.Response) (int, []byte) {
+	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
