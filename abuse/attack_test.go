@@ -17,6 +17,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/internal/usertoken"
 )
 
@@ -50,14 +51,9 @@ func setup(t *testing.T, count, total int64, maxPer int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
-		Dir: t.TempDir(), FastGossip: true,
+	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
 		NodeArgs:  []string{"--auth", "token", "--user-key", userKey, "--ip-rate", "50", "--ip-burst", "100", "--max-conns-per-ip", "500"},
 		CoordArgs: []string{"--user-key", userKey, "--prepare-timeout", "60s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Kill)
 	cfg := bench.RainConfig(anchor, total, count, maxPer, 900)
 	cfg.RoomID = room
 	adm := c.Admin()

@@ -301,6 +301,22 @@ func (c *LocalCluster) Stop() {
 	}
 }
 
+// Logs are the log files of the cluster's processes: coordinator, Redis, then the nodes.
+func (c *LocalCluster) Logs() []string {
+	var out []string
+	for _, p := range []*proc.Proc{c.Coord, c.Redis} {
+		if p != nil {
+			out = append(out, p.Log)
+		}
+	}
+	for _, n := range c.Nodes {
+		if n.Proc != nil {
+			out = append(out, n.Proc.Log)
+		}
+	}
+	return out
+}
+
 // Kill kills every process at once (SIGKILL), for interrupted runs.
 func (c *LocalCluster) Kill() {
 	for _, n := range c.Nodes {

@@ -11,6 +11,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/rain"
 )
 
@@ -22,12 +23,7 @@ func TestRunTargetsRunningCluster(t *testing.T) {
 	testcluster.Bin(t, "node")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: 2, BinDir: filepath.Dir(testcluster.Bin(t, "coordinator")),
-		Dir: t.TempDir(), FastGossip: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Kill()
+	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2})
 	out := t.TempDir()
 	res, err := bench.Run(ctx, bench.RunOptions{Coordinator: c.CoordHTTP, AdminToken: c.Opts.AdminToken, RedisURL: c.RedisURL(),
 		Rain: rain.Config{TotalAmount: 40_000, TotalCount: 2000, MaxPerUser: 10},

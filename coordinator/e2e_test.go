@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/rain"
 )
 
@@ -19,39 +19,7 @@ func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
 func startCluster(t *testing.T, nodes int, coordinatorLast bool) *bench.LocalCluster {
 	t.Helper()
-	testcluster.Bin(t, "node")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: nodes, BinDir: filepath.Dir(testcluster.Bin(t, "coordinator")),
-		Dir: t.TempDir(), FastGossip: true, CoordinatorLast: coordinatorLast})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range append([]string{c.Coord.Log}, nodeLogs(c)...) {
-				t.Logf("--- %s:\n%s", filepath.Base(p), tail(p))
-			}
-		}
-		c.Kill()
-	})
-	return c
-}
-
-func nodeLogs(c *bench.LocalCluster) []string {
-	var out []string
-	for _, n := range c.Nodes {
-		out = append(out, n.Proc.Log)
-	}
-	return out
-}
-
-func tail(p string) string {
-	b, _ := os.ReadFile(p)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
+	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: nodes, CoordinatorLast: coordinatorLast})
 }
 
 func apiStatus(err error) int {

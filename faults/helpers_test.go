@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -23,30 +23,7 @@ const anchor = 77
 // cluster starts redis, a coordinator and n nodes as processes for the test.
 func cluster(t *testing.T, n int, coordArgs ...string) *bench.LocalCluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: n, BinDir: filepath.Dir(testcluster.Bin(t, "node")),
-		Dir: t.TempDir(), FastGossip: true, CoordArgs: coordArgs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs := []string{c.Coord.Log}
-			for _, nd := range c.Nodes {
-				logs = append(logs, nd.Proc.Log)
-			}
-			for _, p := range logs {
-				b, _ := os.ReadFile(p)
-				if len(b) > 2500 {
-					b = b[len(b)-2500:]
-				}
-				t.Logf("--- %s:\n%s", filepath.Base(p), b)
-			}
-		}
-		c.Kill()
-	})
-	return c
+	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: n, CoordArgs: coordArgs})
 }
 
 // startRain creates, prepares and starts a rain.

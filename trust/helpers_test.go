@@ -19,6 +19,7 @@ import (
 	"redrain/coordinator"
 	"redrain/internal/proc"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -43,25 +44,17 @@ type kit struct {
 // newKit starts a cluster of n nodes with recognisable secrets (so a leak is found by grep).
 func newKit(t *testing.T, n int) *kit {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := bench.StartCluster(ctx, bench.ClusterOptions{Nodes: n, BinDir: filepath.Dir(testcluster.Bin(t, "node")),
-		Dir: t.TempDir(), FastGossip: true, Secret: "trust-secret-" + randomHex(t), AdminToken: "trust-admin-token-" + randomHex(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: n, Secret: "trust-secret-" + randomHex(t),
+		AdminToken: "trust-admin-token-" + randomHex(t)})
 	k := &kit{c: c, http: &http.Client{Timeout: 10 * time.Second},
 		outsiderSecret: "outsider-secret-" + randomHex(t), wrongToken: "outsider-token-" + randomHex(t)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range k.logs() {
-				t.Logf("--- %s:\n%s", filepath.Base(p), proc.Tail(p, 2500))
-			}
-		}
+	t.Cleanup(func() { // before the cluster's own cleanup, which prints its logs
 		for _, x := range k.extra {
+			if t.Failed() {
+				testlocal.PrintLogs(t, x.Proc.Log)
+			}
 			x.Proc.Kill()
 		}
-		c.Kill()
 	})
 	return k
 }
@@ -117,8 +110,8 @@ func (k *kit) members() []*bench.LocalNode {
 
 // logs are the paths of every process log.
 func (k *kit) logs() []string {
-	out := []string{k.c.Coord.Log, filepath.Join(k.c.Opts.Dir, "redis.log")}
-	for _, n := range append(append([]*bench.LocalNode(nil), k.c.Nodes...), k.extra...) {
+	out := k.c.Logs()
+	for _, n := range k.extra {
 		out = append(out, n.Proc.Log)
 	}
 	return out
