@@ -73,9 +73,9 @@ func buildReport(r *record, facts map[string]nodeFacts, t Totals) *Report {
 			f.State = stateDead
 		}
 		nr := NodeReport{Node: sh.node, State: f.State, SliceAmount: sh.amount, SliceCount: sh.count}
-		leftover, lost := reconcileNode(r, sh, f, &nr)
-		rep.LeftoverAmount += leftover
-		rep.LostAmount += lost
+		reconcileNode(r, sh, f, &nr)
+		rep.LeftoverAmount += nr.LeftoverAmount
+		rep.LostAmount += nr.LostAmount
 		rep.ClaimedAmount += nr.ClaimedAmount
 		rep.ClaimedCount += nr.ClaimedCount
 		rep.Nodes = append(rep.Nodes, nr)
@@ -84,22 +84,30 @@ func buildReport(r *record, facts map[string]nodeFacts, t Totals) *Report {
 	return rep
 }
 
-// reconcileNode fills nr's claimed and flushed figures and returns the holder's leftover and
-// lost amounts; claimed + leftover + lost == sh.amount.
-func reconcileNode(r *record, sh share, f nodeFacts, nr *NodeReport) (leftover, lost int64) {
+// reconcileNode fills nr's claimed, flushed, leftover and lost figures. They are built from
+// the slice down, never as a remainder that could go negative: claimed is capped by the slice,
+// a recorded leftover by what the slice has left after claimed, and lost is the rest.
+func reconcileNode(r *record, sh share, f nodeFacts, nr *NodeReport) {
 	if !r.started() {
-		return sh.amount, 0
+		nr.LeftoverAmount = sh.amount
+		return
 	}
 	if p := f.Progress; f.State == stateAlive && exact(p, r.Epoch, sh) {
 		nr.ClaimedAmount, nr.ClaimedCount, nr.FlushedAmount = p.ClaimedAmount, p.ClaimedCount, p.FlushedAmount
-		return sh.amount - p.ClaimedAmount, 0
+		nr.LeftoverAmount = sh.amount - p.ClaimedAmount
+		return
 	}
-	nr.ClaimedAmount, nr.ClaimedCount, nr.FlushedAmount = f.Redis.ClaimedAmount, f.Redis.ClaimedCount, f.Redis.ClaimedAmount
+	nr.ClaimedAmount = clamp(f.Redis.ClaimedAmount, sh.amount)
+	nr.ClaimedCount = clamp(f.Redis.ClaimedCount, sh.count)
+	nr.FlushedAmount = f.Redis.ClaimedAmount // as Redis says, even past the slice (the checker flags that)
 	if f.Redis.HasLeftover {
-		leftover = f.Redis.LeftoverAmount
+		nr.LeftoverAmount = clamp(f.Redis.LeftoverAmount, sh.amount-nr.ClaimedAmount)
 	}
-	return leftover, sh.amount - nr.ClaimedAmount - leftover
+	nr.LostAmount = sh.amount - nr.ClaimedAmount - nr.LeftoverAmount
 }
+
+// clamp bounds v to [0, hi].
+func clamp(v, hi int64) int64 { return max(0, min(v, hi)) }
 
 // exact reports whether p is a live node's consistent account of share sh of epoch.
 func exact(p *wire.Progress, epoch uint64, sh share) bool {

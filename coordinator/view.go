@@ -71,6 +71,10 @@ type NodeReport struct {
 	ClaimedAmount int64  `json:"claimed_amount"` // live: journaled; otherwise: flushed
 	ClaimedCount  int64  `json:"claimed_count"`
 	FlushedAmount int64  `json:"flushed_amount"`
+	// LeftoverAmount and LostAmount complete the slice: SliceAmount == ClaimedAmount +
+	// LeftoverAmount + LostAmount, each >= 0.
+	LeftoverAmount int64 `json:"leftover_amount"` // live: unclaimed on the node; gone: its current record
+	LostAmount     int64 `json:"lost_amount"`     // dead/suspect/unreachable: slice - flushed - leftover
 }
 
 // Node is one line of GET /v1/nodes.
