@@ -23,7 +23,8 @@ func (c *Coordinator) totals(ctx context.Context, r *record) (Totals, error) {
 	return Totals{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount, MaxAmount: t.MaxAmount}, nil
 }
 
-// flushedByNode reads what each node flushed of a rain (and leftovers recorded on leaving).
+// flushedByNode reads what each node flushed of a rain, and the leftover records that are
+// current (see ledger.NodeTotals.Leftover).
 func (c *Coordinator) flushedByNode(ctx context.Context, code string) (map[string]flushed, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
@@ -33,8 +34,9 @@ func (c *Coordinator) flushedByNode(ctx context.Context, code string) (map[strin
 	}
 	out := make(map[string]flushed, len(m))
 	for node, t := range m {
-		out[node] = flushed{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount,
-			LeftoverAmount: t.LeftoverAmount, HasLeftover: t.HasLeftover}
+		f := flushed{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount}
+		f.LeftoverAmount, f.HasLeftover = t.Leftover()
+		out[node] = f
 	}
 	return out, nil
 }

@@ -15,8 +15,8 @@ const (
 // flushed is what Redis knows of one node's share of a rain (its nodes hash).
 type flushed struct {
 	ClaimedCount, ClaimedAmount int64
-	LeftoverAmount              int64 // unclaimed remainder recorded at a graceful leave
-	HasLeftover                 bool
+	LeftoverAmount              int64 // unclaimed remainder recorded at a graceful leave or a compaction
+	HasLeftover                 bool  // a current record: the node has flushed nothing since
 }
 
 // nodeFacts is everything the report knows about one slice holder.

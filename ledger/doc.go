@@ -31,16 +31,28 @@
 //
 // # Retention
 //
-// A rain's claim records are kept until the rain is settled and flushed. The node calls DropRain
-// once the rain's metadata says Settled and Flusher.FlushRain has returned nil after the last claim
-// was journaled (its marker covers the rain's last sequence). DropRain deletes the rain's claim
-// records, slices and totals in one transaction and keeps the small RainMeta as a tombstone so the
-// node never serves the rain again. A rain that is never settled keeps its records.
+// A rain's claim records are the only durable copy of its claims until the wallet has them. The
+// node compacts a rain only once it is settled, flushed (Flusher.FlushRain returned nil after the
+// last claim was journaled), past its retention, and WalletAcked says the wallet's consumer group
+// has acknowledged every credit entry. DropRain then deletes the rain's claim records, slices and
+// totals and stores the RainMeta with a Tombstone (count, amount, max, last sequence, leftover) in
+// one transaction; the node never serves the rain again, and Reassert puts the tombstone back
+// into Redis (totals, nodes hash, leftover, marker: not the credit entries, which the wallet
+// has) whenever Redis lost it. A rain that is never settled, or whose credits the wallet has not
+// acknowledged, keeps its records.
+//
+// # Leftover records
+//
+// A node that leaves gracefully records its unclaimed remainder of each rain (RecordLeftover:
+// "<node>:leftover_amount", stamped "<node>:leftover_at" with the claimed count it had flushed).
+// Every flush batch deletes the record, and NodeTotals.Leftover reads it as current only while the
+// node's count has not moved, so a node that came back and served can never have its old record
+// counted against packets it paid.
 //
 // # Layout (bbolt buckets)
 //
 //	meta       incarnation, node id, format version, last sequence
-//	rains      code -> RainMeta (JSON)
+//	rains      code -> RainMeta (JSON; with a Tombstone once compacted)
 //	slices     code/ -> epoch(8)|slice id(4) -> rain.Slice (JSON)
 //	claims     code/ -> seq(8, big-endian) -> EncodeRecord (fixed RecordSize bytes)
 //	totals     code -> count, amount, max, last seq (updated in every commit)

@@ -321,11 +321,14 @@ func TestRecordLeftoverReadNodes(t *testing.T) {
 	}
 	tot, _ := j.Totals("r")
 	want := map[string]NodeTotals{
-		"n:1": {ClaimedCount: 30, ClaimedAmount: tot.Amount, LeftoverAmount: 1234, HasLeftover: true},
-		"n9":  {HasLeftover: true},
+		"n:1": {ClaimedCount: 30, ClaimedAmount: tot.Amount, LeftoverAmount: 1234, HasLeftover: true, LeftoverAt: 30, HasLeftoverAt: true},
+		"n9":  {HasLeftover: true, HasLeftoverAt: true},
 	}
 	if len(nodes) != 2 || nodes["n:1"] != want["n:1"] || nodes["n9"] != want["n9"] {
 		t.Fatalf("ReadNodes = %+v, want %+v", nodes, want)
+	}
+	if l, ok := nodes["n:1"].Leftover(); !ok || l != 1234 {
+		t.Fatalf("current record read as %d, %v", l, ok)
 	}
 	if rt, err := ReadTotals(ctx, rdb, "none"); err != nil || rt != (RainTotals{}) {
 		t.Fatalf("ReadTotals of an unknown rain = %+v, %v", rt, err)
@@ -354,4 +357,54 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff(%d, r=%v) = %v, want %v", c.attempt, c.r, got, c.want)
 		}
 	}
+}
+
+// TestLeftoverSuperseded: a node that recorded its leftover and then flushes again (it came back
+// and served) loses the record in the same Lua call, and a record whose count has moved on, or
+// that lacks its stamp, is never read as current. This is what kept a returning node's old
+// leftover in the report (negative lost).
+func TestLeftoverSuperseded(t *testing.T) {
+	srv := testredis.New(t)
+	rdb := srv.Client()
+	j := openJournal(t, testOptions(t, "n1"))
+	ctx := flushCtx(t)
+	f := NewFlusher(j, rdb, flusherOptions())
+	appendN(t, j, "r", 0, 10, 2)
+	if err := f.FlushRain(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordLeftover(ctx, rdb, "r", "n1", 500); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, "r", 10, 5, 2)
+	if err := f.FlushRain(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := ReadNodes(ctx, rdb, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nodes["n1"]; n.HasLeftover || n.HasLeftoverAt || n.ClaimedCount != 15 {
+		t.Fatalf("after a later flush the record is still there: %+v", n)
+	}
+	for _, tc := range []NodeTotals{
+		{ClaimedCount: 15, LeftoverAmount: 9, HasLeftover: true, LeftoverAt: 10, HasLeftoverAt: true},
+		{ClaimedCount: 15, LeftoverAmount: 9, HasLeftover: true},
+		{ClaimedCount: 15, LeftoverAt: 15, HasLeftoverAt: true},
+		{ClaimedCount: 15, LeftoverAmount: -1, HasLeftover: true, LeftoverAt: 15, HasLeftoverAt: true},
+	} {
+		if l, ok := tc.Leftover(); ok {
+			t.Errorf("%+v read as current leftover %d", tc, l)
+		}
+	}
+	if err := RecordLeftover(ctx, rdb, "r", "n1", 70); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClearLeftover(ctx, rdb, "r", "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _ = ReadNodes(ctx, rdb, "r"); nodes["n1"].HasLeftover || nodes["n1"].HasLeftoverAt {
+		t.Fatalf("cleared record still there: %+v", nodes["n1"])
+	}
+	checkInvariants(t, rdb, "r", j)
 }

@@ -425,19 +425,17 @@ func TestSlicesAndDrops(t *testing.T) {
 
 	appendN(t, j, "r", 0, 50, 4)
 	appendN(t, j, "other", 0, 5, 1)
-	if err := j.DropRain("r"); !errors.Is(err, ErrNotSettled) {
-		t.Fatalf("DropRain without meta: %v", err)
-	}
 	if err := j.PutRain(RainMeta{Code: "r", Epoch: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.DropRain("r"); !errors.Is(err, ErrNotSettled) {
+	if err := j.DropRain(RainMeta{Code: "r", Epoch: 2}); !errors.Is(err, ErrNotSettled) {
 		t.Fatalf("DropRain unsettled: %v", err)
 	}
-	if err := j.PutRain(RainMeta{Code: "r", Epoch: 2, Settled: true}); err != nil {
-		t.Fatal(err)
+	if _, ok := j.Totals("r"); !ok {
+		t.Fatal("a refused DropRain dropped the totals")
 	}
-	if err := j.DropRain("r"); err != nil {
+	tomb := &Tombstone{Count: 50, Amount: 200, Max: 4, LastSeq: 50, Leftover: 7, HasLeftover: true}
+	if err := j.DropRain(RainMeta{Code: "r", Epoch: 2, Settled: true, CompactedAt: 9, Tomb: tomb}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := j.Totals("r"); ok {
@@ -453,7 +451,7 @@ func TestSlicesAndDrops(t *testing.T) {
 	if len(rec.Slices) != 0 || rec.Totals["r"] != (Totals{}) || rec.Totals["other"].Count != 5 || rec.LastSeq != 55 {
 		t.Fatalf("after DropRain: %+v", rec)
 	}
-	if m, ok, err := j.Rain("r"); err != nil || !ok || !m.Settled {
+	if m, ok, err := j.Rain("r"); err != nil || !ok || !m.Settled || m.CompactedAt != 9 || m.Tomb == nil || *m.Tomb != *tomb {
 		t.Fatalf("tombstone: %+v %v %v", m, ok, err)
 	}
 	// Sequences are not reused after a drop.
@@ -546,10 +544,7 @@ func TestTotalsAfterCrash(t *testing.T) {
 	}
 	appendN(t, j, "a", 0, 150, 4)
 	appendN(t, j, "gone", 0, 41, 4)
-	if err := j.PutRain(RainMeta{Code: "gone", Settled: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.DropRain("gone"); err != nil {
+	if err := j.DropRain(RainMeta{Code: "gone", Settled: true}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup // two rains at once: commits holding both

@@ -22,6 +22,9 @@ const (
 	FieldClaimedAmount  = "claimed_amount"
 	FieldMaxAmount      = "max_amount"
 	FieldLeftoverAmount = "leftover_amount"
+	// FieldLeftoverAt is the node's flushed claimed_count when it recorded its leftover: the
+	// record is current only while that count has not moved (see NodeTotals.Leftover).
+	FieldLeftoverAt = "leftover_at"
 )
 
 // RainKeys are a rain's Redis keys; all share the hash tag {CODE}, so one Lua call covers them
@@ -29,7 +32,7 @@ const (
 type RainKeys struct {
 	Totals  string // HASH claimed_count, claimed_amount, max_amount
 	Flushed string // HASH "<node>.<incarnation>" -> last sequence applied
-	Nodes   string // HASH "<node>:claimed_count", "<node>:claimed_amount", "<node>:leftover_amount"
+	Nodes   string // HASH "<node>:claimed_count", "<node>:claimed_amount", "<node>:leftover_amount", "<node>:leftover_at"
 	Credits string // STREAM claim_id, user_id, amount, node
 	prefix  string
 }
@@ -72,10 +75,23 @@ func ReadTotals(ctx context.Context, rdb redis.UniversalClient, code string) (Ra
 	return t, nil
 }
 
-// NodeTotals are what one node has flushed of a rain, and the leftover it recorded on leaving.
+// NodeTotals are what one node has flushed of a rain, and the leftover it recorded when it
+// left (or compacted the rain) with the claimed count it had flushed then.
 type NodeTotals struct {
-	ClaimedCount, ClaimedAmount, LeftoverAmount int64
-	HasLeftover                                 bool
+	ClaimedCount, ClaimedAmount int64
+	LeftoverAmount, LeftoverAt  int64
+	HasLeftover, HasLeftoverAt  bool
+}
+
+// Leftover returns the node's recorded leftover if the record is current: both of its fields
+// are there and the node has flushed no claim since it was written (every flush deletes the
+// record, and a count that moved on means a node that came back and served). A stale or half
+// record is never read as current.
+func (t NodeTotals) Leftover() (int64, bool) {
+	if !t.HasLeftover || !t.HasLeftoverAt || t.LeftoverAt != t.ClaimedCount || t.LeftoverAmount < 0 {
+		return 0, false
+	}
+	return t.LeftoverAmount, true
 }
 
 // ReadNodes reads the rain's nodes hash, by node id.
@@ -102,6 +118,8 @@ func ReadNodes(ctx context.Context, rdb redis.UniversalClient, code string) (map
 			t.ClaimedAmount = n
 		case FieldLeftoverAmount:
 			t.LeftoverAmount, t.HasLeftover = n, true
+		case FieldLeftoverAt:
+			t.LeftoverAt, t.HasLeftoverAt = n, true
 		default:
 			continue
 		}
@@ -110,14 +128,35 @@ func ReadNodes(ctx context.Context, rdb redis.UniversalClient, code string) (map
 	return out, nil
 }
 
-// RecordLeftover stores the node's unclaimed remainder of the rain (a graceful leave). It is
-// idempotent: the field is set, not added to.
+// recordLeftoverScript sets a node's leftover record: the amount and, read in the same atomic
+// step, the node's flushed claimed_count. KEYS: 1 nodes. ARGV: 1 node, 2 amount.
+var recordLeftoverScript = redis.NewScript(`
+local at = redis.call('HGET', KEYS[1], ARGV[1] .. ':claimed_count')
+if not at then at = '0' end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':leftover_amount', ARGV[2], ARGV[1] .. ':leftover_at', at)
+return at
+`)
+
+// RecordLeftover stores the node's unclaimed remainder of the rain (a graceful leave, or a
+// compaction), stamped with the claimed count the node has flushed. Call it only once
+// everything the node journaled of the rain is flushed. It is idempotent: the fields are set,
+// not added to.
 func RecordLeftover(ctx context.Context, rdb redis.UniversalClient, code, node string, amount int64) error {
 	if amount < 0 {
 		return fmt.Errorf("ledger: leftover %d < 0", amount)
 	}
-	if err := rdb.HSet(ctx, Keys(code).Nodes, node+":"+FieldLeftoverAmount, amount).Err(); err != nil {
+	if err := recordLeftoverScript.Run(ctx, rdb, []string{Keys(code).Nodes}, node, amount).Err(); err != nil {
 		return fmt.Errorf("ledger: record leftover of %s: %w", code, err)
+	}
+	return nil
+}
+
+// ClearLeftover deletes the node's leftover record of the rain: a node that comes back to serve
+// the rain again does so before it serves, so the record cannot count packets it pays.
+func ClearLeftover(ctx context.Context, rdb redis.UniversalClient, code, node string) error {
+	err := rdb.HDel(ctx, Keys(code).Nodes, node+":"+FieldLeftoverAmount, node+":"+FieldLeftoverAt).Err()
+	if err != nil {
+		return fmt.Errorf("ledger: clear leftover of %s: %w", code, err)
 	}
 	return nil
 }

@@ -24,6 +24,12 @@ type RainMeta struct {
 	RoomID             int64  `json:"room_id,omitempty"`      // the live room the rain belongs to
 	MinEpoch           uint64 `json:"min_epoch,omitempty"`    // slices of epochs <= this were discarded: refused
 	CompactedAt        int64  `json:"compacted_at,omitempty"` // unix ns: records dropped (retention); a tombstone
+	// LeftoverRecorded: the node recorded its leftover of the rain in Redis when it stopped. Set
+	// before the record is written; a restarted node clears the record before it serves the rain
+	// again, then unsets this.
+	LeftoverRecorded bool `json:"leftover_recorded,omitempty"`
+	// Tomb is what a compacted rain leaves of the node's claims (CompactedAt != 0).
+	Tomb *Tombstone `json:"tombstone,omitempty"`
 }
 
 // PutRain stores (replaces) the rain's metadata durably; acknowledge it only after this returns.
@@ -93,33 +99,36 @@ func (j *Journal) DropSlices(code string, epoch uint64) error {
 	}, nil)
 }
 
-// DropRain deletes a settled rain's claim records, slices and totals (retention; see the package
-// comment). Call it only once the flusher has flushed the rain's last claim. The RainMeta stays as
-// a tombstone. It fails with ErrNotSettled unless the stored RainMeta says Settled. Sequences are
-// not reused afterwards.
-func (j *Journal) DropRain(code string) error {
+// DropRain compacts a settled rain (retention; see the package comment): in one transaction it
+// stores tomb as the rain's metadata and deletes its claim records, slices and totals. Call it
+// only once the flusher has flushed the rain's last claim. It fails with ErrNotSettled unless
+// tomb says Settled. Sequences are not reused afterwards.
+func (j *Journal) DropRain(tomb RainMeta) error {
+	if !tomb.Settled {
+		return fmt.Errorf("%w: %q", ErrNotSettled, tomb.Code)
+	}
+	if err := checkCode(tomb.Code); err != nil {
+		return err
+	}
+	v, err := json.Marshal(tomb)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	code := []byte(tomb.Code)
 	return j.update(func(tx *bolt.Tx) error {
-		var m RainMeta
-		v := tx.Bucket(bucketRains).Get([]byte(code))
-		if v == nil {
-			return fmt.Errorf("%w: %q has no metadata", ErrNotSettled, code)
-		}
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("ledger: rain %q: %w", code, err)
-		}
-		if !m.Settled {
-			return fmt.Errorf("%w: %q", ErrNotSettled, code)
-		}
 		for _, name := range [][]byte{bucketClaims, bucketSlices} {
-			err := tx.Bucket(name).DeleteBucket([]byte(code))
+			err := tx.Bucket(name).DeleteBucket(code)
 			if err != nil && !errors.Is(err, errBucketNotFound) {
 				return err
 			}
 		}
-		return tx.Bucket(bucketTotals).Delete([]byte(code))
+		if err := tx.Bucket(bucketTotals).Delete(code); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRains).Put(code, v)
 	}, func() {
 		j.totalsMu.Lock()
-		delete(j.totals, code)
+		delete(j.totals, tomb.Code)
 		j.totalsMu.Unlock()
 	})
 }

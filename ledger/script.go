@@ -17,7 +17,9 @@ import (
 // It refuses the batch (returns {0, marker}) unless the marker still equals prev and the batch's
 // first sequence is above it; otherwise it applies everything, sets the marker to the last
 // sequence and returns {1, last}. Key types are checked before the first write, so a wrong-typed
-// key fails the call without a partial apply.
+// key fails the call without a partial apply. Applying a batch deletes the node's leftover
+// record: a node that flushes a claim has come back and served, so what it recorded when it
+// left is superseded.
 var applyScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then cur = '0' end
@@ -40,6 +42,7 @@ if (not mx) or tonumber(ARGV[7]) > tonumber(mx) then
 end
 redis.call('HINCRBY', KEYS[3], ARGV[8] .. ':claimed_count', ARGV[5])
 redis.call('HINCRBY', KEYS[3], ARGV[8] .. ':claimed_amount', ARGV[6])
+redis.call('HDEL', KEYS[3], ARGV[8] .. ':leftover_amount', ARGV[8] .. ':leftover_at')
 local i = 10
 for _ = 1, tonumber(ARGV[9]) do
   redis.call('XADD', KEYS[4], '*', 'claim_id', ARGV[i], 'user_id', ARGV[i+1], 'amount', ARGV[i+2], 'node', ARGV[8])

@@ -28,6 +28,7 @@ var (
 	errUserLimit    = newAPIError(429, "user_limit", "you already have the most packets of this rain a user may have")
 	errRateLimited  = newAPIError(429, "rate_limited", "too many taps; slow down")
 	errJournal      = newAPIError(503, "journal_unavailable", "the claim could not be made durable; no packet was handed out, try again")
+	errHeld         = newAPIError(503, "journal_unavailable", "this node cannot pay this rain's claims safely until Redis is reachable; no packet was handed out, try again")
 	errBodyTooLarge = newAPIError(413, "body_too_large", "request body too large")
 	errNotFound     = newAPIError(404, "not_found", "no such endpoint")
 	errMethod       = newAPIError(405, "method_not_allowed", "method not allowed")

@@ -18,10 +18,7 @@ func TestSliceAssignmentClash(t *testing.T) {
 	if se, ok := err.(*wire.StatusError); !ok || se.Status != 409 {
 		t.Fatalf("clashing assignment: %v", err)
 	}
-	h.n.Close()
-	o := h.n.opts
-	o.Listener, o.HTTPAddr, h.ln = nil, "127.0.0.1:0", nil
-	h.start(o)
+	h.restart()
 	p, ok := h.n.store.Progress("clash", time.Now().UnixNano())
 	if !ok || p.Amount != 10000 {
 		t.Fatalf("after a restart the slice holds %d cents (%v), want the original 10000", p.Amount, ok)

@@ -74,6 +74,17 @@ func (h *harness) start(o Options) {
 	h.t.Cleanup(func() { h.n.Close() })
 }
 
+// restart closes the node gracefully and starts it again on the same data dir, on 127.0.0.1:0.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.n.Close()
+	o := h.n.opts
+	o.Listener = nil
+	o.HTTPAddr = "127.0.0.1:0"
+	h.ln = nil
+	h.start(o)
+}
+
 // do sends one request and returns status and body.
 func (h *harness) do(method, path string, headers map[string]string, body []byte) (int, string) {
 	h.t.Helper()

@@ -121,6 +121,16 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		errShutdown.write(ctx)
 		return
 	}
+	switch hot.state {
+	case rainCompacted:
+		n.metrics.claimFinished.Inc()
+		errFinished.write(ctx)
+		return
+	case rainHeld:
+		n.metrics.claimJournal.Inc()
+		errHeld.write(ctx)
+		return
+	}
 	c, err := n.store.Claim(code, user, now)
 	if err != nil {
 		n.claimError(err).write(ctx)
@@ -190,7 +200,7 @@ func (n *Node) handleView(ctx *fasthttp.RequestCtx, code []byte) {
 	now := time.Now()
 	p, ok := n.store.Progress(string(code), now.UnixNano())
 	if !ok {
-		errUnknownRain.write(ctx)
+		n.viewCompacted(ctx, string(code))
 		return
 	}
 	v := rainView{Code: p.Code, Status: "prepared", RemainingCount: p.RemainingCount, RemainingAmount: p.RemainingAmount}
@@ -202,6 +212,28 @@ func (n *Node) handleView(ctx *fasthttp.RequestCtx, code []byte) {
 	}
 	if p.StartsAt != 0 {
 		s, e := rfc3339(p.StartsAt), rfc3339(p.EndsAt)
+		v.StartedAt, v.EndsAt = &s, &e
+	}
+	writeJSON(ctx, 200, v)
+}
+
+// viewCompacted shows a rain whose records retention dropped as finished, with nothing remaining
+// here; any other rain the store does not hold is unknown.
+func (n *Node) viewCompacted(ctx *fasthttp.RequestCtx, code string) {
+	n.mu.Lock()
+	ri := n.rains[code]
+	var m ledger.RainMeta
+	if ri != nil {
+		m = ri.meta
+	}
+	n.mu.Unlock()
+	if ri == nil || m.CompactedAt == 0 {
+		errUnknownRain.write(ctx)
+		return
+	}
+	v := rainView{Code: code, Status: "finished"}
+	if m.StartsAt != 0 {
+		s, e := rfc3339(m.StartsAt), rfc3339(m.EndsAt)
 		v.StartedAt, v.EndsAt = &s, &e
 	}
 	writeJSON(ctx, 200, v)

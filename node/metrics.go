@@ -21,6 +21,8 @@ type metrics struct {
 	claimIPLimited prometheus.Counter
 	latency prometheus.Histogram
 	refused *prometheus.CounterVec // internal requests refused, by reason
+	// reasserted counts compacted rains whose totals Redis had lost and the node put back.
+	reasserted prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -37,6 +39,8 @@ func newMetrics(n *Node) *metrics {
 		claimJournal: claims.WithLabelValues("journal_unavailable"), claimTooLarge: claims.WithLabelValues("body_too_large"),
 		claimBadToken: claims.WithLabelValues("bad_token"), claimWrongRoom: claims.WithLabelValues("wrong_room"),
 		claimIPLimited: claims.WithLabelValues("ip_rate_limited"),
+		reasserted: prometheus.NewCounter(prometheus.CounterOpts{Name: "redrain_tombstones_reasserted_total",
+			Help: "Compacted rains whose totals Redis had lost (wiped, rolled back) and this node re-asserted from its tombstone."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "redrain_claim_duration_seconds",
 			Help:    "Time from a claim request's arrival to its answer, journal fsync included.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),
@@ -48,7 +52,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	j := n.journal
-	reg.MustRegister(claims, m.latency, m.refused,
+	reg.MustRegister(claims, m.latency, m.refused, m.reasserted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counter("redrain_journal_commits_total", "Journal commits (one fsync each).",
 			func() float64 { return float64(j.Stats().Commits) }),
@@ -66,6 +70,9 @@ func newMetrics(n *Node) *metrics {
 			func() float64 { return float64(n.server.GetOpenConnectionsCount()) }),
 		stat("redrain_flush_lag_seconds", "Age of the oldest claim not yet applied to Redis.",
 			func() float64 { _, s := n.flusher.Lag(); return s }),
+		stat("redrain_compaction_waiting_rains", "Finished rains past their retention whose journal records are kept "+
+			"because the wallet's consumer group has not acknowledged their credit entries (or does not exist).",
+			func() float64 { return float64(n.compaction.Waiting()) }),
 		stat("redrain_remaining_packets", "Packets not handed out on this node, over every rain it holds "+
 			"(no per-rain label: /metrics is unauthenticated and rain codes are not public before a rain starts).",
 			func() float64 { return float64(n.remainingPackets()) }),

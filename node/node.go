@@ -49,6 +49,8 @@ type Node struct {
 
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 
+	compaction compactionState // rains past retention kept for the wallet
+
 	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
 	rains map[string]*rainInfo
 
@@ -152,8 +154,9 @@ func (n *Node) Start() error {
 	n.cluster = c
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
-	n.bg.Add(4)
+	n.bg.Add(5)
 	go func() { defer n.bg.Done(); n.repairLoop(ctx) }()
+	go func() { defer n.bg.Done(); n.clearLeftovers(ctx) }()
 	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
 	go func() { defer n.bg.Done(); n.janitor(ctx) }()
 	go func() {
@@ -222,13 +225,19 @@ func (n *Node) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// recordLeftovers writes each held rain's unclaimed remainder to Redis, so a graceful departure
-// counts as leftover, not lost, in the report. Only after everything was flushed.
+// recordLeftovers writes each started rain's unclaimed remainder to Redis, so a graceful
+// departure counts as leftover, not lost, in the report. Only after everything was flushed.
+// The journal learns first that a record exists, so a restarted node knows to clear it before it
+// serves the rain again (see clearLeftovers).
 func (n *Node) recordLeftovers(ctx context.Context) {
 	now := time.Now().UnixNano()
 	for _, code := range n.store.Codes() {
 		p, ok := n.store.Progress(code, now)
 		if !ok || !p.Started {
+			continue
+		}
+		if err := n.noteLeftoverRecorded(code, true); err != nil {
+			n.log.Warn("record leftover", "rain", code, "err", err)
 			continue
 		}
 		if err := ledger.RecordLeftover(ctx, n.rdb, code, n.opts.ID, p.RemainingAmount); err != nil {
@@ -237,24 +246,51 @@ func (n *Node) recordLeftovers(ctx context.Context) {
 	}
 }
 
-// hotRain is what the claim path reads of a rain without a lock: its interned code (so the
-// journal record allocates no string) and its room (token mode checks it).
-type hotRain struct {
-	code string
-	room int64
+// noteLeftoverRecorded stores in the rain's metadata whether a leftover record of this node may be
+// in Redis.
+func (n *Node) noteLeftoverRecorded(code string, recorded bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[code]
+	if ri == nil || ri.meta.LeftoverRecorded == recorded {
+		return nil
+	}
+	m := ri.meta
+	m.LeftoverRecorded = recorded
+	if err := n.journal.PutRain(m); err != nil {
+		return err
+	}
+	ri.meta = m
+	return nil
 }
 
-// intern publishes a rain's hot facts, copying the map on change. Called under n.mu.
-func (n *Node) intern(code string, room int64) {
+// Rain states the claim path acts on before it touches the store.
+const (
+	rainServing   uint8 = iota // the store decides
+	rainHeld                   // a leftover record of an earlier run is not cleared yet: 503
+	rainCompacted              // retention dropped its records: 410 finished
+)
+
+// hotRain is what the claim path reads of a rain without a lock: its interned code (so the
+// journal record allocates no string), its room (token mode checks it) and its state.
+type hotRain struct {
+	code  string
+	room  int64
+	state uint8
+}
+
+// intern publishes a rain's hot facts, copying the map on change. Called under n.mu, or before
+// the node serves.
+func (n *Node) intern(code string, room int64, state uint8) {
 	old := *n.codes.Load()
-	if h, ok := old[code]; ok && h.room == room {
+	if h, ok := old[code]; ok && h.room == room && h.state == state {
 		return
 	}
 	m := make(map[string]hotRain, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[code] = hotRain{code: code, room: room}
+	m[code] = hotRain{code: code, room: room, state: state}
 	n.codes.Store(&m)
 }
 
@@ -280,7 +316,11 @@ func (n *Node) recover() error {
 	}
 	for _, m := range rec.Rains {
 		n.rains[m.Code] = &rainInfo{meta: m, rules: rulesOf(m), epochs: map[uint64]bool{}}
-		n.intern(m.Code, m.RoomID)
+		state := rainServing
+		if m.CompactedAt != 0 {
+			state = rainCompacted
+		}
+		n.intern(m.Code, m.RoomID, state)
 	}
 	for _, sl := range rec.Slices {
 		ri := n.rains[sl.Code]
@@ -306,12 +346,28 @@ func (n *Node) recover() error {
 	for code, users := range rec.Users {
 		n.store.RestoreUsers(code, users)
 	}
+	now := time.Now().UnixNano()
 	for _, ri := range n.rains {
 		if err := n.applyWindow(ri); err != nil {
 			return err
 		}
+		if n.mustClearLeftover(ri.meta.Code, now) {
+			n.intern(ri.meta.Code, ri.meta.RoomID, rainHeld)
+		}
 	}
 	return nil
+}
+
+// mustClearLeftover reports whether the rain may still pay claims here while a leftover record
+// of an earlier run of this node may be in Redis. A rain that is over keeps its record: it is
+// exact, since nothing more can be paid.
+func (n *Node) mustClearLeftover(code string, now int64) bool {
+	ri := n.rains[code]
+	if ri == nil || !ri.meta.LeftoverRecorded || ri.meta.CompactedAt != 0 {
+		return false
+	}
+	p, ok := n.store.Progress(code, now)
+	return ok && !p.Finished
 }
 
 // applyWindow pushes a rain's stored start and stop into the store.
@@ -386,7 +442,7 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 		}
 		ri = &rainInfo{meta: m, rules: r, epochs: map[uint64]bool{}}
 		n.rains[r.Code] = ri
-		n.intern(r.Code, r.RoomID)
+		n.intern(r.Code, r.RoomID, rainServing)
 	}
 	if err := n.journal.PutSlice(sl); err != nil {
 		return err

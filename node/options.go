@@ -30,7 +30,10 @@ type Options struct {
 	IPBurst        int      // bucket size of the per-address limit; 0 = 2*IPRate
 	TrustedProxies []string // IPs/CIDRs whose X-Forwarded-For last hop names the client
 
-	Retention       time.Duration // keep a finished rain's journal records this long; 24h
+	Retention time.Duration // keep a finished rain's journal records at least this long; 24h
+	// WalletGroup is the wallet's consumer group on the credit streams: a rain's records are
+	// dropped only once it has acknowledged every entry holding them; "wallet".
+	WalletGroup     string
 	JanitorInterval time.Duration // pace of the retention check; 1m
 
 	FastGossip bool         // memberlist local timings (tests)
@@ -54,6 +57,7 @@ func DefaultOptions() Options {
 		IdleTimeout:  60 * time.Second,
 
 		Retention:       24 * time.Hour,
+		WalletGroup:     "wallet",
 		JanitorInterval: time.Minute,
 	}
 }
@@ -89,6 +93,8 @@ func (o *Options) validate() error {
 		return bad("timeouts", "must be >= 0")
 	case o.Retention < 0 || o.JanitorInterval < 0:
 		return bad("retention", "must be >= 0")
+	case len(o.WalletGroup) > 256:
+		return bad("wallet-group", "at most 256 bytes")
 	case o.Auth != "" && o.Auth != AuthGateway && o.Auth != AuthToken:
 		return bad("auth", "must be gateway or token")
 	case o.Auth == AuthToken && len(o.UserKey) < 16:
@@ -114,6 +120,9 @@ func (o *Options) validate() error {
 	}
 	if o.Retention == 0 {
 		o.Retention = d.Retention
+	}
+	if o.WalletGroup == "" {
+		o.WalletGroup = d.WalletGroup
 	}
 	if o.JanitorInterval == 0 {
 		o.JanitorInterval = d.JanitorInterval
