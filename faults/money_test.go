@@ -1,13 +1,20 @@
 package faults
 
 import (
+	"bufio"
 	"context"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/testcluster"
+	"redrain/internal/testlocal"
 	"redrain/ledger"
 	"redrain/rain"
 )
@@ -82,4 +89,100 @@ func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint6
 		return int(u-from) >= n
 	})
 	return out
+}
+
+// Retention with a Redis loss: rain A's credits were all acknowledged by the wallet's consumer
+// group, so after the retention the nodes compact it; rain B's stream has no such group, so its
+// records stay. Then Redis is wiped: A's totals, nodes hash and leftovers come back from the
+// tombstones and its report is unchanged; B's claims all come back to the credit stream from the
+// journals. (The audit saw 166 paid claims vanish: compaction had dropped the only copy.)
+func TestRetentionThenRedisLoss(t *testing.T) {
+	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2,
+		NodeArgs: []string{"--retention", "2s", "--janitor-interval", "200ms"}})
+	ctx := context.Background()
+	const total, count, maxPer = int64(4000), int64(40), 5
+	a, b := startRain(t, c, total, count, maxPer), startRain(t, c, total, count, maxPer)
+	var answersA, answersB []bench.Answer
+	for i := range c.Nodes {
+		answersA = append(answersA, claimOn(t, c, a, i, 1, 6)...)
+		answersB = append(answersB, claimOn(t, c, b, i, 1, 7)...)
+	}
+	for _, code := range []string{a, b} {
+		if _, err := c.Admin().Act(ctx, code, "stop", anchor); err != nil {
+			t.Fatal(err)
+		}
+		testcluster.Eventually(t, 30*time.Second, "rain settled", func() bool {
+			r, err := c.Admin().Get(ctx, code)
+			return err == nil && r.Status == rain.Settled
+		})
+	}
+	verify(t, c, b, answersB, total, count, maxPer, false)
+	_, before := verify(t, c, a, answersA, total, count, maxPer, false)
+	walletAcksAll(t, c.Client(), a)
+	testcluster.Eventually(t, 30*time.Second, "A compacted, B kept for the wallet", func() bool {
+		for i := range c.Nodes {
+			if _, err := progress(c, i, a); err == nil {
+				return false
+			}
+			if _, err := progress(c, i, b); err != nil || metric(c, i, "redrain_compaction_waiting_rains") != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := c.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 30*time.Second, "A's totals back from the tombstones", func() bool {
+		tot, err := ledger.ReadTotals(ctx, c.Client(), a)
+		return err == nil && tot.ClaimedAmount == before.FlushedAmount && tot.ClaimedCount == before.FlushedCount
+	})
+	after, err := c.Admin().Report(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ClaimedAmount != before.ClaimedAmount || after.LeftoverAmount != before.LeftoverAmount ||
+		after.LostAmount != 0 || after.MaxAmount != before.MaxAmount {
+		t.Errorf("A's report after the wipe %+v, before %+v", after, before)
+	}
+	verify(t, c, b, answersB, total, count, maxPer, false) // every B claim credited again, once
+}
+
+// walletAcksAll plays the wallet: a consumer group "wallet" reads the rain's whole credit stream
+// and acknowledges every entry.
+func walletAcksAll(t *testing.T, rdb *redis.Client, code string) {
+	t.Helper()
+	ctx := context.Background()
+	key := ledger.Keys(code).Credits
+	if err := rdb.XGroupCreate(ctx, key, "wallet", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "wallet", Consumer: "w1", Streams: []string{key, ">"}, Count: 1 << 20, Block: -1}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res[0].Messages {
+		if err := rdb.XAck(ctx, key, "wallet", m.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// metric reads one unlabelled gauge from node i's /metrics; -1 if it cannot.
+func metric(c *bench.LocalCluster, i int, name string) float64 {
+	resp, err := http.Get("http://" + c.Nodes[i].HTTP + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -66,6 +66,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records at least this long (and until the wallet acknowledged them)")
+	fs.DurationVar(&o.JanitorInterval, "janitor-interval", o.JanitorInterval, "pace of the retention check and of re-asserting compacted rains after a Redis loss")
 	fs.StringVar(&o.WalletGroup, "wallet-group", o.WalletGroup, "the wallet's consumer group on the credit streams: records are dropped only once it acknowledged them")
 	fs.StringVar(&o.Auth, "auth", node.AuthGateway, "who names the user: gateway (X-User-Id) or token (signed user tokens)")
 	fs.StringVar(&o.UserKey, "user-key", "", "token mode: key the platform signs user tokens with")
