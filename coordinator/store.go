@@ -234,6 +234,85 @@ func (s *store) codesWithStatus(statuses ...rain.Status) ([]string, error) {
 	return out, err
 }
 
+// startedStatuses are the statuses of rains that went on sale (they have a started_at).
+var startedStatuses = []rain.Status{rain.Raining, rain.Finished, rain.Settled}
+
+// countStarted counts the rains that went on sale, from the status index (keys only).
+func (s *store) countStarted() (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketByStatus).Cursor()
+		for _, st := range startedStatuses {
+			prefix := append([]byte(st), 0)
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// listing is a started rain as redrain:rains lists it: code -> start unix seconds.
+type listing struct {
+	Code      string
+	StartUnix int64
+}
+
+func listingOf(r *record) listing {
+	return listing{Code: r.Code, StartUnix: r.StartedAt / int64(time.Second)}
+}
+
+// listings loads the listings of codes (a code no longer stored, or not started, is skipped).
+func (s *store) listings(codes []string) ([]listing, error) {
+	var out []listing
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, code := range codes {
+			r, err := load(tx, code)
+			if errors.Is(err, ErrUnknownRain) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if r.started() {
+				out = append(out, listingOf(r))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// settledAfter lists up to limit settled rains in status-index order, after the index key
+// after (nil: from the first). It returns the last key read, nil when there was none after.
+// Settled is the last status, so a rain's key there never moves: a walk resumed from the last
+// key misses no rain that was settled when the walk began.
+func (s *store) settledAfter(after []byte, limit int) ([]listing, []byte, error) {
+	var out []listing
+	var last []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := append([]byte(rain.Settled), 0)
+		c := tx.Bucket(bucketByStatus).Cursor()
+		k, _ := c.Seek(prefix)
+		if after != nil {
+			if k, _ = c.Seek(after); bytes.Equal(k, after) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			r, err := load(tx, string(k[len(prefix)+8:]))
+			if err != nil {
+				return err
+			}
+			out = append(out, listingOf(r))
+			last = bytes.Clone(k)
+		}
+		return nil
+	})
+	return out, last, err
+}
+
 // countByStatus counts rains per status (for metrics).
 func (s *store) countByStatus() (map[rain.Status]int, error) {
 	out := make(map[rain.Status]int)

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -81,5 +82,52 @@ func TestStore(t *testing.T) {
 	}
 	if c, _ := st.codesWithStatus(rain.Prepared, rain.Waiting); len(c) != 3 {
 		t.Fatalf("codesWithStatus: %v", c)
+	}
+}
+
+// TestStoreStartedRains: the started rains are counted, listed with their start second, and
+// the settled ones walked in batches that resume after the last key, each once.
+func TestStoreStartedRains(t *testing.T) {
+	st, err := openStore(filepath.Join(t.TempDir(), "c.db"), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	statuses := []rain.Status{rain.Waiting, rain.Settled, rain.Raining, rain.Settled, rain.Cancelled,
+		rain.Finished, rain.Settled, rain.Settled, rain.Prepared, rain.Settled}
+	for i, s := range statuses {
+		r := &record{Code: fmt.Sprintf("r%d", i), Status: s, CreatedAt: int64(100 - i)}
+		if s == rain.Raining || s == rain.Finished || s == rain.Settled {
+			r.StartedAt = int64(i)*int64(time.Second) + 999
+		}
+		if err := st.create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.countStarted(); err != nil || n != 7 {
+		t.Fatalf("countStarted: %d %v, want 7", n, err)
+	}
+	ls, err := st.listings([]string{"r0", "r2", "r5", "gone"})
+	if err != nil || fmt.Sprint(ls) != "[{r2 2} {r5 5}]" {
+		t.Fatalf("listings: %v %v", ls, err)
+	}
+	var walked []listing
+	var after []byte
+	for range 10 {
+		batch, last, err := st.settledAfter(after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if len(batch) > 2 || last == nil {
+			t.Fatalf("batch %v, last %q", batch, last)
+		}
+		walked, after = append(walked, batch...), last
+	}
+	// Oldest created first: r9 (created 91) ... r1 (created 99).
+	if fmt.Sprint(walked) != "[{r9 9} {r7 7} {r6 6} {r3 3} {r1 1}]" {
+		t.Fatalf("settled walk: %v", walked)
 	}
 }
