@@ -53,6 +53,9 @@ type Coordinator struct {
 	bg     sync.WaitGroup
 	ticks  atomic.Uint64 // loop rounds done (tests wait on it)
 
+	startedRains atomic.Int64 // rains ever started: counted at New, then one per Start
+	repair       indexRepair  // redrain:rains re-assertion under way (the loop's own)
+
 	mu        sync.Mutex
 	running   bool // Run was called
 	closed    bool // Close was called
@@ -109,6 +112,11 @@ func (c *Coordinator) open() error {
 		return err
 	}
 	c.store = st
+	started, err := st.countStarted()
+	if err != nil {
+		return fmt.Errorf("coordinator: count started rains: %w", err)
+	}
+	c.startedRains.Store(started)
 	ropts, err := redis.ParseURL(c.opts.RedisURL)
 	if err != nil {
 		return fmt.Errorf("%w: RedisURL: %v", ErrOptions, err)

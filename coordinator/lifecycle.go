@@ -312,6 +312,7 @@ func (c *Coordinator) Start(code string, anchor int64) (*Rain, error) {
 	msg := wire.Start{Epoch: r.Epoch, StartsAt: r.StartedAt, EndsAt: r.EndsAt}
 	c.tell(r.holders(), wire.RainPath(wire.PathStart, code), msg, time.Unix(0, r.EndsAt), syncWait)
 	c.listRain(r)
+	c.startedRains.Add(1) // after its ZADD: the loop never finds redrain:rains short of a rain still being listed
 	return c.viewBestEffort(r), nil
 }
 

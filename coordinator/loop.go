@@ -13,7 +13,8 @@ import (
 
 // loop moves rains along on its own pace (Options.PollInterval): raining -> finished at ends_at
 // or when every live holder is exhausted; finished -> settled when every holder has flushed
-// all it claimed, or is dead or gone. It also retries the redrain:rains ZADD.
+// all it claimed, or is dead or gone. It also retries the redrain:rains ZADD, and re-asserts
+// that index when Redis has lost it (see rainsindex.go).
 func (c *Coordinator) loop() {
 	t := time.NewTicker(c.opts.PollInterval)
 	defer t.Stop()
@@ -32,6 +33,7 @@ func (c *Coordinator) loop() {
 const MaxActiveRains = 10000
 
 func (c *Coordinator) tick() {
+	c.checkRainsIndex()
 	codes, err := c.store.codesWithStatus(rain.Raining, rain.Finished)
 	if err != nil {
 		c.log.Error("loop: list active rains", "err", err)
@@ -204,7 +206,7 @@ func (c *Coordinator) readProgress(addr, code string) (map[string]wire.Progress,
 func (c *Coordinator) listRain(r *record) {
 	ctx, cancel := context.WithTimeout(c.ctx, redisTimeout)
 	defer cancel()
-	if err := c.zaddRain(ctx, r.Code, r.StartedAt/int64(time.Second)); err != nil {
+	if err := c.zaddRain(ctx, listingOf(r)); err != nil {
 		c.log.Warn("zadd redrain:rains (will retry)", "rain", r.Code, "err", err)
 		return
 	}

@@ -15,10 +15,12 @@ import (
 
 // metrics are the coordinator's Prometheus series, on its own registry (several coordinators
 // may share a process in tests). Rains by status and nodes by state are read at scrape time;
-// admin answers are counted as they are written.
+// admin answers and redrain:rains repairs are counted as they happen.
 type metrics struct {
-	requests *prometheus.CounterVec
-	handler  fasthttp.RequestHandler
+	requests     *prometheus.CounterVec
+	indexRepairs prometheus.Counter // redrain:rains found short
+	indexReadded prometheus.Counter // rains its repairs added back
+	handler      fasthttp.RequestHandler
 }
 
 func newMetrics(st *store, members func() []gossip.Member) *metrics {
@@ -27,7 +29,15 @@ func newMetrics(st *store, members func() []gossip.Member) *metrics {
 		Name: "redrain_coordinator_admin_requests_total",
 		Help: "Admin API answers, by route (the action) and HTTP status code.",
 	}, []string{"route", "code"})}
-	reg.MustRegister(m.requests, &stateCollector{store: st, members: members},
+	m.indexRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "redrain_coordinator_rains_index_repairs_total",
+		Help: "Times redrain:rains listed fewer rains than were started (Redis wiped or restored) and every started rain was re-asserted.",
+	})
+	m.indexReadded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "redrain_coordinator_rains_index_readded_total",
+		Help: "Started rains those re-assertions added back to redrain:rains (ZADD NX that added).",
+	})
+	reg.MustRegister(m.requests, m.indexRepairs, m.indexReadded, &stateCollector{store: st, members: members},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m

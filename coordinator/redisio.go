@@ -42,8 +42,8 @@ func (c *Coordinator) flushedByNode(ctx context.Context, code string) (map[strin
 }
 
 // zaddRain records a started rain in redrain:rains (code -> start unix seconds).
-func (c *Coordinator) zaddRain(ctx context.Context, code string, startUnix int64) error {
-	err := c.rdb.ZAdd(ctx, ledger.RainsKey, redis.Z{Score: float64(startUnix), Member: code}).Err()
+func (c *Coordinator) zaddRain(ctx context.Context, l listing) error {
+	err := c.rdb.ZAdd(ctx, ledger.RainsKey, redis.Z{Score: float64(l.StartUnix), Member: l.Code}).Err()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRedis, err)
 	}
