@@ -325,9 +325,12 @@ func TestReport(t *testing.T) {
 	})
 	rep = tc.c.report(t, r.Code)
 	want := []NodeReport{
-		{Node: "n1", State: "alive", SliceAmount: slice["n1"].Amount, SliceCount: slice["n1"].Count, ClaimedAmount: 1000, ClaimedCount: 10, FlushedAmount: 400},
-		{Node: "n2", State: "left", SliceAmount: slice["n2"].Amount, SliceCount: slice["n2"].Count, ClaimedAmount: 500, ClaimedCount: 5, FlushedAmount: 500},
-		{Node: "n3", State: "dead", SliceAmount: slice["n3"].Amount, SliceCount: slice["n3"].Count, ClaimedAmount: 700, ClaimedCount: 7, FlushedAmount: 700},
+		{Node: "n1", State: "alive", SliceAmount: slice["n1"].Amount, SliceCount: slice["n1"].Count, ClaimedAmount: 1000, ClaimedCount: 10, FlushedAmount: 400,
+			LeftoverAmount: slice["n1"].Amount - 1000},
+		{Node: "n2", State: "left", SliceAmount: slice["n2"].Amount, SliceCount: slice["n2"].Count, ClaimedAmount: 500, ClaimedCount: 5, FlushedAmount: 500,
+			LeftoverAmount: slice["n2"].Amount - 500},
+		{Node: "n3", State: "dead", SliceAmount: slice["n3"].Amount, SliceCount: slice["n3"].Count, ClaimedAmount: 700, ClaimedCount: 7, FlushedAmount: 700,
+			LostAmount: slice["n3"].Amount - 700},
 	}
 	if fmt.Sprint(rep.Nodes) != fmt.Sprint(want) {
 		t.Fatalf("nodes:\n got %+v\nwant %+v", rep.Nodes, want)
