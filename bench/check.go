@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/coordinator"
 	"redrain/ledger"
 )
 
@@ -151,6 +152,14 @@ func Check(answers []Answer, credits []Credit, totals ledger.RainTotals, users m
 	}
 	return v
 }
+
+// CheckReport lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
+// when it breaks none: every figure >= 0, claimed + leftover + lost == total and per node
+// slice == claimed + leftover + lost, the totals are the nodes' sums (leftover plus the budget
+// in no slice), no node flushed more than its slice. The rules are coordinator.Report.Problems,
+// written once beside Report so the coordinator's own tests run them too. Every test and run
+// that reads a report checks it with this.
+func CheckReport(rep *coordinator.Report) []string { return rep.Problems() }
 
 func checkMaps[K comparable](v *Verdict, what string, want, got map[K]int64) {
 	for k, w := range want {

@@ -175,23 +175,12 @@ func (r *running) report(t testing.TB, code string) *Report {
 	return &rep
 }
 
-// checkBalance asserts claimed + leftover + lost == total, and that the node lines add up.
+// checkBalance asserts every invariant of a report (Report.Problems: claimed + leftover + lost
+// == total, the node lines add up, nothing negative, no overpay).
 func checkBalance(t testing.TB, rep *Report) {
 	t.Helper()
-	if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
-		t.Fatalf("report of %s does not balance: claimed %d + leftover %d + lost %d != total %d",
-			rep.Code, rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
-	}
-	var claimed, count int64
-	for _, n := range rep.Nodes {
-		claimed += n.ClaimedAmount
-		count += n.ClaimedCount
-		if n.ClaimedAmount > n.SliceAmount || n.FlushedAmount > n.ClaimedAmount && n.State == stateAlive {
-			t.Fatalf("node line out of bounds: %+v", n)
-		}
-	}
-	if claimed != rep.ClaimedAmount || count != rep.ClaimedCount {
-		t.Fatalf("claimed %d/%d is not the sum of the nodes' %d/%d", rep.ClaimedAmount, rep.ClaimedCount, claimed, count)
+	if ps := rep.Problems(); len(ps) > 0 {
+		t.Fatalf("report of %s breaks its invariants:\n%s\n%+v", rep.Code, strings.Join(ps, "\n"), rep)
 	}
 }
 

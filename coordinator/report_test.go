@@ -25,8 +25,8 @@ func TestBuildReport(t *testing.T) {
 		claimed, leftover, lost int64
 		aClaimed                int64
 	}{
-		{"waiting: all leftover", &record{Config: rain.Config{TotalAmount: 1000}, Status: rain.Waiting}, nil, 0, 1000, 0, 0},
-		{"prepared, a dead: still all leftover", &record{Config: rain.Config{TotalAmount: 1000}, Status: rain.Prepared, Slices: slices},
+		{"waiting: all leftover", &record{Config: rain.Config{TotalAmount: 1000, TotalCount: 100}, Status: rain.Waiting}, nil, 0, 1000, 0, 0},
+		{"prepared, a dead: still all leftover", &record{Config: rain.Config{TotalAmount: 1000, TotalCount: 100}, Status: rain.Prepared, Slices: slices},
 			map[string]nodeFacts{"a": {State: stateDead}}, 0, 1000, 0, 0},
 		{"all live", started, map[string]nodeFacts{
 			"a": {State: stateAlive, Progress: prog(100, 10, 50)},
