@@ -140,8 +140,8 @@ func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []A
 				return nil, err
 			}
 			v := Check(answers, credits, totals, users, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
-			if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
-				v.fail("report does not balance: %d + %d + %d != %d", rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
+			for _, p := range CheckReport(rep) {
+				v.fail("report: %s", p)
 			}
 			return v, nil
 		}

@@ -288,7 +288,7 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 }
 
 // crossCheck adds what Check cannot see: Redis against the journals and the coordinator's
-// report, the report's balance, and a drained rain's whole budget in the clients' hands.
+// report, the report's own invariants (CheckReport), and a drained rain's whole budget in the clients' hands.
 func crossCheck(v *Verdict, res *Results) {
 	if res.Redis != res.Journaled {
 		v.fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
@@ -300,9 +300,8 @@ func crossCheck(v *Verdict, res *Results) {
 			v.fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
 				rep.FlushedCount, rep.FlushedAmount, res.Redis.Count, res.Redis.Amount)
 		}
-		if rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount {
-			v.fail("report does not balance: claimed %d + leftover %d + lost %d != total %d", rep.ClaimedAmount,
-				rep.LeftoverAmount, rep.LostAmount, rep.TotalAmount)
+		for _, p := range CheckReport(rep) {
+			v.fail("report: %s", p)
 		}
 	}
 	unanswered, claims, sum := res.ByStatus["network"], res.Claims, res.Amounts.Sum
