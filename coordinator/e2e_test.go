@@ -152,6 +152,9 @@ func TestWholeRain(t *testing.T) {
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
+	for _, p := range bench.CheckReport(rep) {
+		t.Error(p)
+	}
 	if v.AnsweredAmount != total || v.Answered != int(count) {
 		t.Errorf("clients got %d packets / %d cents, want %d / %d", v.Answered, v.AnsweredAmount, count, total)
 	}
@@ -212,5 +215,8 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	rep, err := adm.Report(ctx, r.Code)
 	if err != nil || rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount || rep.ClaimedAmount != 100_000 {
 		t.Fatalf("report after restart: %+v %v", rep, err)
+	}
+	for _, p := range bench.CheckReport(rep) {
+		t.Error(p)
 	}
 }
