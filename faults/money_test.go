@@ -141,6 +141,9 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range bench.CheckReport(after) {
+		t.Error(p)
+	}
 	if after.ClaimedAmount != before.ClaimedAmount || after.LeftoverAmount != before.LeftoverAmount ||
 		after.LostAmount != 0 || after.MaxAmount != before.MaxAmount {
 		t.Errorf("A's report after the wipe %+v, before %+v", after, before)
