@@ -74,9 +74,9 @@ const (
 	maxBackoff      = 2 * time.Second       // between retries of one message
 	firstBackoff    = 50 * time.Millisecond // first retry
 	clientTimeout   = 30 * time.Second      // wire client's own bound; contexts are shorter
-	adminReadTO     = 5 * time.Second       // admin request read timeout
-	adminIdleTO     = 60 * time.Second      // keep-alive idle
-	adminWriteTO    = 5 * time.Second       // answer write timeout
+	adminReadTO     = 5 * time.Second       // a request's headers and body, the first on a connection included
+	adminIdleTO     = 0                     // between requests on a keep-alive connection: 0 = adminReadTO (fasthttp's rule)
+	adminWriteTO    = 5 * time.Second       // the answer's write
 )
 
 // New opens the store, connects Redis, joins gossip and listens on Options.HTTPAddr; Run

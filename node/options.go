@@ -19,10 +19,16 @@ type Options struct {
 	RedisURL   string   // required: redis://host:port/db, flush target
 	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
 
-	ReadTimeout   time.Duration // per request read; 5s. Slow or idle clients are cut off.
-	WriteTimeout  time.Duration // per answer write; 5s
-	IdleTimeout   time.Duration // keep-alive idle; 60s
-	MaxConnsPerIP int           // fasthttp per-IP connection limit; 0 = unlimited
+	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
+	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
+	// request on a new connection included (counted from the connection's opening); 5s.
+	// IdleTimeout: how long a keep-alive connection may wait between an answer and the next
+	// request's first byte; 0 = ReadTimeout (fasthttp's rule), so by default an idle client is
+	// cut off after the read timeout. WriteTimeout: the answer must be written within it; 5s.
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
+	MaxConnsPerIP int // fasthttp per-IP connection limit; 0 = unlimited
 
 	Auth           string   // "gateway" (X-User-Id from a trusted gateway) or "token"; "" = gateway
 	UserKey        string   // token mode: the key user tokens are signed with (required there)
@@ -51,7 +57,7 @@ func DefaultOptions() Options {
 		GossipAddr:   "127.0.0.1:7946",
 		ReadTimeout:  5 * time.Second,
 		WriteTimeout: 5 * time.Second,
-		IdleTimeout:  60 * time.Second,
+		IdleTimeout:  0, // the read timeout
 
 		Retention:       24 * time.Hour,
 		JanitorInterval: time.Minute,
@@ -108,9 +114,6 @@ func (o *Options) validate() error {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = d.WriteTimeout
-	}
-	if o.IdleTimeout == 0 {
-		o.IdleTimeout = d.IdleTimeout
 	}
 	if o.Retention == 0 {
 		o.Retention = d.Retention
