@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/gossip"
 )
 
 // Options configure a node. Zero values mean the default noted on each field, except where
@@ -73,8 +77,17 @@ func LocalOptions(id, dataDir, redisURL, secret string) Options {
 	return o
 }
 
-// ErrOptions is wrapped by every validation error of Options.
-var ErrOptions = errors.New("node: bad options")
+// Errors of New that are the operator's to fix; cmd/node exits 2 on either. New returns them
+// before it creates or opens anything on disk.
+var (
+	// ErrOptions is wrapped by every validation error of Options; the message names the field
+	// by its flag name.
+	ErrOptions = errors.New("node: bad options")
+	// ErrListen is wrapped when HTTPAddr or GossipAddr cannot be bound: malformed, the port in
+	// use, or a host that is not an address of this machine. The message names the field by its
+	// flag name and the address.
+	ErrListen = errors.New("node: cannot listen")
+)
 
 func (o *Options) validate() error {
 	bad := func(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrOptions, field, msg) }
@@ -89,6 +102,8 @@ func (o *Options) validate() error {
 		return bad("data", "required")
 	case o.RedisURL == "":
 		return bad("redis", "required")
+	case len(o.Join) > gossip.MaxJoin:
+		return bad("join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
 	case len(o.Secret) < 8:
 		return bad("secret", "required, at least 8 bytes")
 	case o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0:
@@ -101,6 +116,17 @@ func (o *Options) validate() error {
 		return bad("user-key", "required in token mode, at least 16 bytes")
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
+	}
+	if _, err := redis.ParseURL(o.RedisURL); err != nil {
+		return bad("redis", err.Error())
+	}
+	if err := gossip.CheckAddr(o.GossipAddr); err != nil {
+		return bad("gossip", err.Error())
+	}
+	for _, a := range o.Join {
+		if err := gossip.CheckAddr(a); err != nil {
+			return bad("join", err.Error())
+		}
 	}
 	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
 		return bad("trusted-proxies", err.Error())

@@ -29,8 +29,8 @@ func main() {
 	}
 	opts.Logger = cli.NewLogger(os.Stderr)
 	n, err := node.New(opts)
-	if errors.Is(err, node.ErrOptions) {
-		cli.BadUsage("node", err)
+	if errors.Is(err, node.ErrOptions) || errors.Is(err, node.ErrListen) {
+		cli.BadUsage("node", err) // before anything was created on disk
 	}
 	if err != nil {
 		opts.Logger.Error("node failed to start", "err", err)
