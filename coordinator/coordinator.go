@@ -116,8 +116,11 @@ func (c *Coordinator) open() error {
 		return err
 	}
 	c.store = st
-	ropts, _ := redis.ParseURL(c.opts.RedisURL) // validated
-	c.rdb = redis.NewClient(ropts)
+	ropts, err := redis.ParseURL(c.opts.RedisURL)
+	if err != nil {
+		return fmt.Errorf("%w: RedisURL: %v", ErrOptions, err)
+	}
+	c.rdb = redis.NewClient(ropts) // validate parsed the URL already, before the disk: err is nil
 	c.nodes = wire.NewClient(c.opts.Secret, clientTimeout)
 	c.metrics = newMetrics(c.store, func() []gossip.Member { return c.cluster.Members() })
 	c.srv = c.newServer()
