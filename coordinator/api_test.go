@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -227,6 +228,43 @@ func rawExchange(t *testing.T, addr, req string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return readBody(t, resp)
+}
+
+// A keep-alive admin connection left idle after an answer is cut off after the read timeout,
+// like the node's (SPEC.md), not kept for a minute.
+func TestIdleKeepAliveDisconnectedAfterReadTimeout(t *testing.T) {
+	c := newAPI(t)
+	conn, err := net.Dial("tcp", c.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	patience := adminReadTO + 5*time.Second // well under the old 60 s idle limit
+	_ = conn.SetReadDeadline(time.Now().Add(patience))
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, b := readBody(t, resp); st != 200 || resp.Close {
+		t.Fatalf("healthz: %d %s, close %v", st, b, resp.Close)
+	}
+	answered := time.Now()
+	_, err = rd.ReadByte() // blocks until the server closes the idle connection, or the deadline
+	idle := time.Since(answered)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("idle keep-alive connection still open after %v (read timeout %v)", idle, adminReadTO)
+	}
+	if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("unexpected read error %v after %v", err, idle)
+	}
+	if idle < adminReadTO/2 {
+		t.Fatalf("idle connection cut after %v, before the read timeout %v", idle, adminReadTO)
+	}
 }
 
 func TestRoutes(t *testing.T) {

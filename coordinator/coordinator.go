@@ -45,8 +45,9 @@ type Coordinator struct {
 	metrics *metrics
 	userKey *usertoken.Key // nil unless Options.UserKey: POST /v1/tokens
 
-	ln  net.Listener
-	srv *fasthttp.Server
+	ln     net.Listener
+	srv    *fasthttp.Server
+	gossip *gossip.Bound // the gossip address, bound first; open turns it into cluster
 
 	ctx    context.Context // cancelled by Close: stops the loop and every delivery
 	cancel context.CancelFunc
@@ -77,13 +78,15 @@ const (
 	maxBackoff      = 2 * time.Second       // between retries of one message
 	firstBackoff    = 50 * time.Millisecond // first retry
 	clientTimeout   = 30 * time.Second      // wire client's own bound; contexts are shorter
-	adminReadTO     = 5 * time.Second       // admin request read timeout
-	adminIdleTO     = 60 * time.Second      // keep-alive idle
-	adminWriteTO    = 5 * time.Second       // answer write timeout
+	adminReadTO     = 5 * time.Second       // a request's headers and body, the first on a connection included
+	adminIdleTO     = 0                     // between requests on a keep-alive connection: 0 = adminReadTO (fasthttp's rule)
+	adminWriteTO    = 5 * time.Second       // the answer's write
 )
 
-// New opens the store, connects Redis, joins gossip and listens on Options.HTTPAddr; Run
-// serves. A rain left mid-prepare by an earlier process is abandoned here (see package doc).
+// New checks the options, listens on Options.HTTPAddr and binds the gossip address, then opens
+// the store, connects Redis and joins gossip; Run serves. A bad option (ErrOptions) or an
+// address it cannot bind (ErrListen) is reported before anything is created or opened on
+// disk. A rain left mid-prepare by an earlier process is abandoned here (see package doc).
 func New(opts Options) (*Coordinator, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -102,8 +105,12 @@ func New(opts Options) (*Coordinator, error) {
 	return c, nil
 }
 
-// open acquires every resource; on error the caller releases what was acquired.
+// open acquires every resource, the addresses first; on error the caller releases what was
+// acquired.
 func (c *Coordinator) open() error {
+	if err := c.listen(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.opts.DataDir, 0o700); err != nil {
 		return fmt.Errorf("coordinator: data dir: %w", err)
 	}
@@ -121,17 +128,22 @@ func (c *Coordinator) open() error {
 	if err != nil {
 		return fmt.Errorf("%w: RedisURL: %v", ErrOptions, err)
 	}
-	c.rdb = redis.NewClient(ropts)
+	c.rdb = redis.NewClient(ropts) // validate parsed the URL already, before the disk: err is nil
 	c.nodes = wire.NewClient(c.opts.Secret, clientTimeout)
 	c.metrics = newMetrics(c.store, func() []gossip.Member { return c.cluster.Members() })
-	if c.ln, err = net.Listen("tcp", c.opts.HTTPAddr); err != nil {
-		return fmt.Errorf("coordinator: listen %s: %w", c.opts.HTTPAddr, err)
-	}
 	c.srv = c.newServer()
-	return c.joinCluster()
+	if c.cluster, err = c.gossip.Start(); err != nil {
+		return fmt.Errorf("coordinator: gossip: %w", err)
+	}
+	return nil
 }
 
-func (c *Coordinator) joinCluster() error {
+// listen binds the admin API's address and the gossip address.
+func (c *Coordinator) listen() error {
+	var err error
+	if c.ln, err = net.Listen("tcp", c.opts.HTTPAddr); err != nil {
+		return fmt.Errorf("%w: HTTPAddr %s: %v", ErrListen, c.opts.HTTPAddr, err)
+	}
 	g := gossip.LocalOptions()
 	if !c.opts.FastGossip {
 		g = gossip.DefaultOptions()
@@ -140,11 +152,12 @@ func (c *Coordinator) joinCluster() error {
 	g.BindAddr, g.Secret, g.Join = c.opts.GossipAddr, c.opts.Secret, c.opts.Join
 	g.TrackSuspects = true
 	g.Logger = c.log
-	cl, err := gossip.New(g)
-	if err != nil {
-		return fmt.Errorf("coordinator: gossip: %w", err)
+	if c.gossip, err = gossip.Bind(g); err != nil {
+		if errors.Is(err, gossip.ErrBind) {
+			return fmt.Errorf("%w: GossipAddr %s: %v", ErrListen, c.opts.GossipAddr, err)
+		}
+		return fmt.Errorf("%w: gossip: %v", ErrOptions, err)
 	}
-	c.cluster = cl
 	return nil
 }
 
@@ -219,6 +232,9 @@ func (c *Coordinator) release() {
 			c.log.Warn("gossip leave", "err", err)
 		}
 		_ = c.cluster.Shutdown()
+	}
+	if c.gossip != nil {
+		_ = c.gossip.Close() // releases the address if gossip never started
 	}
 	if c.rdb != nil {
 		_ = c.rdb.Close()

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/gossip"
 )
 
 // Options configure a coordinator. Zero values mean the default noted on each field, except
@@ -37,8 +41,16 @@ func DefaultOptions() Options {
 	}
 }
 
-// ErrOptions is wrapped by every validation error of Options; the message names the field.
-var ErrOptions = errors.New("coordinator: bad options")
+// Errors of New that are the operator's to fix; cmd/coordinator exits 2 on either. New returns
+// them before it creates or opens anything on disk.
+var (
+	// ErrOptions is wrapped by every validation error of Options; the message names the field.
+	ErrOptions = errors.New("coordinator: bad options")
+	// ErrListen is wrapped when HTTPAddr or GossipAddr cannot be bound: malformed, the port in
+	// use, or a host that is not an address of this machine. The message names the field and the
+	// address.
+	ErrListen = errors.New("coordinator: cannot listen")
+)
 
 // Limits of Options.
 const (
@@ -65,8 +77,24 @@ func (o *Options) validate() error {
 		return bad("PollInterval", fmt.Sprintf("must be 0 or >= %v", MinPollInterval))
 	case len(o.ID) > 64:
 		return bad("ID", "at most 64 bytes")
+	case len(o.Join) > gossip.MaxJoin:
+		return bad("Join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
+	}
+	if _, err := redis.ParseURL(o.RedisURL); err != nil {
+		return bad("RedisURL", err.Error())
 	}
 	o.fillDefaults()
+	if err := gossip.CheckID(o.ID); err != nil {
+		return bad("ID", err.Error())
+	}
+	if err := gossip.CheckAddr(o.GossipAddr); err != nil {
+		return bad("GossipAddr", err.Error())
+	}
+	for _, a := range o.Join {
+		if err := gossip.CheckAddr(a); err != nil {
+			return bad("Join", err.Error())
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,10 @@ package coordinator
 
 import (
 	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +25,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"PrepareTimeout", func(o *Options) { o.PrepareTimeout = time.Hour }},
 		{"PollInterval", func(o *Options) { o.PollInterval = time.Microsecond }},
 		{"ID", func(o *Options) { o.ID = strings.Repeat("x", 65) }},
+		{"ID", func(o *Options) { o.ID = "co ord" }},
+		{"GossipAddr", func(o *Options) { o.GossipAddr = "nonsense" }},
+		{"Join", func(o *Options) { o.Join = []string{"127.0.0.1:1", ":7000"} }},
+		{"RedisURL", func(o *Options) { o.RedisURL = "notaurl://x" }},
 	} {
 		o := good
 		c.mod(&o)
@@ -29,7 +37,7 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("%s: got %v", c.field, err)
 		}
 	}
-	o := Options{DataDir: "d", RedisURL: "r", Secret: "12345678", AdminToken: "abcdefgh"}
+	o := Options{DataDir: "d", RedisURL: "redis://r:6379/0", Secret: "12345678", AdminToken: "abcdefgh"}
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +50,44 @@ func TestOptionsValidate(t *testing.T) {
 	bad.RedisURL = "http://x"
 	if _, err := New(bad); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "RedisURL") {
 		t.Fatalf("bad redis URL: %v", err)
+	}
+}
+
+// New refuses a bad option or an address it cannot bind before it creates anything on disk.
+func TestNewRefusesBeforeTheDisk(t *testing.T) {
+	busyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyLn.Close()
+	busy := busyLn.Addr().String()
+	for _, c := range []struct {
+		name string
+		mod  func(*Options)
+		want error
+	}{
+		{"bad redis URL", func(o *Options) { o.RedisURL = "notaurl://x" }, ErrOptions},
+		{"gossip not an address", func(o *Options) { o.GossipAddr = "nonsense" }, ErrOptions},
+		{"http not an address", func(o *Options) { o.HTTPAddr = "nonsense" }, ErrListen},
+		{"http port in use", func(o *Options) { o.HTTPAddr = busy }, ErrListen},
+		{"gossip port in use", func(o *Options) { o.GossipAddr = busy }, ErrListen},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			o := LocalOptions(data, "redis://127.0.0.1:1/0", testSecret, testToken)
+			o.Logger = testLogger()
+			c.mod(&o)
+			co, err := New(o)
+			if !errors.Is(err, c.want) {
+				if co != nil {
+					co.Close()
+				}
+				t.Fatalf("New: %v; want %v", err, c.want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("data dir touched (%v)", err)
+			}
+		})
 	}
 }
 

@@ -58,10 +58,17 @@ const pruneInterval = time.Minute
 
 // New validates opts, starts memberlist on opts.BindAddr, and starts joining opts.Join in the
 // background (nodes may start before the coordinator), so it returns before any join succeeds.
+// It is Bind followed by Start.
 func New(opts Options) (*Cluster, error) {
-	if err := opts.validate(); err != nil {
+	b, err := Bind(opts)
+	if err != nil {
 		return nil, err
 	}
+	return b.Start()
+}
+
+// launch runs memberlist on the transport Bind made, bound to port; opts are validated.
+func launch(opts Options, nt *memberlist.NetTransport, port int) (*Cluster, error) {
 	c := &Cluster{
 		opts:     opts,
 		log:      opts.Logger.With("component", "gossip", "id", opts.Meta.ID),
@@ -73,7 +80,7 @@ func New(opts Options) (*Cluster, error) {
 		stopJoin: make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
-	cfg := opts.memberlistConfig()
+	cfg := opts.memberlistConfig(nt, port)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.live.Load()) },
 		RetransmitMult: cfg.RetransmitMult,
@@ -88,11 +95,11 @@ func New(opts Options) (*Cluster, error) {
 	c.ml = ml
 	self, _ := c.Member(opts.Meta.ID)
 	c.addr = self.GossipAddr
-	c.start(cfg.ProbeInterval)
+	c.startLoops(cfg.ProbeInterval)
 	return c, nil
 }
 
-func (c *Cluster) start(probeInterval time.Duration) {
+func (c *Cluster) startLoops(probeInterval time.Duration) {
 	if len(c.opts.Join) > 0 {
 		c.wg.Add(1)
 		go c.joinLoop()

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -50,16 +51,27 @@ type Member struct {
 // validate checks the fields of m and that it encodes within memberlist's limit.
 func (m Meta) validate() error {
 	bad := func(field, msg string) error { return fmt.Errorf("%w: Meta.%s: %s", ErrOptions, field, msg) }
-	switch {
-	case m.ID == "" || len(m.ID) > MaxIDLen:
-		return bad("ID", fmt.Sprintf("required, at most %d bytes", MaxIDLen))
-	case !printable(m.ID):
-		return bad("ID", "must not contain spaces or control characters")
-	case m.Role != RoleNode && m.Role != RoleCoordinator:
+	if err := CheckID(m.ID); err != nil {
+		return bad("ID", err.Error())
+	}
+	if m.Role != RoleNode && m.Role != RoleCoordinator {
 		return bad("Role", fmt.Sprintf("%q is neither %q nor %q", m.Role, RoleNode, RoleCoordinator))
 	}
 	if b := m.encode(true); len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMetaTooLarge, len(b), memberlist.MetaMaxSize)
+	}
+	return nil
+}
+
+// CheckID reports whether id can name a member (Meta.ID): 1..MaxIDLen bytes, no spaces or
+// control characters. Callers that take it from a flag check it with it before acquiring
+// anything.
+func CheckID(id string) error {
+	switch {
+	case id == "" || len(id) > MaxIDLen:
+		return fmt.Errorf("required, at most %d bytes", MaxIDLen)
+	case !printable(id):
+		return errors.New("must not contain spaces or control characters")
 	}
 	return nil
 }

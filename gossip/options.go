@@ -90,7 +90,7 @@ var (
 	ErrInvalidNews = errors.New("gossip: invalid news")
 	// ErrStaleNews: Publish got a version older than the one known (or the same version, changed).
 	ErrStaleNews = errors.New("gossip: stale news version")
-	// ErrClosed: the Cluster was shut down.
+	// ErrClosed: the Cluster was shut down, or a Bound was already started or closed.
 	ErrClosed = errors.New("gossip: cluster shut down")
 )
 
@@ -164,6 +164,14 @@ func (o *Options) validate() error {
 	return nil
 }
 
+// CheckAddr reports whether addr has the form every gossip address takes (BindAddr,
+// AdvertiseAddr, each Join entry): host:port with a host and a numeric port 0..65535. Callers
+// that take these from flags check them with it before acquiring anything.
+func CheckAddr(addr string) error {
+	_, _, err := splitHostPort(addr)
+	return err
+}
+
 // splitHostPort parses "host:port" with a numeric port (0 allowed) and a non-empty host.
 func splitHostPort(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
@@ -180,8 +188,9 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// memberlistConfig maps validated options onto a memberlist configuration.
-func (o *Options) memberlistConfig() *memberlist.Config {
+// memberlistConfig maps validated options onto a memberlist configuration that gossips on nt,
+// bound to port.
+func (o *Options) memberlistConfig(nt *memberlist.NetTransport, port int) *memberlist.Config {
 	var cfg *memberlist.Config
 	if o.Fast {
 		cfg = fastConfig()
@@ -189,8 +198,10 @@ func (o *Options) memberlistConfig() *memberlist.Config {
 		cfg = memberlist.DefaultLANConfig()
 	}
 	cfg.Name = o.Meta.ID
-	cfg.BindAddr, cfg.BindPort, _ = splitHostPort(o.BindAddr)
-	cfg.AdvertiseAddr, cfg.AdvertisePort = "", cfg.BindPort
+	cfg.Transport = nt
+	cfg.BindAddr, _, _ = splitHostPort(o.BindAddr)
+	cfg.BindPort = port // memberlist fills in this port where a peer's message leaves it out
+	cfg.AdvertiseAddr, cfg.AdvertisePort = "", port
 	if o.AdvertiseAddr != "" {
 		cfg.AdvertiseAddr, cfg.AdvertisePort, _ = splitHostPort(o.AdvertiseAddr)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"redrain/internal/wire"
+	"redrain/ledger"
 )
 
 type claimAnswer struct {
@@ -128,6 +129,39 @@ func TestClaimStatusCodes(t *testing.T) {
 		}
 	})
 	h.checkInvariants("open", answered)
+}
+
+// X-User-Id is a decimal uint64 > 0 (SPEC.md): leading zeros name the same user, so "007" and
+// "7" share one per-user cap and the journal records user 7.
+func TestClaimUserIDLeadingZeros(t *testing.T) {
+	h := newHarness(t, false, nil)
+	h.rainOf("zeros", 10, 1000, 2, true)
+	answered := map[string]int64{}
+	for _, v := range []string{"007", "7"} {
+		st, body := h.do("POST", "/v1/rains/zeros/claim", map[string]string{"X-User-Id": v}, nil)
+		if st != 200 {
+			t.Fatalf("X-User-Id %q: %d %s", v, st, body)
+		}
+		a := decodeAnswer(t, body)
+		answered[a.ClaimID] = a.Amount
+	}
+	st, body := h.do("POST", "/v1/rains/zeros/claim", map[string]string{"X-User-Id": "0007"}, nil)
+	wantError(t, st, body, 429, "user_limit")
+	for _, v := range []string{"000", strings.Repeat("0", 32) + "7"} {
+		st, body := h.do("POST", "/v1/rains/zeros/claim", map[string]string{"X-User-Id": v}, nil)
+		wantError(t, st, body, 400, "bad_user")
+	}
+	users := map[uint64]int{}
+	if err := h.n.journal.Scan("zeros", 0, 1<<30, func(_ uint64, r ledger.Record) bool {
+		users[r.User]++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[7] != 2 {
+		t.Fatalf("journaled users %v, want user 7 twice", users)
+	}
+	h.checkInvariants("zeros", answered)
 }
 
 func TestClaimRateLimited(t *testing.T) {

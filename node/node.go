@@ -37,7 +37,8 @@ type Node struct {
 
 	ln      net.Listener
 	server  *fasthttp.Server
-	cluster *gossip.Cluster
+	gossip  *gossip.Bound   // the gossip address, bound by New; Start turns it into cluster
+	cluster *gossip.Cluster // nil until Start
 
 	codes atomic.Pointer[map[string]hotRain] // per rain code: what the claim path needs, lock-free
 
@@ -74,8 +75,10 @@ type sliceID struct {
 	id    uint32
 }
 
-// New opens the journal, recovers every rain from it, and binds the HTTP listener. It does not
-// serve or join the cluster yet: Run does.
+// New checks the options, binds the HTTP listener and the gossip address, then opens the
+// journal and recovers every rain from it. A bad option (ErrOptions) or an address it cannot
+// bind (ErrListen) is reported before anything is created or opened on disk. It does not serve
+// or join the cluster yet: Start does.
 func New(opts Options) (*Node, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -90,38 +93,73 @@ func New(opts Options) (*Node, error) {
 	if opts.IPRate > 0 {
 		n.ipLimit = newIPLimiter(opts.IPRate, opts.IPBurst)
 	}
-	jo := ledger.DefaultOptions(filepath.Join(opts.DataDir, "journal.db"), opts.ID)
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	if err := n.openJournal(); err != nil {
+		n.gossip.Close()
+		n.closeOwnListener()
+		return nil, err
+	}
+	ropt, _ := redis.ParseURL(opts.RedisURL) // validated
+	n.rdb = redis.NewClient(ropt)
+	n.flusher = ledger.NewFlusher(n.journal, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
+	n.metrics = newMetrics(n)
+	n.server = n.newServer()
+	return n, nil
+}
+
+// listen binds HTTPAddr (unless Options.Listener is given) and then the gossip address; on
+// error nothing stays bound.
+func (n *Node) listen() error {
+	var err error
+	if n.ln = n.opts.Listener; n.ln == nil {
+		if n.ln, err = net.Listen("tcp", n.opts.HTTPAddr); err != nil {
+			return fmt.Errorf("%w: http %s: %v", ErrListen, n.opts.HTTPAddr, err)
+		}
+	}
+	g := gossip.DefaultOptions()
+	if n.opts.FastGossip {
+		g = gossip.LocalOptions()
+	}
+	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.HTTPAddr()}
+	g.BindAddr, g.Secret, g.Join, g.Logger = n.opts.GossipAddr, n.opts.Secret, n.opts.Join, n.log
+	g.OnNews = n.onNews // called only once Start has started gossiping, after recovery
+	if n.gossip, err = gossip.Bind(g); err != nil {
+		n.closeOwnListener()
+		if errors.Is(err, gossip.ErrBind) {
+			return fmt.Errorf("%w: gossip %s: %v", ErrListen, n.opts.GossipAddr, err)
+		}
+		return fmt.Errorf("%w: gossip: %v", ErrOptions, err)
+	}
+	return nil
+}
+
+// closeOwnListener closes the HTTP listener if New bound it (not one given in Options), when
+// New fails.
+func (n *Node) closeOwnListener() {
+	if n.opts.Listener == nil {
+		n.ln.Close()
+	}
+}
+
+// openJournal opens the journal and rebuilds the store from it.
+func (n *Node) openJournal() error {
+	jo := ledger.DefaultOptions(filepath.Join(n.opts.DataDir, "journal.db"), n.opts.ID)
 	jo.Logger = n.log
 	j, err := ledger.Open(jo)
 	if err != nil {
-		return nil, fmt.Errorf("node: open journal: %w", err)
+		return fmt.Errorf("node: open journal: %w", err)
 	}
 	n.journal = j
 	began := time.Now()
 	if err := n.recover(); err != nil {
 		j.Close()
-		return nil, fmt.Errorf("node: recover: %w", err)
+		return fmt.Errorf("node: recover: %w", err)
 	}
 	n.log.Info("recovered journal", "rains", len(n.rains), "incarnation", fmt.Sprintf("%016x", j.Incarnation()),
 		"took", time.Since(began).Round(time.Millisecond))
-	ropt, err := redis.ParseURL(opts.RedisURL)
-	if err != nil {
-		j.Close()
-		return nil, fmt.Errorf("%w: redis: %v", ErrOptions, err)
-	}
-	n.rdb = redis.NewClient(ropt)
-	n.flusher = ledger.NewFlusher(j, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
-	n.metrics = newMetrics(n)
-	if n.ln = opts.Listener; n.ln == nil {
-		n.ln, err = net.Listen("tcp", opts.HTTPAddr)
-	}
-	if err != nil {
-		n.rdb.Close()
-		j.Close()
-		return nil, fmt.Errorf("node: listen %s: %w", opts.HTTPAddr, err)
-	}
-	n.server = n.newServer()
-	return n, nil
+	return nil
 }
 
 // HTTPAddr is the bound claim API address.
@@ -138,16 +176,10 @@ func (n *Node) GossipAddr() string {
 // Incarnation is the journal's incarnation, part of every claim_id.
 func (n *Node) Incarnation() uint64 { return n.journal.Incarnation() }
 
-// Start joins the gossip cluster and starts serving and flushing in the background.
+// Start starts gossiping on the address New bound (joining the cluster in the background),
+// serving and flushing.
 func (n *Node) Start() error {
-	g := gossip.DefaultOptions()
-	if n.opts.FastGossip {
-		g = gossip.LocalOptions()
-	}
-	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.HTTPAddr()}
-	g.BindAddr, g.Secret, g.Join, g.Logger = n.opts.GossipAddr, n.opts.Secret, n.opts.Join, n.log
-	g.OnNews = n.onNews
-	c, err := gossip.New(g)
+	c, err := n.gossip.Start()
 	if err != nil {
 		return fmt.Errorf("node: gossip: %w", err)
 	}
@@ -216,6 +248,7 @@ func (n *Node) shutdown() error {
 		}
 		n.cluster.Shutdown()
 	}
+	n.gossip.Close() // releases the address if Start never ran
 	n.ln.Close()
 	n.rdb.Close()
 	if err := n.journal.Close(); err != nil {

@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"redrain/gossip"
 )
 
 // Options configure a node. Zero values mean the default noted on each field, except where
@@ -19,10 +23,16 @@ type Options struct {
 	RedisURL   string   // required: redis://host:port/db, flush target
 	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
 
-	ReadTimeout   time.Duration // per request read; 5s. Slow or idle clients are cut off.
-	WriteTimeout  time.Duration // per answer write; 5s
-	IdleTimeout   time.Duration // keep-alive idle; 60s
-	MaxConnsPerIP int           // fasthttp per-IP connection limit; 0 = unlimited
+	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
+	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
+	// request on a new connection included (counted from the connection's opening); 5s.
+	// IdleTimeout: how long a keep-alive connection may wait between an answer and the next
+	// request's first byte; 0 = ReadTimeout (fasthttp's rule), so by default an idle client is
+	// cut off after the read timeout. WriteTimeout: the answer must be written within it; 5s.
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
+	MaxConnsPerIP int // fasthttp per-IP connection limit; 0 = unlimited
 
 	Auth           string   // "gateway" (X-User-Id from a trusted gateway) or "token"; "" = gateway
 	UserKey        string   // token mode: the key user tokens are signed with (required there)
@@ -54,7 +64,7 @@ func DefaultOptions() Options {
 		GossipAddr:   "127.0.0.1:7946",
 		ReadTimeout:  5 * time.Second,
 		WriteTimeout: 5 * time.Second,
-		IdleTimeout:  60 * time.Second,
+		IdleTimeout:  0, // the read timeout
 
 		Retention:       24 * time.Hour,
 		WalletGroup:     "wallet",
@@ -71,8 +81,17 @@ func LocalOptions(id, dataDir, redisURL, secret string) Options {
 	return o
 }
 
-// ErrOptions is wrapped by every validation error of Options.
-var ErrOptions = errors.New("node: bad options")
+// Errors of New that are the operator's to fix; cmd/node exits 2 on either. New returns them
+// before it creates or opens anything on disk.
+var (
+	// ErrOptions is wrapped by every validation error of Options; the message names the field
+	// by its flag name.
+	ErrOptions = errors.New("node: bad options")
+	// ErrListen is wrapped when HTTPAddr or GossipAddr cannot be bound: malformed, the port in
+	// use, or a host that is not an address of this machine. The message names the field by its
+	// flag name and the address.
+	ErrListen = errors.New("node: cannot listen")
+)
 
 func (o *Options) validate() error {
 	bad := func(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrOptions, field, msg) }
@@ -87,6 +106,8 @@ func (o *Options) validate() error {
 		return bad("data", "required")
 	case o.RedisURL == "":
 		return bad("redis", "required")
+	case len(o.Join) > gossip.MaxJoin:
+		return bad("join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
 	case len(o.Secret) < 8:
 		return bad("secret", "required, at least 8 bytes")
 	case o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0:
@@ -102,6 +123,17 @@ func (o *Options) validate() error {
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	}
+	if _, err := redis.ParseURL(o.RedisURL); err != nil {
+		return bad("redis", err.Error())
+	}
+	if err := gossip.CheckAddr(o.GossipAddr); err != nil {
+		return bad("gossip", err.Error())
+	}
+	for _, a := range o.Join {
+		if err := gossip.CheckAddr(a); err != nil {
+			return bad("join", err.Error())
+		}
+	}
 	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
 		return bad("trusted-proxies", err.Error())
 	}
@@ -114,9 +146,6 @@ func (o *Options) validate() error {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = d.WriteTimeout
-	}
-	if o.IdleTimeout == 0 {
-		o.IdleTimeout = d.IdleTimeout
 	}
 	if o.Retention == 0 {
 		o.Retention = d.Retention

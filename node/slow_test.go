@@ -48,6 +48,43 @@ func TestSlowClientDisconnected(t *testing.T) {
 	}
 }
 
+// A keep-alive connection left idle after an answer is cut off after the read timeout when
+// IdleTimeout is not set (SPEC.md: "idle or slow past the read timeout ... are disconnected"),
+// not after fasthttp's or an old default's minute.
+func TestIdleKeepAliveDisconnectedAfterReadTimeout(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	h := newHarness(t, true, func(o *Options) { o.ReadTimeout, o.IdleTimeout = readTimeout, 0 })
+	h.rainOf("idle", 10, 100, 1, true)
+	c, err := net.Dial("tcp", h.n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("POST /v1/rains/idle/claim HTTP/1.1\r\nHost: x\r\nX-User-Id: 1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	const patience = 5 * time.Second // well under the old 60 s idle default
+	c.SetReadDeadline(time.Now().Add(patience))
+	rd := bufio.NewReader(c)
+	var resp fasthttp.Response
+	if err := resp.Read(rd); err != nil || resp.StatusCode() != 200 || resp.ConnectionClose() {
+		t.Fatalf("claim: %v, status %d, close %v", err, resp.StatusCode(), resp.ConnectionClose())
+	}
+	answered := time.Now()
+	_, err = rd.ReadByte() // blocks until the server closes the idle connection, or the deadline
+	idle := time.Since(answered)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("idle keep-alive connection still open after %v (read timeout %v)", idle, readTimeout)
+	}
+	if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("unexpected read error %v after %v", err, idle)
+	}
+	if idle < readTimeout/2 {
+		t.Fatalf("idle connection cut after %v, before the read timeout %v", idle, readTimeout)
+	}
+}
+
 // FuzzClaimRequest throws arbitrary paths, user headers and bodies at the router: it never
 // panics and answers only documented statuses, and a 200 only for a well-formed claim.
 func FuzzClaimRequest(f *testing.F) {

@@ -30,8 +30,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, opts); err != nil {
-		if errors.Is(err, coordinator.ErrOptions) {
-			cli.BadUsage("coordinator", err)
+		if errors.Is(err, coordinator.ErrOptions) || errors.Is(err, coordinator.ErrListen) {
+			cli.BadUsage("coordinator", err) // before anything was created on disk
 		}
 		opts.Logger.Error("coordinator stopped", "err", err)
 		os.Exit(1)

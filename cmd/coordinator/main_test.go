@@ -1,6 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,5 +35,95 @@ func TestParseFlags(t *testing.T) {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v: accepted", args)
 		}
+	}
+}
+
+// TestMainProcess is not a test: runCoordinator runs the test binary again with this test
+// selected, COORDINATOR_MAIN=1 and main's arguments after "--", so main runs in a real process.
+func TestMainProcess(t *testing.T) {
+	if os.Getenv("COORDINATOR_MAIN") != "1" {
+		t.Skip("runs main for runCoordinator")
+	}
+	os.Args = append([]string{"coordinator"}, flag.Args()...)
+	main()
+}
+
+// runCoordinator runs main with args in a process of its own (no REDRAIN_* variables
+// inherited) and returns its exit code and stderr; it fails the test if the process is still
+// running after a while (a coordinator that started when it should have refused to).
+func runCoordinator(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REDRAIN_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "COORDINATOR_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("coordinator %q still running after 60s; stderr %q", args, stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// A bad flag value, a malformed listen address or an address in use is refused before the
+// coordinator touches its data dir: exit 2, one line on stderr naming the flag (and the
+// address), and no coordinator.db (not even the directory).
+func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
+	busyTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyTCP.Close()
+	busy := busyTCP.Addr().String()
+	cases := []struct {
+		name  string
+		flags []string // replace the good ones of the same name
+		want  []string // in the stderr line: the Options field (the coordinator's errors name those) and the address
+	}{
+		{"bad redis URL", []string{"--redis", "notaurl://x"}, []string{"RedisURL"}},
+		{"http port in use", []string{"--http", busy}, []string{"HTTPAddr", busy}},
+		{"http port out of range", []string{"--http", "127.0.0.1:99999"}, []string{"HTTPAddr", "127.0.0.1:99999"}},
+		{"http not an address", []string{"--http", "nonsense"}, []string{"HTTPAddr", "nonsense"}},
+		{"gossip port in use", []string{"--gossip", busy}, []string{"GossipAddr", busy}},
+		{"gossip not an address", []string{"--gossip", "nonsense"}, []string{"GossipAddr", "nonsense"}},
+		{"join not an address", []string{"--join", "nonsense"}, []string{"Join", "nonsense"}},
+		{"id with a space", []string{"--id", "co ord"}, []string{"ID"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			flags := map[string]string{"--data": data, "--redis": "redis://127.0.0.1:1/0", "--secret": "test-cluster-secret",
+				"--admin-token": "test-admin-token", "--http": "127.0.0.1:0", "--gossip": "127.0.0.1:0"}
+			for i := 0; i < len(c.flags); i += 2 {
+				flags[c.flags[i]] = c.flags[i+1]
+			}
+			var args []string
+			for k, v := range flags {
+				args = append(args, k, v)
+			}
+			code, stderr := runCoordinator(t, args...)
+			line := strings.TrimSpace(stderr)
+			if code != 2 || strings.Contains(line, "\n") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("stderr %q does not name %q", line, w)
+				}
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("data dir touched (%v): coordinator.db must not be created on a bad flag", err)
+			}
+		})
 	}
 }

@@ -29,8 +29,8 @@ func main() {
 	}
 	opts.Logger = cli.NewLogger(os.Stderr)
 	n, err := node.New(opts)
-	if errors.Is(err, node.ErrOptions) {
-		cli.BadUsage("node", err)
+	if errors.Is(err, node.ErrOptions) || errors.Is(err, node.ErrListen) {
+		cli.BadUsage("node", err) // before anything was created on disk
 	}
 	if err != nil {
 		opts.Logger.Error("node failed to start", "err", err)
@@ -61,9 +61,9 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.StringVar(&o.DataDir, "data", "", "data directory holding the journal (required)")
 	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
 	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
-	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "clients slower or idler than this are cut off")
-	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "answer write deadline")
-	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "keep-alive idle limit")
+	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "a request (headers and body, the first on a connection included) must arrive within this")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "an answer must be written within this")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "a keep-alive connection may wait this long for its next request (0 = --read-timeout)")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records at least this long (and until the wallet acknowledged them)")
 	fs.DurationVar(&o.JanitorInterval, "janitor-interval", o.JanitorInterval, "pace of the retention check and of re-asserting compacted rains after a Redis loss")

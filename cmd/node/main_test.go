@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +46,95 @@ func TestBadFlagExits2(t *testing.T) {
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "no-such-flag") {
 		t.Fatalf("exit %v, output %q", err, out)
+	}
+}
+
+// TestMainProcess is not a test: runNode runs the test binary again with this test selected,
+// NODE_MAIN=1 and main's arguments after "--", so main runs in a real process of its own.
+func TestMainProcess(t *testing.T) {
+	if os.Getenv("NODE_MAIN") != "1" {
+		t.Skip("runs main for runNode")
+	}
+	os.Args = append([]string{"node"}, flag.Args()...)
+	main()
+}
+
+// runNode runs main with args in a process of its own (no REDRAIN_* variables inherited) and
+// returns its exit code and stderr; it fails the test if the process is still running after a
+// while (a node that started when it should have refused to).
+func runNode(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REDRAIN_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "NODE_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("node %q still running after 60s; stderr %q", args, stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// A bad flag value, a malformed listen address or an address in use is refused before the node
+// touches its data dir: exit 2, one line on stderr naming the flag (and the address), and no
+// journal.db (not even the directory).
+func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
+	busyTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyTCP.Close()
+	busy := busyTCP.Addr().String()
+	cases := []struct {
+		name  string
+		flags []string // replace the good ones of the same name
+		want  []string // in the stderr line
+	}{
+		{"bad redis URL", []string{"--redis", "notaurl://x"}, []string{"redis"}},
+		{"http port in use", []string{"--http", busy}, []string{"http", busy}},
+		{"http port out of range", []string{"--http", "127.0.0.1:99999"}, []string{"http", "127.0.0.1:99999"}},
+		{"http not an address", []string{"--http", "nonsense"}, []string{"http", "nonsense"}},
+		{"gossip port in use", []string{"--gossip", busy}, []string{"gossip", busy}},
+		{"gossip not an address", []string{"--gossip", "nonsense"}, []string{"gossip", "nonsense"}},
+		{"join not an address", []string{"--join", "nonsense"}, []string{"join", "nonsense"}},
+		{"bad trusted proxy", []string{"--trusted-proxies", "not-an-ip"}, []string{"trusted-proxies"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			flags := map[string]string{"--id": "n1", "--data": data, "--redis": "redis://127.0.0.1:1/0",
+				"--secret": "test-cluster-secret", "--http": "127.0.0.1:0", "--gossip": "127.0.0.1:0"}
+			for i := 0; i < len(c.flags); i += 2 {
+				flags[c.flags[i]] = c.flags[i+1]
+			}
+			var args []string
+			for k, v := range flags {
+				args = append(args, k, v)
+			}
+			code, stderr := runNode(t, args...)
+			line := strings.TrimSpace(stderr)
+			if code != 2 || strings.Contains(line, "\n") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("stderr %q does not name %q", line, w)
+				}
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("data dir touched (%v): journal.db must not be created on a bad flag", err)
+			}
+		})
 	}
 }

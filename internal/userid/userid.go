@@ -2,10 +2,16 @@
 // node and the benchmark's baseline server share.
 package userid
 
-// Parse reads a decimal uint64 > 0: digits only, no sign, no leading zero, no overflow. It
+// MaxLen is the longest header Parse accepts, leading zeros included: every uint64 (20 digits)
+// with room for zero padding, and a bound on the work one header costs.
+const MaxLen = 32
+
+// Parse reads a decimal uint64 > 0 (SPEC.md): 1..MaxLen ASCII digits, no sign, no spaces.
+// Leading zeros are allowed and change nothing: "007" is user 7, the same user as "7" (so a
+// per-user cap counts them together). Zero ("0", "000") and values past 2^64-1 are refused. It
 // does not allocate.
 func Parse(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '0' {
+	if len(b) == 0 || len(b) > MaxLen {
 		return 0, false
 	}
 	var v uint64
@@ -18,6 +24,9 @@ func Parse(b []byte) (uint64, bool) {
 			return 0, false
 		}
 		v = v*10 + d
+	}
+	if v == 0 {
+		return 0, false
 	}
 	return v, true
 }

@@ -1,0 +1,53 @@
+package node
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// New refuses a bad option or an address it cannot bind before it creates anything on disk.
+func TestNewRefusesBeforeTheDisk(t *testing.T) {
+	busyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyLn.Close()
+	busy := busyLn.Addr().String()
+	cases := []struct {
+		name string
+		mod  func(*Options)
+		want error
+	}{
+		{"bad redis URL", func(o *Options) { o.RedisURL = "notaurl://x" }, ErrOptions},
+		{"gossip not an address", func(o *Options) { o.GossipAddr = "nonsense" }, ErrOptions},
+		{"join not an address", func(o *Options) { o.Join = []string{"a:1", "nonsense"} }, ErrOptions},
+		{"http not an address", func(o *Options) { o.HTTPAddr = "nonsense" }, ErrListen},
+		{"http port out of range", func(o *Options) { o.HTTPAddr = "127.0.0.1:99999" }, ErrListen},
+		{"http port in use", func(o *Options) { o.HTTPAddr = busy }, ErrListen},
+		{"gossip port in use", func(o *Options) { o.GossipAddr = busy }, ErrListen},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			o := LocalOptions("n1", data, "redis://127.0.0.1:1/0", testSecret)
+			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			c.mod(&o)
+			n, err := New(o)
+			if !errors.Is(err, c.want) {
+				if n != nil {
+					n.Close()
+				}
+				t.Fatalf("New: %v; want %v", err, c.want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("data dir touched (%v)", err)
+			}
+		})
+	}
+}
