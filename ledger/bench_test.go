@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,15 +45,31 @@ func runAppenders(b *testing.B, workers int, fn func(i int) error) {
 }
 
 func benchGroupCommit(b *testing.B, workers int) {
+	b.ReportAllocs()
 	j := openJournal(b, testOptions(b, "n1"))
-	before := j.Stats()
+	before, cpu := j.Stats(), processCPU()
 	runAppenders(b, workers, func(i int) error {
 		_, err := j.Append(claim("bench", i))
 		return err
 	})
 	s := j.Stats()
-	b.ReportMetric(float64(s.Records-before.Records)/float64(s.Commits-before.Commits), "records/commit")
+	commits := float64(s.Commits - before.Commits)
+	b.ReportMetric(float64(s.Records-before.Records)/commits, "records/commit")
+	b.ReportMetric(float64((s.CommitTime-before.CommitTime).Microseconds())/commits, "µs/commit")
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/claim")
 }
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Group commit from 8 concurrent appenders: few claims in flight, each commit's latency shows.
+func BenchmarkAppendGroupCommit8(b *testing.B) { benchGroupCommit(b, 8) }
 
 // Group commit from 64 concurrent appenders (fsync on).
 func BenchmarkAppendGroupCommit64(b *testing.B) { benchGroupCommit(b, 64) }

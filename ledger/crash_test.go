@@ -27,8 +27,7 @@ func TestHelperProcess(t *testing.T) {
 		return
 	}
 	round, _ := strconv.ParseUint(os.Getenv(crashEnv+"_ROUND"), 10, 8)
-	o := DefaultOptions(path, "n1")
-	o.Logger = quiet
+	o := crashOptions(path)
 	j, err := Open(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -58,17 +57,40 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
+// crashOptions are the child's and the checker's options; with crashEnv_SMALL set the log files
+// are 1 MiB and the applier lazy, so the writer rotates the log (and applies it itself) many
+// times per round, and a kill lands in every part of a rotation.
+func crashOptions(path string) Options {
+	o := DefaultOptions(path, "n1")
+	o.Logger = quiet
+	if os.Getenv(crashEnv+"_SMALL") != "" {
+		o.WALSize, o.ApplyEvery, o.ApplyRecords = 1<<20, time.Hour, 1<<30
+	}
+	return o
+}
+
 // A child appending under load is SIGKILLed mid-run, three times on the same file: every record
 // it acknowledged is in the reopened journal with its content, no record is there twice,
-// sequences are unique and increasing, and the totals match the records.
+// sequences are unique and increasing, and the totals match the records. Once with the default
+// log, once with a small one that the writer must rotate every few thousand records.
 func TestCrashSafety(t *testing.T) {
+	for _, tc := range []struct {
+		small string
+		want  int // acknowledged appends per round: 50,000 fill a small log file 2.5 times
+	}{{"", 5000}, {"1", 50000}} {
+		t.Run("small="+tc.small, func(t *testing.T) {
+			t.Setenv(crashEnv+"_SMALL", tc.small)
+			crashRounds(t, tc.want)
+		})
+	}
+}
+
+func crashRounds(t *testing.T, want int) {
 	path := testOptions(t, "n1").Path
 	acked := map[uint64]uint64{} // seq -> user, over all rounds
 	for round := range 3 {
-		crashChild(t, path, round, acked, 2000)
-		o := DefaultOptions(path, "n1")
-		o.Logger = quiet
-		j, err := Open(o)
+		crashChild(t, path, round, acked, want)
+		j, err := Open(crashOptions(path))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,14 +8,27 @@
 //
 //  1. Journal.Append hands the record to the single writer goroutine and waits. The writer takes
 //     everything queued (up to Options.MaxBatch records), assigns each the next sequence number,
-//     puts them in one bbolt transaction and commits it (bbolt fsyncs; NoSync is never set). Only
-//     then are the waiters answered. There is no timer: an idle node answers after one fsync, and
-//     batches grow with load. A failed commit fails every waiter of its batch with ErrCommit, and
-//     the journal then refuses every later write (fail closed: an fsync error cannot be retried
-//     safely); the node answers 503 and must reopen the journal.
-//  2. Rain metadata (PutRain) and slice assignments (PutSlice) are committed before the node
-//     acknowledges them, so a restarted node knows every slice it ever accepted.
-//  3. The Flusher reads, per rain, the Redis marker redrain:{CODE}:flushed field
+//     writes them as one checksummed frame to the write-ahead log (one pwrite into a file that
+//     was preallocated with zeros, then one fdatasync: no file metadata changes, so one device
+//     flush) and only then answers the waiters. There is no timer: an idle node answers after
+//     one fdatasync, and batches grow with load. A failed write or sync fails every waiter of its
+//     batch with ErrCommit, and the journal then refuses every later write (fail closed: an fsync
+//     error cannot be retried safely); the node answers 503 and must reopen the journal.
+//  2. The applier moves logged records into bbolt in large background transactions (every
+//     Options.ApplyEvery, or once Options.ApplyRecords wait), with their rains' totals and the
+//     last sequence; bbolt fsyncs each. The log has two files: when the active one is full the
+//     writer switches to the other, whose records must all be in bbolt first (if the applier is
+//     behind, the writer applies them itself), and starts it over with a new generation. Open
+//     replays into bbolt every logged record past bbolt's last sequence: reading a file stops at
+//     the first frame whose checksum or generation does not match, so a torn tail or a stale frame
+//     of an older generation is never replayed, and a sequence gap refuses to open. A failed
+//     apply fails the journal like a failed commit (the log still holds the records; Reopen
+//     replays them). The flusher reads records not yet in bbolt from memory.
+//  3. Rain metadata (PutRain) and slice assignments (PutSlice) are committed before the node
+//     acknowledges them, so a restarted node knows every slice it ever accepted. Each such bbolt
+//     transaction first moves every logged record into bbolt, so metadata is never ordered
+//     before a claim logged earlier (a DropRain cannot lose or resurrect a record).
+//  4. The Flusher reads, per rain, the Redis marker redrain:{CODE}:flushed field
 //     "<node>.<incarnation>" (the last sequence applied; missing means 0), scans the rain's
 //     records after it and applies a batch with one Lua script. The script applies the batch only if
 //     the marker still holds the value the batch was read after (so it refuses any batch starting at
@@ -55,5 +68,7 @@
 //	rains      code -> RainMeta (JSON; with a Tombstone once compacted)
 //	slices     code/ -> epoch(8)|slice id(4) -> rain.Slice (JSON)
 //	claims     code/ -> seq(8, big-endian) -> EncodeRecord (fixed RecordSize bytes)
-//	totals     code -> count, amount, max, last seq (updated in every commit)
+//	totals     code -> count, amount, max, last seq (updated in every apply)
+//
+// Beside the bbolt file: <path>.wal0 and <path>.wal1, the write-ahead log (see wal.go).
 package ledger

@@ -21,6 +21,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func testOptions(t testing.TB, node string) Options {
 	o := DefaultOptions(filepath.Join(t.TempDir(), node+".db"), node)
 	o.Logger = quiet
+	o.WALSize = 1 << 20 // tests open many journals: 2 MiB of zeros each, not 32 MiB
 	return o
 }
 

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,15 +34,24 @@ type Options struct {
 	// OpenTimeout bounds the wait for the file lock, so a second opener fails fast with
 	// ErrLocked. 0 means 1 s.
 	OpenTimeout time.Duration
+	// WALSize is the size of each of the two write-ahead log files beside Path. 0 means
+	// DefaultWALSize; at least 1 MiB.
+	WALSize int64
+	// ApplyEvery and ApplyRecords pace the background moves of logged claims into bbolt: every
+	// ApplyEvery, or as soon as ApplyRecords are waiting. 0 means 500 ms and 16384.
+	ApplyEvery   time.Duration
+	ApplyRecords int
 	// Logger receives commit failures and recovery warnings. nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Limits of Options.
 const (
-	DefaultMaxBatch    = 4096
-	MaxMaxBatch        = 65536
-	DefaultOpenTimeout = time.Second
+	DefaultMaxBatch     = 4096
+	MaxMaxBatch         = 65536
+	DefaultOpenTimeout  = time.Second
+	DefaultApplyEvery   = 500 * time.Millisecond
+	DefaultApplyRecords = 16384
 )
 
 // DefaultOptions returns the defaults for the file at path, owned by node.
@@ -59,6 +70,15 @@ func (o *Options) fill() error {
 	if o.OpenTimeout == 0 {
 		o.OpenTimeout = DefaultOpenTimeout
 	}
+	if o.WALSize == 0 {
+		o.WALSize = DefaultWALSize
+	}
+	if o.ApplyEvery == 0 {
+		o.ApplyEvery = DefaultApplyEvery
+	}
+	if o.ApplyRecords == 0 {
+		o.ApplyRecords = DefaultApplyRecords
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -73,6 +93,10 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: QueueLen %d < 1", ErrBadOptions, o.QueueLen)
 	case o.OpenTimeout < 0:
 		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrBadOptions, o.OpenTimeout)
+	case o.WALSize < 1<<20:
+		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrBadOptions, o.WALSize)
+	case o.ApplyEvery < 0 || o.ApplyRecords < 1:
+		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrBadOptions, o.ApplyEvery, o.ApplyRecords)
 	}
 	return nil
 }
@@ -139,31 +163,47 @@ type Journal struct {
 	closed bool
 
 	failed   atomic.Pointer[error] // the first commit failure; later writes get ErrUnavailable
-	failedAt uint64                // lastSeq when the commit failed; under txMu
+	failedAt uint64                // lastSeq when the first failure happened; under failMu
+	failMu   sync.Mutex
 	lastSeq  atomic.Uint64
 
-	txMu     sync.Mutex // held around a write transaction and the in-memory change that follows it
+	// Lock order: walMu, applyMu, txMu, then pendMu or totalsMu.
+	walMu    sync.Mutex   // held by the writer around a log commit, and by Reopen
+	applyMu  sync.RWMutex // held for writing while logged claims move into bbolt; Scan reads under it
+	txMu     sync.Mutex   // held around a bbolt write transaction and the in-memory change that follows it
 	totalsMu sync.Mutex
-	totals   map[string]Totals // per rain, as committed
+	totals   map[string]Totals // per rain, as committed (to the log)
+
+	wal      [2]*walFile // the write-ahead log; the writer appends to wal[active]
+	active   int         // under walMu
+	walGen   uint64      // the last generation given to a log file; under walMu
+	applied  atomic.Uint64
+	pendMu   sync.Mutex
+	pending  map[string][]walRecord // in the log, not yet in bbolt: per rain, ascending seq
+	pendN    int                    // records in pending
+	kick     chan struct{}          // wakes the applier
+	applied0 chan struct{}          // closed when the applier has exited
 
 	stats      journalStats
 	commitHook atomic.Pointer[func(batch int) error] // tests: fail or delay a commit
 
 	// writer-owned scratch, reused across commits
-	buf     []byte
+	frame   []byte
 	touched map[string]Totals
-	buckets map[string]*bolt.Bucket
 }
 
 type journalStats struct {
 	commits, records, commitNanos atomic.Uint64
+	applies, applyNanos           atomic.Uint64
 	lastBatch, maxBatch           atomic.Int64
 	lastCommitNanos               atomic.Int64
 }
 
 // Stats are counters for metrics.
 type Stats struct {
-	Commits     uint64        // successful commits (fsyncs of claim batches)
+	Commits     uint64        // successful commits (one log write and fdatasync each)
+	Applies     uint64        // bbolt transactions that moved logged claims into the store
+	ApplyTime   time.Duration // total time spent in them
 	Records     uint64        // records committed
 	LastBatch   int           // records in the last commit
 	MaxBatch    int           // largest commit so far
@@ -185,8 +225,9 @@ type request struct {
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
-// Open opens (creating if needed) the journal file and starts its writer. A file another opener
-// holds fails with ErrLocked after Options.OpenTimeout.
+// Open opens (creating if needed) the journal file and its write-ahead log, moves whatever the
+// log holds beyond the file into it, and starts the writer. A file another opener holds fails
+// with ErrLocked after Options.OpenTimeout.
 func Open(opts Options) (*Journal, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
@@ -194,19 +235,104 @@ func Open(opts Options) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	db, err := openDB(opts)
-	if err != nil {
-		return nil, err
-	}
-	j := &Journal{db: db, opts: opts, log: opts.Logger,
+	j := &Journal{opts: opts, log: opts.Logger,
 		queue: make(chan *request, opts.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
-		totals: map[string]Totals{}, touched: map[string]Totals{}, buckets: map[string]*bolt.Bucket{}}
-	if err := j.init(); err != nil {
-		db.Close()
+		kick: make(chan struct{}, 1), applied0: make(chan struct{})}
+	if err := j.openFiles(); err != nil {
 		return nil, err
 	}
 	go j.writer()
+	go j.applier()
 	return j, nil
+}
+
+// openFiles opens bbolt and the log, replays the log into bbolt and loads the state the writer
+// starts from. On error everything it opened is closed.
+func (j *Journal) openFiles() (err error) {
+	db, err := openDB(j.opts)
+	if err != nil {
+		return err
+	}
+	j.db = db
+	defer func() {
+		if err != nil {
+			j.closeFiles()
+		}
+	}()
+	j.totalsMu.Lock()
+	j.totals = map[string]Totals{}
+	j.totalsMu.Unlock()
+	j.pendMu.Lock()
+	j.pending, j.pendN = map[string][]walRecord{}, 0
+	j.pendMu.Unlock()
+	j.touched = map[string]Totals{}
+	if err := j.init(); err != nil {
+		return err
+	}
+	for i := range j.wal {
+		if j.wal[i], err = openWALFile(fmt.Sprintf("%s.wal%d", j.opts.Path, i), j.opts.WALSize); err != nil {
+			return err
+		}
+	}
+	return j.replayWAL()
+}
+
+func (j *Journal) closeFiles() error {
+	var errs []error
+	for i, w := range j.wal {
+		if w != nil {
+			errs = append(errs, w.close())
+			j.wal[i] = nil
+		}
+	}
+	if j.db != nil {
+		errs = append(errs, j.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// replayWAL moves the logged claims bbolt does not have into it, in one transaction, and makes
+// both log files free for new generations.
+func (j *Journal) replayWAL() error {
+	var recs []walRecord
+	for _, w := range j.wal {
+		got, gen, _, err := readWAL(w.f, w.size)
+		if err != nil {
+			return err
+		}
+		j.walGen = max(j.walGen, gen)
+		for _, r := range got {
+			if r.seq > j.lastSeq.Load() {
+				recs = append(recs, r)
+			}
+		}
+	}
+	slices.SortFunc(recs, func(a, b walRecord) int { return cmp.Compare(a.seq, b.seq) })
+	next := j.lastSeq.Load() + 1
+	for _, r := range recs {
+		if r.seq != next {
+			return fmt.Errorf("ledger: wal holds seq %d after %d: a logged claim is missing; refusing to start", r.seq, next-1)
+		}
+		next++
+	}
+	if len(recs) > 0 {
+		for _, r := range recs {
+			j.pending[r.rec.Code] = append(j.pending[r.rec.Code], r)
+		}
+		j.pendN = len(recs)
+		if err := j.apply(nil); err != nil {
+			return err
+		}
+		if err := j.load(); err != nil {
+			return err
+		}
+		j.log.Info("journal: replayed the write-ahead log", "records", len(recs), "last_seq", j.lastSeq.Load())
+	}
+	j.walGen++
+	j.wal[0].reset(j.walGen)
+	j.wal[1].reset(0)
+	j.active = 0
+	return nil
 }
 
 func openDB(opts Options) (*bolt.DB, error) {
@@ -227,24 +353,37 @@ func openDB(opts Options) (*bolt.DB, error) {
 // init creates the buckets and the incarnation on a new file, checks the owner of an old one and
 // loads the last sequence and per-rain totals.
 func (j *Journal) init() error {
-	return j.db.Update(func(tx *bolt.Tx) error {
+	err := j.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketRains, bucketSlices, bucketClaims, bucketTotals} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		if err := j.initMeta(meta); err != nil {
-			return err
-		}
-		if v := meta.Get(keyLastSeq); len(v) == 8 {
+		return j.initMeta(tx.Bucket(bucketMeta))
+	})
+	if err != nil {
+		return err
+	}
+	return j.load()
+}
+
+// load reads the last sequence and the per-rain totals stored in bbolt.
+func (j *Journal) load() error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); len(v) == 8 {
 			j.lastSeq.Store(binary.BigEndian.Uint64(v))
 		}
-		return tx.Bucket(bucketTotals).ForEach(func(k, v []byte) error {
+		j.applied.Store(j.lastSeq.Load())
+		totals := map[string]Totals{}
+		err := tx.Bucket(bucketTotals).ForEach(func(k, v []byte) error {
 			t, err := decodeTotals(v)
-			j.totals[string(k)] = t
+			totals[string(k)] = t
 			return err
 		})
+		j.totalsMu.Lock()
+		j.totals = totals
+		j.totalsMu.Unlock()
+		return err
 	})
 }
 
@@ -351,10 +490,7 @@ func (j *Journal) commitAndAnswer(batch []*request) {
 	if err == nil {
 		start := time.Now()
 		if cerr := j.commit(batch); cerr != nil {
-			err = fmt.Errorf("%w: %w", ErrCommit, cerr)
-			j.failedAt = j.lastSeq.Load() // published by the store of failed; read by Reopen after loading it
-			j.failed.Store(&err)
-			j.log.Error("journal commit failed; refusing writes until reopened", "records", len(batch), "err", cerr)
+			err = j.fail(cerr, "journal commit failed; refusing writes until reopened", "records", len(batch))
 		} else {
 			j.noteCommit(len(batch), time.Since(start))
 		}
@@ -366,6 +502,20 @@ func (j *Journal) commitAndAnswer(batch []*request) {
 		r.done <- struct{}{}
 	}
 	clear(batch)
+}
+
+// fail makes the journal refuse writes until Reopen, after a commit or an apply failed; it
+// returns the error the batch's waiters get.
+func (j *Journal) fail(cause error, msg string, args ...any) error {
+	err := fmt.Errorf("%w: %w", ErrCommit, cause)
+	j.failMu.Lock()
+	defer j.failMu.Unlock()
+	if j.failed.Load() == nil {
+		j.failedAt = j.lastSeq.Load() // published by the store of failed; read by Reopen after loading it
+		j.failed.Store(&err)
+	}
+	j.log.Error(msg, append(args, "err", cause)...)
+	return err
 }
 
 func (j *Journal) commitError() error {
@@ -390,27 +540,21 @@ func (j *Journal) Reopen() ([]Record, error) {
 	if j.closed {
 		return nil, ErrClosed
 	}
-	j.txMu.Lock()
-	defer j.txMu.Unlock()
 	if j.failed.Load() == nil {
 		return nil, nil
 	}
-	if err := j.db.Close(); err != nil {
+	j.walMu.Lock()
+	defer j.walMu.Unlock()
+	if err := j.closeFiles(); err != nil {
 		j.log.Warn("journal close before reopen", "err", err)
 	}
-	db, err := openDB(j.opts)
-	if err != nil {
-		return nil, err
-	}
-	j.db = db
-	j.totalsMu.Lock()
-	j.totals = map[string]Totals{}
-	j.totalsMu.Unlock()
-	if err := j.init(); err != nil {
+	j.lastSeq.Store(0)
+	j.walGen = 0
+	if err := j.openFiles(); err != nil {
 		return nil, err
 	}
 	var found []Record
-	err = j.db.View(func(tx *bolt.Tx) error {
+	err := j.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketClaims).ForEachBucket(func(code []byte) error {
 			c := tx.Bucket(bucketClaims).Bucket(code).Cursor()
 			for k, v := c.Seek(seqKey(nil, j.failedAt+1)); k != nil; k, v = c.Next() {
@@ -444,84 +588,213 @@ func (j *Journal) noteCommit(n int, d time.Duration) {
 	s.lastCommitNanos.Store(int64(d))
 }
 
-// commit writes batch in one transaction: each record under its rain's bucket at the next
-// sequence, the touched rains' totals and the last sequence. Seqs are published only on success.
+// commit writes batch to the log as one frame (one pwrite, one fdatasync), then publishes it:
+// sequences, totals, and the records for the applier and the flusher. Nothing of a batch whose
+// write or sync failed is published.
 func (j *Journal) commit(batch []*request) error {
-	seq := j.lastSeq.Load()
-	need := len(batch) * (8 + RecordSize)
-	if cap(j.buf) < need {
-		j.buf = make([]byte, 0, need)
+	j.walMu.Lock()
+	defer j.walMu.Unlock()
+	if h := j.commitHook.Load(); h != nil {
+		if err := (*h)(len(batch)); err != nil {
+			return err
+		}
 	}
-	buf := j.buf[:0] // keys and values must stay put until the commit: no reallocation
-	j.txMu.Lock()
-	defer j.txMu.Unlock()
-	clear(j.touched)
-	clear(j.buckets)
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		if h := j.commitHook.Load(); h != nil {
-			if err := (*h)(len(batch)); err != nil {
-				return err
-			}
+	payload := 0
+	for _, r := range batch {
+		payload += 1 + len(r.rec.Code) + RecordSize
+	}
+	if !j.wal[j.active].fits(payload) {
+		if err := j.rotate(); err != nil {
+			return err
 		}
-		for _, r := range batch {
-			b, err := j.claimBucket(tx, r.rec.Code)
-			if err != nil {
-				return err
-			}
-			seq++
-			k := len(buf)
-			buf = seqKey(buf, seq)
-			v := len(buf)
-			buf = EncodeRecord(buf, r.rec)
-			if err := b.Put(buf[k:v], buf[v:]); err != nil {
-				return err
-			}
-			r.seq = seq
-			t, ok := j.touched[r.rec.Code]
-			if !ok {
-				t = j.rainTotals(r.rec.Code)
-			}
-			t.add(seq, r.rec.Amount)
-			j.touched[r.rec.Code] = t
-		}
-		return j.putTotals(tx, seq)
-	})
-	if err != nil {
+	}
+	w := j.wal[j.active]
+	seq := j.lastSeq.Load()
+	frame := frameHeader(j.frame[:0], w.gen, seq+1)
+	for _, r := range batch {
+		frame = appendWALRecord(frame, r.rec)
+	}
+	finishFrame(frame, len(batch))
+	j.frame = frame
+	if err := w.appendFrame(frame, seq+uint64(len(batch))); err != nil {
 		return err
 	}
-	j.lastSeq.Store(seq)
+	clear(j.touched)
+	j.pendMu.Lock()
+	for _, r := range batch {
+		seq++
+		r.seq = seq
+		t, ok := j.touched[r.rec.Code]
+		if !ok {
+			t = j.rainTotals(r.rec.Code)
+		}
+		t.add(seq, r.rec.Amount)
+		j.touched[r.rec.Code] = t
+		j.pending[r.rec.Code] = append(j.pending[r.rec.Code], walRecord{seq: seq, rec: r.rec})
+	}
+	j.pendN += len(batch)
+	due := j.pendN >= j.opts.ApplyRecords
+	j.pendMu.Unlock()
 	j.totalsMu.Lock()
 	for code, t := range j.touched {
 		j.totals[code] = t
 	}
 	j.totalsMu.Unlock()
+	j.lastSeq.Store(seq)
+	if due {
+		j.kickApplier()
+	}
 	return nil
 }
 
-func (j *Journal) claimBucket(tx *bolt.Tx, code string) (*bolt.Bucket, error) {
-	if b := j.buckets[code]; b != nil {
-		return b, nil
-	}
-	b, err := tx.Bucket(bucketClaims).CreateBucketIfNotExists([]byte(code))
-	if err != nil {
-		return nil, err
-	}
-	b.FillPercent = 1 // keys only ever grow: pack pages full
-	j.buckets[code] = b
-	return b, nil
-}
-
-// putTotals stores the batch's rains' totals and the last sequence. (Both buckets are small, so
-// bbolt keeps them inline in the root page the commit writes anyway: no extra page per fsync.)
-func (j *Journal) putTotals(tx *bolt.Tx, seq uint64) error {
-	tb := tx.Bucket(bucketTotals)
-	for code, t := range j.touched {
-		// bbolt keeps value slices until the commit: each Put needs its own.
-		if err := tb.Put([]byte(code), t.encode(nil)); err != nil {
+// rotate makes the other log file the active one, with a new generation. Its frames must all be
+// in bbolt first: if the applier is behind, the writer applies them itself. Under walMu.
+func (j *Journal) rotate() error {
+	other := j.wal[1-j.active]
+	if other.last > j.applied.Load() {
+		if err := j.apply(nil); err != nil {
 			return err
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keyLastSeq, seqKey(nil, seq))
+	j.walGen++
+	other.reset(j.walGen)
+	j.active = 1 - j.active
+	j.kickApplier() // the file just left will be needed next
+	return nil
+}
+
+func (j *Journal) kickApplier() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// applier moves logged claims into bbolt every ApplyEvery, or when kicked, until Close.
+func (j *Journal) applier() {
+	defer close(j.applied0)
+	t := time.NewTicker(j.opts.ApplyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.quit:
+			return
+		case <-t.C:
+		case <-j.kick:
+		}
+		if j.commitError() != nil {
+			continue
+		}
+		if err := j.applyLocked(); err != nil {
+			j.fail(err, "journal apply failed; refusing writes until reopened")
+		}
+	}
+}
+
+// applyLocked is apply(nil) for callers that hold no journal lock.
+func (j *Journal) applyLocked() error {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return nil
+	}
+	return j.apply(nil)
+}
+
+// apply moves every logged claim not yet in bbolt into it, in one transaction that also runs fn
+// (a metadata change) after them, so no metadata change is ever ordered before a claim logged
+// earlier. Callers hold no applyMu or txMu.
+func (j *Journal) apply(fn func(tx *bolt.Tx) error) error {
+	j.applyMu.Lock()
+	defer j.applyMu.Unlock()
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	start := time.Now()
+	j.pendMu.Lock()
+	snap := make(map[string][]walRecord, len(j.pending))
+	n := 0
+	for code, rs := range j.pending {
+		snap[code] = rs
+		n += len(rs)
+	}
+	j.pendMu.Unlock()
+	if n == 0 && fn == nil {
+		return nil
+	}
+	var last uint64
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if last, err = putRecords(tx, snap, n); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	j.pendMu.Lock()
+	for code, rs := range snap {
+		rest := j.pending[code][len(rs):]
+		if len(rest) == 0 {
+			delete(j.pending, code)
+		} else {
+			j.pending[code] = rest
+		}
+	}
+	j.pendN -= n
+	j.pendMu.Unlock()
+	if last > 0 {
+		j.applied.Store(last)
+	}
+	j.stats.applies.Add(1)
+	j.stats.applyNanos.Add(uint64(time.Since(start)))
+	return nil
+}
+
+// putRecords stores the records under their rains' buckets, adds them to the stored totals and
+// moves the stored last sequence; it returns the highest sequence stored (0 if none).
+func putRecords(tx *bolt.Tx, recs map[string][]walRecord, n int) (last uint64, err error) {
+	if n == 0 {
+		return 0, nil
+	}
+	buf := make([]byte, 0, n*(8+RecordSize)) // keys and values must stay put until the commit
+	tb := tx.Bucket(bucketTotals)
+	for code, rs := range recs {
+		b, err := tx.Bucket(bucketClaims).CreateBucketIfNotExists([]byte(code))
+		if err != nil {
+			return 0, err
+		}
+		b.FillPercent = 1 // keys only ever grow: pack pages full
+		var t Totals
+		if v := tb.Get([]byte(code)); v != nil {
+			if t, err = decodeTotals(v); err != nil {
+				return 0, err
+			}
+		}
+		for _, r := range rs {
+			k := len(buf)
+			buf = seqKey(buf, r.seq)
+			v := len(buf)
+			buf = EncodeRecord(buf, r.rec)
+			if err := b.Put(buf[k:v], buf[v:]); err != nil {
+				return 0, err
+			}
+			t.add(r.seq, r.rec.Amount)
+			last = max(last, r.seq)
+		}
+		// bbolt keeps value slices until the commit: each Put needs its own.
+		if err := tb.Put([]byte(code), t.encode(nil)); err != nil {
+			return 0, err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyLastSeq); len(v) == 8 && binary.BigEndian.Uint64(v) > last {
+		return last, nil
+	}
+	return last, meta.Put(keyLastSeq, seqKey(nil, last))
 }
 
 // rainTotals returns code's committed totals (zero if none).
@@ -560,13 +833,15 @@ func (j *Journal) Stats() Stats {
 		Commits: s.commits.Load(), Records: s.records.Load(),
 		LastBatch: int(s.lastBatch.Load()), MaxBatch: int(s.maxBatch.Load()),
 		CommitTime: time.Duration(s.commitNanos.Load()), LastCommit: time.Duration(s.lastCommitNanos.Load()),
+		Applies: s.applies.Load(), ApplyTime: time.Duration(s.applyNanos.Load()),
 		LastSeq: j.lastSeq.Load(), QueueLen: len(j.queue), Failed: j.failed.Load() != nil,
 		Incarnation: j.incarnation,
 	}
 }
 
-// Close commits what is queued, answers its waiters, stops the writer and closes the file.
-// Later calls return ErrClosed from writes and nil from Close.
+// Close commits what is queued, answers its waiters, stops the writer and the applier, moves
+// every logged claim into bbolt and closes the files. Later calls return ErrClosed from writes
+// and nil from Close.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -577,11 +852,17 @@ func (j *Journal) Close() error {
 	j.mu.Unlock()
 	close(j.quit)
 	<-j.done
-	return j.db.Close()
+	<-j.applied0
+	var err error
+	if j.commitError() == nil {
+		err = j.apply(nil)
+	}
+	return errors.Join(err, j.closeFiles())
 }
 
-// update runs fn in a write transaction of its own, unless the journal is closed or failed, then
-// after (on success) runs after, both without a claim commit in between.
+// update runs fn in a write transaction, after moving every logged claim into bbolt in the same
+// transaction (so a metadata change is never ordered before a claim logged earlier), unless the
+// journal is closed or failed; then, on success, it runs after.
 func (j *Journal) update(fn func(tx *bolt.Tx) error, after func()) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
@@ -591,9 +872,7 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error, after func()) error {
 	if err := j.commitError(); err != nil {
 		return err
 	}
-	j.txMu.Lock()
-	defer j.txMu.Unlock()
-	if err := j.db.Update(fn); err != nil {
+	if err := j.apply(fn); err != nil {
 		return err
 	}
 	if after != nil {

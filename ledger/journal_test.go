@@ -349,13 +349,13 @@ func TestReopenAfterFailedCommit(t *testing.T) {
 	}
 }
 
-// The real thing underneath: the bbolt file closed under the writer fails the waiters.
+// The real thing underneath: the log file closed under the writer fails the waiters.
 func TestCommitFailureDBClosed(t *testing.T) {
 	j := openJournal(t, testOptions(t, "n1"))
 	if _, err := j.Append(claim("r", 0)); err != nil {
 		t.Fatal(err)
 	}
-	j.db.Close()
+	j.wal[j.active].f.Close()
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)

@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -37,6 +39,11 @@ type Recovery struct {
 // Recover replays the journal in one read transaction. It is meant for start-up, before claims
 // are served; it also corrects the in-memory totals from the replay.
 func (j *Journal) Recover() (*Recovery, error) {
+	if j.commitError() == nil {
+		if err := j.applyLocked(); err != nil { // logged claims into bbolt first
+			return nil, err
+		}
+	}
 	rec := &Recovery{Incarnation: j.incarnation, Claimed: map[SliceKey][]uint32{},
 		Amounts: map[SliceKey][]int64{}, Users: map[string]map[uint64]int{}, Totals: map[string]Totals{}}
 	err := j.view(func(tx *bolt.Tx) error {
@@ -160,32 +167,68 @@ func (j *Journal) checkTotals(replayed map[string]Totals) {
 }
 
 // Scan calls fn with the rain's records of sequence > afterSeq, in order, until fn returns false,
-// max records were passed (max <= 0: no limit) or the records end. The record's Code is code. fn
-// runs inside a read transaction: keep it short and do not call the Journal's writing methods
-// from it (a long read transaction can stall commits that grow the file).
+// max records were passed (max <= 0: no limit) or the records end. The record's Code is code.
+// Records not yet moved into bbolt are read from memory, so a flusher that keeps up never reads
+// the file. fn runs under a read lock (and a bbolt read transaction when it reads the file): keep
+// it short and do not call the Journal's writing methods from it.
 func (j *Journal) Scan(code string, afterSeq uint64, max int, fn func(seq uint64, r Record) bool) error {
-	return j.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketClaims).Bucket([]byte(code))
-		if b == nil || afterSeq == ^uint64(0) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return ErrClosed
+	}
+	j.applyMu.RLock()
+	defer j.applyMu.RUnlock()
+	if afterSeq == ^uint64(0) {
+		return nil
+	}
+	n, last := 0, afterSeq
+	more := true
+	if afterSeq < j.applied.Load() {
+		err := j.db.View(func(tx *bolt.Tx) error {
+			var err error
+			n, last, more, err = scanBucket(tx.Bucket(bucketClaims).Bucket([]byte(code)), code, afterSeq, max, fn)
+			return err
+		})
+		if err != nil || !more || (max > 0 && n >= max) {
+			return err
+		}
+	}
+	j.pendMu.Lock()
+	rs := j.pending[code] // the first len(rs) entries never change: appends go after, applies reslice
+	j.pendMu.Unlock()
+	i, _ := slices.BinarySearchFunc(rs, last+1, func(r walRecord, seq uint64) int { return cmp.Compare(r.seq, seq) })
+	for ; i < len(rs) && (max <= 0 || n < max); i++ {
+		n++
+		if !fn(rs[i].seq, rs[i].rec) {
 			return nil
 		}
-		c := b.Cursor()
-		var start [8]byte
-		binary.BigEndian.PutUint64(start[:], afterSeq+1)
-		n := 0
-		for k, v := c.Seek(start[:]); k != nil && (max <= 0 || n < max); k, v = c.Next() {
-			r, err := DecodeRecord(v)
-			if err != nil || len(k) != 8 {
-				return fmt.Errorf("ledger: rain %q record %x: %w", code, k, err)
-			}
-			r.Code = code
-			n++
-			if !fn(binary.BigEndian.Uint64(k), r) {
-				return nil
-			}
+	}
+	return nil
+}
+
+// scanBucket is Scan over the records in bbolt; more is false when fn stopped it.
+func scanBucket(b *bolt.Bucket, code string, afterSeq uint64, max int, fn func(seq uint64, r Record) bool) (n int, last uint64, more bool, err error) {
+	last = afterSeq
+	if b == nil {
+		return 0, last, true, nil
+	}
+	c := b.Cursor()
+	var start [8]byte
+	binary.BigEndian.PutUint64(start[:], afterSeq+1)
+	for k, v := c.Seek(start[:]); k != nil && (max <= 0 || n < max); k, v = c.Next() {
+		r, err := DecodeRecord(v)
+		if err != nil || len(k) != 8 {
+			return n, last, false, fmt.Errorf("ledger: rain %q record %x: %w", code, k, err)
 		}
-		return nil
-	})
+		r.Code = code
+		n++
+		last = binary.BigEndian.Uint64(k)
+		if !fn(last, r) {
+			return n, last, false, nil
+		}
+	}
+	return n, last, true, nil
 }
 
 // firstAfter returns the first record of the rain after afterSeq, if any.

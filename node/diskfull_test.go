@@ -60,9 +60,11 @@ func fill(t *testing.T, dir string) string {
 // packet is handed out exactly once.
 func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	dir := mountTmpfs(t, "4m")
-	h := newHarness(t, false, func(o *Options) { o.DataDir = dir })
-	// Enough packets that the commits after the fill must grow the file: bbolt reuses the pages
-	// it freed, so a few hundred claims can commit into space the file already had.
+	// The claims go to the preallocated write-ahead log, which a full disk cannot stop; bbolt,
+	// where the applier moves them every 10 ms, must grow. Enough packets that the applies after
+	// the fill must grow the file: bbolt reuses the pages it freed, so a few hundred claims can
+	// go into space the file already had.
+	h := newHarness(t, false, func(o *Options) { o.DataDir, o.WALSize, o.ApplyEvery = dir, 1<<20, 10*time.Millisecond })
 	const count, amount = 4000, 400_000
 	h.rainOf("full", count, amount, 1, true)
 	answered := map[string]int64{}

@@ -147,6 +147,10 @@ func (n *Node) closeOwnListener() {
 func (n *Node) openJournal() error {
 	jo := ledger.DefaultOptions(filepath.Join(n.opts.DataDir, "journal.db"), n.opts.ID)
 	jo.Logger = n.log
+	if n.opts.WALSize != 0 {
+		jo.WALSize = n.opts.WALSize
+	}
+	jo.ApplyEvery = n.opts.ApplyEvery
 	j, err := ledger.Open(jo)
 	if err != nil {
 		return fmt.Errorf("node: open journal: %w", err)

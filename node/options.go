@@ -34,6 +34,12 @@ type Options struct {
 	IdleTimeout   time.Duration
 	MaxConnsPerIP int // fasthttp per-IP connection limit; 0 = unlimited
 
+	// WALSize is the size of each of the journal's two write-ahead log files (preallocated, so a
+	// claim's fdatasync writes no metadata); 0 = ledger.DefaultWALSize (16 MiB), at least 1 MiB.
+	WALSize int64
+	// ApplyEvery is how often logged claims move into bbolt in the background; 0 = 500ms.
+	ApplyEvery time.Duration
+
 	Auth           string   // "gateway" (X-User-Id from a trusted gateway) or "token"; "" = gateway
 	UserKey        string   // token mode: the key user tokens are signed with (required there)
 	IPRate         float64  // claims per second one client address may make; 0 = no limit
@@ -78,6 +84,7 @@ func LocalOptions(id, dataDir, redisURL, secret string) Options {
 	o.ID, o.DataDir, o.RedisURL, o.Secret = id, dataDir, redisURL, secret
 	o.HTTPAddr, o.GossipAddr = "127.0.0.1:0", "127.0.0.1:0"
 	o.FastGossip = true
+	o.WALSize = 1 << 20 // tests start many nodes
 	return o
 }
 
@@ -112,6 +119,10 @@ func (o *Options) validate() error {
 		return bad("secret", "required, at least 8 bytes")
 	case o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0:
 		return bad("timeouts", "must be >= 0")
+	case o.WALSize != 0 && o.WALSize < 1<<20:
+		return bad("wal-size", "at least 1 MiB")
+	case o.ApplyEvery < 0:
+		return bad("apply-every", "must be >= 0")
 	case o.Retention < 0 || o.JanitorInterval < 0:
 		return bad("retention", "must be >= 0")
 	case len(o.WalletGroup) > 256:

@@ -66,6 +66,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "a keep-alive connection may wait this long for its next request (0 = --read-timeout)")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", o.MaxConnsPerIP, "connections one client address may hold (0 = no limit)")
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records at least this long (and until the wallet acknowledged them)")
+	walMiB := fs.Int64("wal-size-mib", 0, "size of each of the journal's two write-ahead log files, in MiB (0 = 16)")
 	fs.DurationVar(&o.JanitorInterval, "janitor-interval", o.JanitorInterval, "pace of the retention check and of re-asserting compacted rains after a Redis loss")
 	fs.StringVar(&o.WalletGroup, "wallet-group", o.WalletGroup, "the wallet's consumer group on the credit streams: records are dropped only once it acknowledged them")
 	fs.StringVar(&o.Auth, "auth", node.AuthGateway, "who names the user: gateway (X-User-Id) or token (signed user tokens)")
@@ -85,6 +86,7 @@ func parseFlags(args []string) (node.Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.WALSize = *walMiB << 20
 	o.Join = flagenv.List(*join)
 	o.TrustedProxies = flagenv.List(*proxies)
 	for _, f := range []struct{ name, v string }{{"id", o.ID}, {"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}} {
