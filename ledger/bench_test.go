@@ -90,7 +90,7 @@ func BenchmarkAppendUpdatePerClaim64(b *testing.B) {
 // used_cpu_user + used_cpu_sys: reading and parsing the call, the script, the writes) per claim.
 // ns/op and allocs/op are per claim too (b.N claims). Compare runs with benchstat.
 func BenchmarkFlush(b *testing.B) {
-	for _, batch := range []int{16, 64, 256, DefaultFlushBatch} {
+	for _, batch := range []int{16, 32, 64, 256, DefaultFlushBatch} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchFlush(b, batch) })
 	}
 }
