@@ -233,13 +233,13 @@ func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) 
 	b := &f.b
 	b.reset(code, f.progress(code).marker)
 	err = f.j.Scan(code, b.prev, f.opts.MaxBatch, func(seq uint64, r Record) bool {
-		b.add(seq, r, f.opts.NodeID, f.j.Incarnation())
+		b.add(seq, r)
 		return true
 	})
 	if err != nil || b.count == 0 {
 		return err == nil, err
 	}
-	keys, args := b.build(f.field, f.opts.NodeID)
+	keys, args := b.build(f.field, f.opts.NodeID, f.j.Incarnation())
 	res, err := applyScript.Run(ctx, f.rdb, keys, args...).Result()
 	if err != nil {
 		f.errors.Add(1)
