@@ -1,9 +1,11 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,17 +42,18 @@ type Wallet interface {
 	Credit(ctx context.Context, credits []ledger.Credit) error
 }
 
-// consume is README's wallet consumer ("Consuming the credit stream"): consumer `consumer` of
-// group `group` credits every claim of the rain's credit stream once, until ctx ends. It first
-// re-reads the entries it was delivered and did not acknowledge (start "0": it crashed before
-// XACK), then reads new ones (">"). An entry is acknowledged only after its credit is durable.
+// consume is README's wallet consumer ("Consuming the credit stream"), kept the same, word for
+// word: consumer `consumer` of group `group` credits every claim of the rain's credit stream
+// once, until ctx ends. It first re-reads the entries it was delivered and did not acknowledge
+// (start "0": it crashed before XACK), then reads new ones (">"). An entry is acknowledged only
+// after its credit is durable.
 func consume(ctx context.Context, rdb redis.UniversalClient, code, group, consumer string, w Wallet) error {
 	stream := ledger.Keys(code).Credits
-	err := rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	err := rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err() // XGROUP CREATE ... 0 MKSTREAM
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return err
 	}
-	for start := "0"; ; {
+	for start := "0"; ; { // "0": entries delivered to us and never acknowledged first, then ">": new ones
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -63,7 +66,7 @@ func consume(ctx context.Context, rdb redis.UniversalClient, code, group, consum
 			return err
 		}
 		if start == "0" && len(res[0].Messages) == 0 {
-			start = ">" // nothing left pending: read new entries
+			start = ">"
 			continue
 		}
 		for _, m := range res[0].Messages {
@@ -71,7 +74,7 @@ func consume(ctx context.Context, rdb redis.UniversalClient, code, group, consum
 			if err != nil {
 				return fmt.Errorf("credit entry %s: %w", m.ID, err) // stop: never skip money
 			}
-			if err := w.Credit(ctx, credits); err != nil {
+			if err := w.Credit(ctx, credits); err != nil { // durable, idempotent by ClaimID
 				return err
 			}
 			if err := rdb.XAck(ctx, stream, group, m.ID).Err(); err != nil {
@@ -164,5 +167,22 @@ func TestWalletConsumer(t *testing.T) {
 		if w.balance[u] != a {
 			t.Fatalf("user %d: balance %d, journal %d", u, w.balance[u], a)
 		}
+	}
+}
+
+// README's consumer is this file's consume, the one TestWalletConsumer runs.
+func TestREADMEConsumerIsTested(t *testing.T) {
+	src, err1 := os.ReadFile("example_test.go")
+	readme, err2 := os.ReadFile(filepath.Join("..", "README.md"))
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(src, []byte("func consume("))
+	end := bytes.Index(src[start:], []byte("\n}\n"))
+	if start < 0 || end < 0 {
+		t.Fatal("consume not found in example_test.go")
+	}
+	if fn := src[start : start+end+3]; !bytes.Contains(readme, fn) {
+		t.Fatalf("README.md does not show consume as example_test.go has it:\n%s", fn)
 	}
 }
