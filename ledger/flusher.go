@@ -17,7 +17,8 @@ type FlusherOptions struct {
 	// NodeID names the node in the marker field, the nodes hash and credit entries. "" means the
 	// journal's; anything else must equal it.
 	NodeID string
-	// MaxBatch bounds the claims applied by one Lua call. 0 means 1000; at most 10000.
+	// MaxBatch bounds the claims applied by one Lua call, all in one credit-stream entry (at
+	// most 56 bytes a claim). 0 means 1000; at most 10000.
 	MaxBatch int
 	// Interval is how often Run looks for unflushed claims when not notified. 0 means 50 ms.
 	Interval time.Duration
