@@ -135,11 +135,11 @@ func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []A
 		}
 		if flushed {
 			res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
-			credits, totals, users, nodes, err := ReadRedis(ctx, c.Client(), code)
+			credits, totals, nodes, err := ReadRedis(ctx, c.Client(), code)
 			if err != nil {
 				return nil, err
 			}
-			v := Check(answers, credits, totals, users, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
+			v := Check(answers, credits, totals, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
 			for _, p := range CheckReport(rep) {
 				v.fail("report: %s", p)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,19 +30,11 @@ type Expect struct {
 	Drained     bool // every node said exhausted: the whole budget must have been claimed
 }
 
-// Credit is one entry of a rain's credit stream.
-type Credit struct {
-	ClaimID string
-	User    uint64
-	Amount  int64
-	Node    string
-}
-
 // Verdict is the outcome of Check: the figures and every violation found.
 type Verdict struct {
 	Answered       int   // 200 answers
 	AnsweredAmount int64 // their sum
-	Credits        int   // entries in the credit stream
+	Credits        int   // claims in the credit stream
 	CreditAmount   int64
 	RedisCount     int64 // redrain:{CODE}:totals
 	RedisAmount    int64
@@ -73,14 +64,14 @@ func (v *Verdict) Err() error {
 
 // Check verifies SPEC.md's invariants for one rain, once Redis holds everything the nodes
 // journaled (the caller waits for that): every claim_id answered once and credited exactly
-// once with the amount the client saw; no claim_id twice in the stream; Redis totals equal the
-// stream; the clients' sum within the budget (equal when drained); per-user caps held
-// cluster-wide; the users and nodes hashes agree with the stream.
-func Check(answers []Answer, credits []Credit, totals ledger.RainTotals, users map[uint64]int64,
+// once with the amount the client saw, to the user it answered; no claim_id twice in the
+// stream; Redis totals equal the stream; the clients' sum within the budget (equal when
+// drained); per-user caps held cluster-wide (counted from the stream's user ids: Redis keeps
+// no per-user keys); the nodes hash agrees with the stream.
+func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	nodes map[string]ledger.NodeTotals, exp Expect) *Verdict {
 	v := &Verdict{RedisCount: totals.ClaimedCount, RedisAmount: totals.ClaimedAmount, RedisMax: totals.MaxAmount}
-	byID := make(map[string]Credit, len(credits))
-	perUser := map[uint64]int64{}
+	byID := make(map[string]ledger.Credit, len(credits))
 	perUserCount := map[uint64]int{}
 	perNode := map[string]int64{}
 	var max int64
@@ -91,7 +82,6 @@ func Check(answers []Answer, credits []Credit, totals ledger.RainTotals, users m
 		byID[c.ClaimID] = c
 		v.Credits++
 		v.CreditAmount += c.Amount
-		perUser[c.User] += c.Amount
 		perUserCount[c.User]++
 		perNode[c.Node] += c.Amount
 		if c.Amount > max {
@@ -138,9 +128,6 @@ func Check(answers []Answer, credits []Credit, totals ledger.RainTotals, users m
 			v.fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
 		}
 	}
-	if users != nil {
-		checkMaps(v, "users hash", perUser, users)
-	}
 	if nodes != nil {
 		got := map[string]int64{}
 		for id, nt := range nodes {
@@ -174,59 +161,41 @@ func checkMaps[K comparable](v *Verdict, what string, want, got map[K]int64) {
 	}
 }
 
-// ReadRedis loads what Check needs of one rain from Redis: totals, the whole credit stream,
-// the per-user sums and the per-node hash.
-func ReadRedis(ctx context.Context, rdb redis.UniversalClient, code string) ([]Credit, ledger.RainTotals,
-	map[uint64]int64, map[string]ledger.NodeTotals, error) {
+// ReadRedis loads what Check needs of one rain from Redis: totals, every claim of the credit
+// stream (decoded with ledger.DecodeCredits, in stream order) and the per-node hash.
+func ReadRedis(ctx context.Context, rdb redis.UniversalClient, code string) ([]ledger.Credit, ledger.RainTotals,
+	map[string]ledger.NodeTotals, error) {
 	totals, err := ledger.ReadTotals(ctx, rdb, code)
 	if err != nil {
-		return nil, totals, nil, nil, err
+		return nil, totals, nil, err
 	}
-	keys := ledger.Keys(code)
-	var credits []Credit
+	credits, err := readCredits(ctx, rdb, code)
+	if err != nil {
+		return nil, totals, nil, err
+	}
+	nodes, err := ledger.ReadNodes(ctx, rdb, code)
+	return credits, totals, nodes, err
+}
+
+// readCredits decodes the rain's whole credit stream, 1000 entries per XRANGE.
+func readCredits(ctx context.Context, rdb redis.UniversalClient, code string) ([]ledger.Credit, error) {
+	const page = 1000
+	var credits []ledger.Credit
 	for start := "-"; ; {
-		msgs, err := rdb.XRangeN(ctx, keys.Credits, start, "+", 10000).Result()
+		msgs, err := rdb.XRangeN(ctx, ledger.Keys(code).Credits, start, "+", page).Result()
 		if err != nil {
-			return nil, totals, nil, nil, fmt.Errorf("xrange: %w", err)
+			return nil, fmt.Errorf("xrange: %w", err)
 		}
 		for _, m := range msgs {
-			c, err := parseCredit(m.Values)
+			cs, err := ledger.DecodeCredits(m.Values)
 			if err != nil {
-				return nil, totals, nil, nil, fmt.Errorf("credit %s: %w", m.ID, err)
+				return nil, fmt.Errorf("credit entry %s: %w", m.ID, err)
 			}
-			credits = append(credits, c)
+			credits = append(credits, cs...)
 		}
-		if len(msgs) < 10000 {
-			break
+		if len(msgs) < page {
+			return credits, nil
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
-	users := map[uint64]int64{}
-	for i := 0; i < ledger.UserShards; i++ {
-		h, err := rdb.HGetAll(ctx, keys.UsersShard(uint8(i))).Result()
-		if err != nil {
-			return nil, totals, nil, nil, err
-		}
-		for k, val := range h {
-			u, err1 := strconv.ParseUint(k, 10, 64)
-			a, err2 := strconv.ParseInt(val, 10, 64)
-			if err1 != nil || err2 != nil {
-				return nil, totals, nil, nil, fmt.Errorf("users hash %s: %q=%q", keys.UsersShard(uint8(i)), k, val)
-			}
-			users[u] = a
-		}
-	}
-	nodes, err := ledger.ReadNodes(ctx, rdb, code)
-	return credits, totals, users, nodes, err
-}
-
-func parseCredit(vals map[string]any) (Credit, error) {
-	str := func(k string) string { s, _ := vals[k].(string); return s }
-	u, err1 := strconv.ParseUint(str("user_id"), 10, 64)
-	a, err2 := strconv.ParseInt(str("amount"), 10, 64)
-	c := Credit{ClaimID: str("claim_id"), User: u, Amount: a, Node: str("node")}
-	if err1 != nil || err2 != nil || c.ClaimID == "" || c.Node == "" {
-		return c, fmt.Errorf("malformed entry %v", vals)
-	}
-	return c, nil
 }

@@ -269,12 +269,12 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 		return fmt.Errorf("report: %w", err)
 	}
 	res.Report = rep
-	credits, totals, users, nodes, err := ReadRedis(ctx, t.rdb, res.Code)
+	credits, totals, nodes, err := ReadRedis(ctx, t.rdb, res.Code)
 	if err != nil {
 		return fmt.Errorf("read redis: %w", err)
 	}
 	res.Redis = Figures{Count: totals.ClaimedCount, Amount: totals.ClaimedAmount}
-	v := Check(answers, credits, totals, users, nodes, Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
+	v := Check(answers, credits, totals, nodes, Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
 		TotalCount: o.Rain.TotalCount, MaxPerUser: o.Rain.MaxPerUser, Drained: res.Drained})
 	if waitErr != nil {
 		v.fail("%v", waitErr)

@@ -143,11 +143,11 @@ func TestWholeRain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	credits, totals, users, nodes, err := bench.ReadRedis(ctx, c.Client(), code)
+	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, users, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
@@ -203,11 +203,11 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 		g, err := adm.Get(ctx, r.Code)
 		return err == nil && g.Status == rain.Settled
 	})
-	credits, totals, users, nodes, err := bench.ReadRedis(ctx, c.Client(), r.Code)
+	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), r.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, users, nodes, bench.Expect{Code: r.Code, TotalAmount: 100_000,
+	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: r.Code, TotalAmount: 100_000,
 		TotalCount: 1000, MaxPerUser: 1, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)

@@ -113,7 +113,7 @@ func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.An
 func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool, dead string) (*bench.Verdict, *coordinator.Report) {
 	t.Helper()
 	rep := waitFlushed(t, c, code)
-	credits, totals, users, nodes, err := bench.ReadRedis(context.Background(), c.Client(), code)
+	credits, totals, nodes, err := bench.ReadRedis(context.Background(), c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []benc
 		}
 		t.Logf("dead %s: %d cents answered and not yet flushed (covered by lost %d)", dead, unflushed, rep.LostAmount)
 	}
-	v := bench.Check(answers, credits, totals, users, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: drained})
 	for _, s := range v.Violations {
 		t.Error(s)

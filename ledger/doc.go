@@ -1,5 +1,6 @@
 // Package ledger makes claims durable and gets them to Redis: a bbolt journal with a group-commit
-// writer, the node's recovery from it, and the exactly-once flusher that adds totals to Redis.
+// writer, the node's recovery from it, and the exactly-once flusher that adds totals and the
+// credit stream to Redis; DecodeCredits is the wallet's reader of that stream.
 //
 // # Durability order
 //
@@ -30,9 +31,11 @@
 //     before a claim logged earlier (a DropRain cannot lose or resurrect a record).
 //  4. The Flusher reads, per rain, the Redis marker redrain:{CODE}:flushed field
 //     "<node>.<incarnation>" (the last sequence applied; missing means 0), scans the rain's
-//     records after it and applies a batch with one Lua script. The script applies the batch only if
-//     the marker still holds the value the batch was read after (so it refuses any batch starting at
-//     or below the marker) and moves the marker to the batch's last sequence in the same atomic
+//     records after it (up to FlusherOptions.MaxBatch) and applies them as one batch with one Lua
+//     script: the totals, the node's fields, one credit-stream entry holding the batch's claims
+//     (DecodeCredits reads it) and the marker. The script applies the batch only if the marker
+//     still holds the value the batch was read after (so it refuses any batch starting at or
+//     below the marker) and moves the marker to the batch's last sequence in the same atomic
 //     step. Because the flusher always resumes at the marker, never at a local cursor, a crash
 //     between the apply and the cursor advance, a retried EVALSHA, a wiped Redis or a Redis restored
 //     from an older snapshot (totals and marker roll back together) all end with every claim counted

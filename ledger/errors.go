@@ -22,6 +22,9 @@ var (
 	ErrNodeMismatch = errors.New("ledger: journal belongs to another node")
 	// ErrNotSettled: DropRain on a rain whose stored metadata is missing or not settled.
 	ErrNotSettled = errors.New("ledger: rain is not settled")
+	// ErrBadCredit: DecodeCredits or AppendCredits was given an entry that is not a credit-stream
+	// entry of this format (the message says what is wrong); none of its claims is returned.
+	ErrBadCredit = errors.New("ledger: bad credit-stream entry")
 	// ErrBadOptions: Options or FlusherOptions failed validation (the message names the field).
 	ErrBadOptions = errors.New("ledger: bad options")
 )

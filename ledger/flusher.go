@@ -17,7 +17,8 @@ type FlusherOptions struct {
 	// NodeID names the node in the marker field, the nodes hash and credit entries. "" means the
 	// journal's; anything else must equal it.
 	NodeID string
-	// MaxBatch bounds the claims applied by one Lua call. 0 means 1000; at most 10000.
+	// MaxBatch bounds the claims applied by one Lua call, all in one credit-stream entry (at
+	// most 56 bytes a claim). 0 means 1000; at most 10000.
 	MaxBatch int
 	// Interval is how often Run looks for unflushed claims when not notified. 0 means 50 ms.
 	Interval time.Duration
@@ -233,13 +234,13 @@ func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) 
 	b := &f.b
 	b.reset(code, f.progress(code).marker)
 	err = f.j.Scan(code, b.prev, f.opts.MaxBatch, func(seq uint64, r Record) bool {
-		b.add(seq, r, f.opts.NodeID, f.j.Incarnation())
+		b.add(seq, r)
 		return true
 	})
 	if err != nil || b.count == 0 {
 		return err == nil, err
 	}
-	keys, args := b.build(f.field, f.opts.NodeID)
+	keys, args := b.build(f.field, f.opts.NodeID, f.j.Incarnation())
 	res, err := applyScript.Run(ctx, f.rdb, keys, args...).Result()
 	if err != nil {
 		f.errors.Add(1)

@@ -61,6 +61,12 @@ func TestFlushExact(t *testing.T) {
 	if st := f.Stats(); st.Claims != 2800 || st.Batches != 28 {
 		t.Fatalf("stats %+v, want 2800 claims in 28 batches", st)
 	}
+	ctx := flushCtx(t)
+	for code, want := range map[string]int64{"r1": 25, "r2": 3} { // one credit entry per batch
+		if n, err := rdb.XLen(ctx, Keys(code).Credits).Result(); err != nil || n != want {
+			t.Fatalf("%s: %d credit entries (%v), want %d", code, n, err, want)
+		}
+	}
 	// Flushing again changes nothing.
 	if err := f.FlushAll(flushCtx(t)); err != nil {
 		t.Fatal(err)
@@ -112,8 +118,8 @@ func TestScriptRefusesOldBatch(t *testing.T) {
 	} {
 		var b flushBatch
 		b.reset("r", c.prev)
-		b.add(c.first, claim("r", 1), "n1", j.Incarnation())
-		keys, args := b.build(f.MarkerField(), "n1")
+		b.add(c.first, claim("r", 1))
+		keys, args := b.build(f.MarkerField(), "n1", j.Incarnation())
 		res, err := applyScript.Run(ctx, rdb, keys, args...).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -125,18 +131,23 @@ func TestScriptRefusesOldBatch(t *testing.T) {
 	}
 	checkInvariants(t, rdb, "r", j)
 
-	// A wrong-typed key fails the call before any write.
+	// A wrong-typed key (the stream, or a hash) fails the call before any write.
 	k := Keys("r")
-	if err := rdb.Set(ctx, k.Users(claim("r", 10).User), "x", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
 	appendN(t, j, "r", 10, 1, 1)
-	before, _ := ReadTotals(ctx, rdb, "r")
-	if err := f.FlushRain(ctxWithTimeout(t, 300*time.Millisecond), "r"); err == nil {
-		t.Fatal("flush into a wrong-typed key succeeded")
-	}
-	if after, _ := ReadTotals(ctx, rdb, "r"); after != before {
-		t.Fatalf("totals moved from %+v to %+v on a failed call", before, after)
+	for _, key := range []string{k.Credits, k.Nodes} {
+		if err := rdb.Set(ctx, key, "x", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := ReadTotals(ctx, rdb, "r")
+		if err := f.FlushRain(ctxWithTimeout(t, 300*time.Millisecond), "r"); err == nil {
+			t.Fatalf("flush into a wrong-typed %s succeeded", key)
+		}
+		if after, _ := ReadTotals(ctx, rdb, "r"); after != before {
+			t.Fatalf("%s: totals moved from %+v to %+v on a failed call", key, before, after)
+		}
+		if err := rdb.Del(ctx, key).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

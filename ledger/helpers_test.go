@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -120,8 +119,8 @@ func replay(t testing.TB, j *Journal, code string, into *journalSums) {
 }
 
 // checkInvariants compares the journals' replayed claims of the rain with Redis: totals, every
-// journal's marker, the nodes hash, the credit stream (one entry per claim, same content) and the
-// per-user sums. Call it once everything is flushed.
+// journal's marker, the nodes hash, the credit stream (every claim once, same content) and the
+// per-user sums it adds up to. Call it once everything is flushed.
 func checkInvariants(t testing.TB, rdb redis.UniversalClient, code string, js ...*Journal) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -153,57 +152,61 @@ func checkInvariants(t testing.TB, rdb redis.UniversalClient, code string, js ..
 	if want := (RainTotals{all.count, all.amount, all.max}); tot != want {
 		t.Errorf("redis totals %+v, journals %+v", tot, want)
 	}
-	checkCredits(t, ctx, rdb, code, all.credits)
-	checkUsers(t, ctx, rdb, code, all.users)
+	credits := readCredits(t, ctx, rdb, code)
+	checkCredits(t, credits, all.credits)
+	checkUsers(t, credits, all.users)
 }
 
-func checkCredits(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string, want map[string]string) {
+// readCredits decodes the rain's whole credit stream, in stream order.
+func readCredits(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string) []Credit {
 	t.Helper()
 	entries, err := rdb.XRange(ctx, Keys(code).Credits, "-", "+").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.Fatal(err)
 	}
-	if len(entries) != len(want) {
-		t.Errorf("credit stream has %d entries, journals %d claims", len(entries), len(want))
+	var out []Credit
+	for _, e := range entries {
+		cs, err := DecodeCredits(e.Values)
+		if err != nil {
+			t.Fatalf("credit entry %s: %v", e.ID, err)
+		}
+		out = append(out, cs...)
+	}
+	return out
+}
+
+// checkCredits: the stream holds every journaled claim once, with its user, amount and node.
+func checkCredits(t testing.TB, credits []Credit, want map[string]string) {
+	t.Helper()
+	if len(credits) != len(want) {
+		t.Errorf("credit stream has %d claims, journals %d", len(credits), len(want))
 	}
 	seen := map[string]bool{}
-	for _, e := range entries {
-		id, _ := e.Values["claim_id"].(string)
-		got := fmt.Sprintf("%v %v %v", e.Values["user_id"], e.Values["amount"], e.Values["node"])
+	for _, c := range credits {
+		got := fmt.Sprintf("%d %d %s", c.User, c.Amount, c.Node)
 		switch {
-		case seen[id]:
-			t.Errorf("claim %s twice in the credit stream", id)
-		case want[id] != got:
-			t.Errorf("credit %s = %q, journal %q", id, got, want[id])
+		case seen[c.ClaimID]:
+			t.Errorf("claim %s twice in the credit stream", c.ClaimID)
+		case want[c.ClaimID] != got:
+			t.Errorf("credit %s = %q, journal %q", c.ClaimID, got, want[c.ClaimID])
 		}
-		seen[id] = true
+		seen[c.ClaimID] = true
 	}
 }
 
-func checkUsers(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string, want map[uint64]int64) {
+// checkUsers: each user's sum in the credit stream is the journals' (the wallet's balances).
+func checkUsers(t testing.TB, credits []Credit, want map[uint64]int64) {
 	t.Helper()
-	k := Keys(code)
 	got := map[uint64]int64{}
-	for s := range UserShards {
-		m, err := rdb.HGetAll(ctx, k.UsersShard(uint8(s))).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for f, v := range m {
-			u, err1 := strconv.ParseUint(f, 10, 64)
-			a, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 != nil || err2 != nil || u%UserShards != uint64(s) {
-				t.Fatalf("users shard %02x: field %q = %q", s, f, v)
-			}
-			got[u] = a
-		}
+	for _, c := range credits {
+		got[c.User] += c.Amount
 	}
 	if len(got) != len(want) {
-		t.Errorf("redis has %d users, journals %d", len(got), len(want))
+		t.Errorf("credit stream has %d users, journals %d", len(got), len(want))
 	}
 	for u, a := range want {
 		if got[u] != a {
-			t.Errorf("user %d: redis %d, journals %d", u, got[u], a)
+			t.Errorf("user %d: credit stream %d, journals %d", u, got[u], a)
 			return
 		}
 	}

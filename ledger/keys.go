@@ -13,9 +13,6 @@ import (
 // RainsKey is the ZSET of started rains (code -> start unix seconds), written by the coordinator.
 const RainsKey = "redrain:rains"
 
-// UserShards is the number of redrain:{CODE}:users:NN hashes.
-const UserShards = 256
-
 // Fields of the totals and nodes hashes and of credit-stream entries (SPEC.md "Redis").
 const (
 	FieldClaimedCount   = "claimed_count"
@@ -25,6 +22,11 @@ const (
 	// FieldLeftoverAt is the node's flushed claimed_count when it recorded its leftover: the
 	// record is current only while that count has not moved (see NodeTotals.Leftover).
 	FieldLeftoverAt = "leftover_at"
+	// FieldNode, FieldIncarnation and FieldClaims are the fields of a credit-stream entry (one
+	// flush batch; see DecodeCredits).
+	FieldNode        = "node"
+	FieldIncarnation = "incarnation"
+	FieldClaims      = "claims"
 )
 
 // RainKeys are a rain's Redis keys; all share the hash tag {CODE}, so one Lua call covers them
@@ -33,23 +35,13 @@ type RainKeys struct {
 	Totals  string // HASH claimed_count, claimed_amount, max_amount
 	Flushed string // HASH "<node>.<incarnation>" -> last sequence applied
 	Nodes   string // HASH "<node>:claimed_count", "<node>:claimed_amount", "<node>:leftover_amount", "<node>:leftover_at"
-	Credits string // STREAM claim_id, user_id, amount, node
-	prefix  string
+	Credits string // STREAM, one entry per flush batch: node, incarnation, claims (DecodeCredits)
 }
 
 // Keys returns the rain's keys.
 func Keys(code string) RainKeys {
 	p := "redrain:{" + code + "}:"
-	return RainKeys{Totals: p + "totals", Flushed: p + "flushed", Nodes: p + "nodes", Credits: p + "credits", prefix: p}
-}
-
-// Users is the users hash holding user's sum: NN = user % 256 as two lowercase hex digits.
-func (k RainKeys) Users(user uint64) string { return k.UsersShard(uint8(user % UserShards)) }
-
-// UsersShard is the users hash of shard n.
-func (k RainKeys) UsersShard(n uint8) string {
-	const digits = "0123456789abcdef"
-	return k.prefix + "users:" + string([]byte{digits[n>>4], digits[n&0xf]})
+	return RainKeys{Totals: p + "totals", Flushed: p + "flushed", Nodes: p + "nodes", Credits: p + "credits"}
 }
 
 // MarkerField is the flushed-hash field of a journal: "<node>.<incarnation as 16 lowercase hex>".

@@ -102,8 +102,6 @@ func TestKeys(t *testing.T) {
 	for got, want := range map[string]string{
 		k.Totals: "redrain:{AbC_9}:totals", k.Flushed: "redrain:{AbC_9}:flushed",
 		k.Nodes: "redrain:{AbC_9}:nodes", k.Credits: "redrain:{AbC_9}:credits",
-		k.Users(0): "redrain:{AbC_9}:users:00", k.Users(255): "redrain:{AbC_9}:users:ff",
-		k.Users(256 + 10): "redrain:{AbC_9}:users:0a", k.UsersShard(0xb7): "redrain:{AbC_9}:users:b7",
 	} {
 		if got != want {
 			t.Errorf("key %q, want %q", got, want)

@@ -44,7 +44,9 @@ func TestWalletAcked(t *testing.T) {
 	want(false, "no stream")
 	j := openJournal(t, testOptions(t, "n1"))
 	appendN(t, j, "r", 0, 20, 2)
-	if err := NewFlusher(j, rdb, flusherOptions()).FlushRain(ctx, "r"); err != nil {
+	o := flusherOptions()
+	o.MaxBatch = 1 // 20 credit entries
+	if err := NewFlusher(j, rdb, o).FlushRain(ctx, "r"); err != nil {
 		t.Fatal(err)
 	}
 	want(false, "no group")

@@ -140,7 +140,8 @@ func (h *harness) rainOf(code string, count, amount int64, maxPerUser int, start
 }
 
 // checkInvariants flushes, then compares the journal (replayed) with Redis and with what the
-// clients were answered: every answered claim_id journaled once, Redis totals == journal.
+// clients were answered: every answered claim_id journaled once, Redis totals == journal, the
+// credit stream holds as many claims as the journal, each journaled with its amount.
 func (h *harness) checkInvariants(code string, answered map[string]int64) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -175,9 +176,37 @@ func (h *harness) checkInvariants(code string, answered map[string]int64) {
 	if tot.ClaimedCount != count || tot.ClaimedAmount != sum {
 		h.t.Errorf("redis totals %d/%d, journal %d/%d", tot.ClaimedCount, tot.ClaimedAmount, count, sum)
 	}
-	n, err := h.n.rdb.XLen(ctx, ledger.Keys(code).Credits).Result()
-	if err != nil || n != count {
-		h.t.Errorf("credit stream has %d entries (%v), want %d", n, err, count)
+	h.checkCredits(ctx, code, ids)
+}
+
+// checkCredits: the rain's credit stream holds each journaled claim (ids: claim_id -> amount)
+// once, with its amount.
+func (h *harness) checkCredits(ctx context.Context, code string, ids map[string]int64) {
+	h.t.Helper()
+	entries, err := h.n.rdb.XRange(ctx, ledger.Keys(code).Credits, "-", "+").Result()
+	if err != nil {
+		h.t.Fatalf("read credit stream: %v", err)
+	}
+	var credits []ledger.Credit
+	for _, e := range entries {
+		cs, err := ledger.DecodeCredits(e.Values)
+		if err != nil {
+			h.t.Fatalf("credit entry %s: %v", e.ID, err)
+		}
+		credits = append(credits, cs...)
+	}
+	if len(credits) != len(ids) {
+		h.t.Errorf("credit stream has %d claims, journal %d", len(credits), len(ids))
+	}
+	seen := map[string]bool{}
+	for _, c := range credits {
+		if seen[c.ClaimID] {
+			h.t.Errorf("claim %s twice in the credit stream", c.ClaimID)
+		}
+		seen[c.ClaimID] = true
+		if got, ok := ids[c.ClaimID]; !ok || got != c.Amount {
+			h.t.Errorf("credited claim %s (%d) not journaled as such (journal: %d, %v)", c.ClaimID, c.Amount, got, ok)
+		}
 	}
 }
 
