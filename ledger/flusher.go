@@ -25,6 +25,12 @@ type FlusherOptions struct {
 	// RecheckInterval is how often Run re-reads the marker of a rain it believes flushed, to
 	// notice a Redis that lost data (wiped, restored from an older snapshot). 0 means 1 s.
 	RecheckInterval time.Duration
+	// MinGap is the least time between the starts of two rounds of Run. A Lua call costs Redis
+	// about 16 µs however few claims it carries, so under load the flusher waits this long to
+	// carry many claims per call (at 30,000 claims/s, 60 per call: well under a µs each) instead
+	// of one call per journal commit. It delays only the Redis copy of claims (flush lag), never
+	// an answer. 0 means 2 ms; negative means no gap (tests).
+	MinGap time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a Redis error, doubled per failure with
 	// jitter. 0 means 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -38,6 +44,7 @@ const (
 	MaxFlushBatch          = 10000
 	DefaultFlushInterval   = 50 * time.Millisecond
 	DefaultRecheckInterval = time.Second
+	DefaultMinGap          = 2 * time.Millisecond
 	DefaultMinBackoff      = 50 * time.Millisecond
 	DefaultMaxBackoff      = 5 * time.Second
 )
@@ -59,6 +66,12 @@ func (o *FlusherOptions) fill(j *Journal) {
 	}
 	def(&o.Interval, DefaultFlushInterval, "Interval")
 	def(&o.RecheckInterval, DefaultRecheckInterval, "RecheckInterval")
+	switch {
+	case o.MinGap == 0:
+		o.MinGap = DefaultMinGap
+	case o.MinGap < 0:
+		o.MinGap = 0
+	}
 	def(&o.MinBackoff, DefaultMinBackoff, "MinBackoff")
 	def(&o.MaxBackoff, DefaultMaxBackoff, "MaxBackoff")
 	if o.MaxBatch == 0 {
@@ -120,16 +133,21 @@ func (f *Flusher) Notify() {
 	}
 }
 
-// Run flushes in the background until ctx ends (end it before closing the journal): each round flushes a batch of every rain that is
-// behind, re-reads the marker of flushed rains every RecheckInterval, waits Interval (or Notify)
-// when idle and backs off after a Redis error.
+// Run flushes in the background until ctx ends (end it before closing the journal): each round
+// flushes a batch of every rain that is behind and re-reads the marker of flushed rains every
+// RecheckInterval; rounds start at least MinGap apart; it waits Interval (or Notify) when idle
+// and backs off after a Redis error.
 func (f *Flusher) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	attempt := 0
 	for {
+		began := time.Now()
 		busy, err := f.round(ctx)
 		if ctx.Err() != nil {
+			return
+		}
+		if gap := f.opts.MinGap - time.Since(began); gap > 0 && err == nil && !sleep(ctx, gap) {
 			return
 		}
 		kick := f.kick

@@ -95,6 +95,9 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrBadOptions, o.OpenTimeout)
 	case o.WALSize < 1<<20:
 		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrBadOptions, o.WALSize)
+	case o.WALSize < maxFrame(o.MaxBatch):
+		return fmt.Errorf("%w: WALSize %d cannot hold a frame of MaxBatch %d records (%d bytes)", ErrBadOptions,
+			o.WALSize, o.MaxBatch, maxFrame(o.MaxBatch))
 	case o.ApplyEvery < 0 || o.ApplyRecords < 1:
 		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrBadOptions, o.ApplyEvery, o.ApplyRecords)
 	}
@@ -337,9 +340,12 @@ func (j *Journal) replayWAL() error {
 
 func openDB(opts Options) (*bolt.DB, error) {
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout:        opts.OpenTimeout,
-		NoFreelistSync: true, // the freelist is rebuilt on open; commits write less
-		FreelistType:   bolt.FreelistMapType,
+		Timeout: opts.OpenTimeout,
+		// Address space, not memory: the file is mapped once up to this size, so the applier's
+		// commits do not remap (and re-copy every node) each time the file doubles.
+		InitialMmapSize: 1 << 30,
+		NoFreelistSync:  true, // the freelist is rebuilt on open; commits write less
+		FreelistType:    bolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, opts.Path, opts.OpenTimeout)
@@ -606,6 +612,10 @@ func (j *Journal) commit(batch []*request) error {
 	if !j.wal[j.active].fits(payload) {
 		if err := j.rotate(); err != nil {
 			return err
+		}
+		if !j.wal[j.active].fits(payload) { // more than MaxBatch records (Options.fill bounds the rest)
+			return fmt.Errorf("ledger: a frame of %d records (%d bytes) does not fit a log file of %d", len(batch),
+				payload, j.opts.WALSize)
 		}
 	}
 	w := j.wal[j.active]

@@ -34,6 +34,9 @@ const (
 	maxFramePayload = MaxMaxBatch * (1 + MaxCodeLen + RecordSize)
 )
 
+// maxFrame is the largest frame a batch of n records can make.
+func maxFrame(n int) int64 { return walHeaderSize + int64(n)*(1+MaxCodeLen+RecordSize) }
+
 // walFile is one of the two log files.
 type walFile struct {
 	f    *os.File
