@@ -24,25 +24,36 @@ var (
 	errIPLimited = newAPIError(429, "rate_limited", "too many claims from this address; slow down")
 )
 
-var (
-	headerAuth   = []byte("Authorization")
-	headerXFF    = []byte("X-Forwarded-For")
-	bearerPrefix = []byte("Bearer ")
+// Header names of the claimant; fasthttp normalises names, so any spelling is the same header.
+const (
+	headerUserID = "X-User-Id"
+	headerAuth   = "Authorization"
 )
 
+var headerXFF = []byte("X-Forwarded-For")
+
 // claimant names the user of a claim request: from X-User-Id (gateway mode) or from a verified
-// token (token mode, with the token's room checked against the rain's). It writes the error
-// answer itself and returns ok=false when the request is refused.
+// token (token mode, with the token's room checked against the rain's). The header that names
+// the user must come once: twice (or again in a chunked body's trailer) is an ambiguous
+// identity, refused as bad_user rather than guessed. It writes the error answer itself and
+// returns ok=false when the request is refused.
 func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, now int64) (uint64, bool) {
 	if n.userKey == nil {
-		user, ok := parseUserID(ctx.Request.Header.PeekBytes(headerUser))
-		if !ok {
+		v, once := onlyValue(&ctx.Request.Header, headerUserID)
+		user, ok := parseUserID(v)
+		if !once || !ok {
 			n.metrics.claimBadUser.Inc()
 			errBadUser.write(ctx)
+			return 0, false
 		}
-		return user, ok
+		return user, true
 	}
-	h := ctx.Request.Header.PeekBytes(headerAuth)
+	h, once := onlyValue(&ctx.Request.Header, headerAuth)
+	if !once {
+		n.metrics.claimBadUser.Inc()
+		errBadUser.write(ctx)
+		return 0, false
+	}
 	if !bytes.HasPrefix(h, bearerPrefix) {
 		n.metrics.claimBadToken.Inc()
 		errBadToken.write(ctx)
@@ -60,6 +71,22 @@ func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, now int64) (ui
 		return 0, false
 	}
 	return c.User, true
+}
+
+var bearerPrefix = []byte("Bearer ")
+
+// onlyValue returns the value of header key when the request carries it at most once (nil when
+// not at all); once is false when it carries it twice or more. It does not allocate: fasthttp
+// reuses the header's own buffers.
+func onlyValue(h *fasthttp.RequestHeader, key string) (value []byte, once bool) {
+	switch all := h.PeekAll(key); len(all) {
+	case 0:
+		return nil, true
+	case 1:
+		return all[0], true
+	default:
+		return nil, false
+	}
 }
 
 // ipLimiter is a token bucket per client address in a fixed table: memory never grows with the

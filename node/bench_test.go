@@ -22,9 +22,10 @@ func BenchmarkClaimHandler(b *testing.B) {
 		ctx.Request.Header.SetMethod("POST")
 		u := users.Add(1) * 1_000_000
 		var ub [20]byte
+		key := []byte(headerUserID)
 		for pb.Next() {
 			u++
-			ctx.Request.Header.SetBytesKV(headerUser, appendUint(ub[:0], u))
+			ctx.Request.Header.SetBytesKV(key, appendUint(ub[:0], u))
 			ctx.Response.Reset()
 			h.n.route(&ctx)
 			if ctx.Response.StatusCode() != 200 {

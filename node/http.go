@@ -61,7 +61,6 @@ var (
 	pathReadyz  = []byte("/readyz")
 	pathMetrics = []byte("/metrics")
 	pathInt     = []byte(wire.PathPrefix)
-	headerUser  = []byte("X-User-Id")
 )
 
 func (n *Node) route(ctx *fasthttp.RequestCtx) {

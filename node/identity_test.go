@@ -1,0 +1,68 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"redrain/internal/usertoken"
+)
+
+// claimRequest is a raw claim of code with the given header lines (each ending in \r\n).
+func claimRequest(code, headers string) string {
+	return "POST /v1/rains/" + code + "/claim HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n"
+}
+
+// Two identity headers are refused, never guessed (SPEC "Node claim API"): a gateway that
+// appends its X-User-Id rather than replacing the client's must not let the client's copy win.
+func TestTwoUserHeadersRefused(t *testing.T) {
+	h := newHarness(t, false, nil)
+	h.rainOf("dup", 10, 1000, 5, true)
+	for _, req := range []string{
+		claimRequest("dup", "X-User-Id: 1001\r\nX-User-Id: 1002\r\n"),
+		claimRequest("dup", "X-User-Id: 1001\r\nx-user-id: 1001\r\n"), // the same value, another spelling
+		claimRequest("dup", "X-User-Id: 1001\r\nX-User-Id: \r\n"),
+		// A copy in a chunked body's trailer is a second copy too.
+		claimRequest("dup", "X-User-Id: 1001\r\nTransfer-Encoding: chunked\r\n") + "0\r\nX-User-Id: 1002\r\n\r\n",
+	} {
+		st, body := h.raw(t, req)
+		if st != 400 {
+			t.Errorf("%q: %d %s, want 400 bad_user", req, st, body)
+			continue
+		}
+		wantError(t, st, body, 400, "bad_user")
+	}
+	if p, _ := h.n.store.Progress("dup", time.Now().UnixNano()); p.RemainingCount != 10 {
+		t.Fatalf("refused claims took packets: %d left, want 10", p.RemainingCount)
+	}
+	if st, body := h.raw(t, claimRequest("dup", "X-User-Id: 1001\r\n")); st != 200 {
+		t.Fatalf("one header: %d %s", st, body)
+	}
+}
+
+// In token mode the same holds for Authorization: two tokens are refused, whichever comes first.
+func TestTwoAuthorizationHeadersRefused(t *testing.T) {
+	h := tokenHarness(t, nil)
+	h.roomRain("dupt", 11, 10, 1000, 5)
+	key := usertoken.NewKey([]byte(testUserKey))
+	exp := time.Now().Add(time.Hour).Unix()
+	a := key.Mint(usertoken.Claims{User: 5, Room: 11, ExpiresAt: exp})
+	b := key.Mint(usertoken.Claims{User: 6, Room: 11, ExpiresAt: exp})
+	for _, hdr := range []string{
+		"Authorization: Bearer " + a + "\r\nAuthorization: Bearer " + b + "\r\n",
+		"Authorization: Bearer " + a + "\r\nAuthorization: Bearer " + a + "\r\n",
+		"Authorization: Bearer " + a + "\r\nAuthorization: Basic eDp5\r\n",
+	} {
+		st, body := h.raw(t, claimRequest("dupt", hdr))
+		if st != 400 {
+			t.Errorf("%q: %d %s, want 400 bad_user", hdr, st, body)
+			continue
+		}
+		wantError(t, st, body, 400, "bad_user")
+	}
+	if p, _ := h.n.store.Progress("dupt", time.Now().UnixNano()); p.RemainingCount != 10 {
+		t.Fatalf("refused claims took packets: %d left, want 10", p.RemainingCount)
+	}
+	if st, body := h.raw(t, claimRequest("dupt", "Authorization: Bearer "+a+"\r\n")); st != 200 {
+		t.Fatalf("one token: %d %s", st, body)
+	}
+}
