@@ -33,11 +33,12 @@ const (
 var headerXFF = []byte("X-Forwarded-For")
 
 // claimant names the user of a claim request: from X-User-Id (gateway mode) or from a verified
-// token (token mode, with the token's room checked against the rain's). The header that names
+// token (token mode, with the token's room checked against the rain's when the node knows the
+// rain: a rain it does not know has no room, and is answered unknown_rain). The header that names
 // the user must come once: twice (or again in a chunked body's trailer) is an ambiguous
 // identity, refused as bad_user rather than guessed. It writes the error answer itself and
 // returns ok=false when the request is refused.
-func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, now int64) (uint64, bool) {
+func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, known bool, now int64) (uint64, bool) {
 	if n.userKey == nil {
 		v, once := onlyValue(&ctx.Request.Header, headerUserID)
 		user, ok := parseUserID(v)
@@ -65,7 +66,7 @@ func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, now int64) (ui
 		errBadToken.write(ctx)
 		return 0, false
 	}
-	if c.Room != rainRoom {
+	if known && c.Room != rainRoom {
 		n.metrics.claimWrongRoom.Inc()
 		errWrongRoom.write(ctx)
 		return 0, false

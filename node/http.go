@@ -111,13 +111,18 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 			return
 		}
 	}
-	hot := (*n.codes.Load())[string(code)]
-	user, ok := n.claimant(ctx, hot.room, now)
+	hot, known := (*n.codes.Load())[string(code)]
+	user, ok := n.claimant(ctx, hot.room, known, now)
 	if !ok {
 		return
 	}
 	if !n.ready.Load() {
 		errShutdown.write(ctx)
+		return
+	}
+	if !known { // every rain the store holds was interned first: nothing to look up
+		n.metrics.claimUnknown.Inc()
+		errUnknownRain.write(ctx)
 		return
 	}
 	switch hot.state {

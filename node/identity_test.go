@@ -66,3 +66,23 @@ func TestTwoAuthorizationHeadersRefused(t *testing.T) {
 		t.Fatalf("one token: %d %s", st, body)
 	}
 }
+
+// A valid token claiming a rain this node does not hold is told the rain is unknown, not that
+// the token is of the wrong room (the room of a missing rain is no room at all).
+func TestTokenUnknownRain(t *testing.T) {
+	h := tokenHarness(t, nil)
+	h.roomRain("known", 70, 10, 1000, 1)
+	key := usertoken.NewKey([]byte(testUserKey))
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, room := range []int64{70, 0, 12} {
+		tok := key.Mint(usertoken.Claims{User: 5, Room: room, ExpiresAt: exp})
+		st, body := h.tokenClaim("nosuchrain", tok, nil)
+		wantError(t, st, body, 404, "unknown_rain")
+	}
+	// A token of another room is still refused for a rain the node holds, and a bad token
+	// is still 401 for a rain it does not.
+	st, body := h.tokenClaim("known", key.Mint(usertoken.Claims{User: 5, Room: 12, ExpiresAt: exp}), nil)
+	wantError(t, st, body, 403, "wrong_room")
+	st, body = h.tokenClaim("nosuchrain", "v1.nonsense", nil)
+	wantError(t, st, body, 401, "bad_token")
+}
