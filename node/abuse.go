@@ -55,12 +55,13 @@ func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, known bool, no
 		errBadUser.write(ctx)
 		return 0, false
 	}
-	if !bytes.HasPrefix(h, bearerPrefix) {
+	tok, ok := bearerToken(h)
+	if !ok {
 		n.metrics.claimBadToken.Inc()
 		errBadToken.write(ctx)
 		return 0, false
 	}
-	c, err := n.userKey.Verify(h[len(bearerPrefix):], now/1e9)
+	c, err := n.userKey.Verify(tok, now/1e9)
 	if err != nil {
 		n.metrics.claimBadToken.Inc()
 		errBadToken.write(ctx)
@@ -74,7 +75,20 @@ func (n *Node) claimant(ctx *fasthttp.RequestCtx, rainRoom int64, known bool, no
 	return c.User, true
 }
 
-var bearerPrefix = []byte("Bearer ")
+// bearerToken returns the token of an Authorization value "Bearer <token>". The scheme word is
+// case-insensitive (RFC 7235 section 2.1), as on the coordinator; one space follows it.
+func bearerToken(h []byte) ([]byte, bool) {
+	const scheme = "bearer"
+	if len(h) <= len(scheme) || h[len(scheme)] != ' ' {
+		return nil, false
+	}
+	for i := 0; i < len(scheme); i++ {
+		if h[i]|0x20 != scheme[i] { // scheme is lower-case letters: only c and its upper case match
+			return nil, false
+		}
+	}
+	return h[len(scheme)+1:], true
+}
 
 // onlyValue returns the value of header key when the request carries it at most once (nil when
 // not at all); once is false when it carries it twice or more. It does not allocate: fasthttp

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +86,49 @@ func TestTokenUnknownRain(t *testing.T) {
 	wantError(t, st, body, 403, "wrong_room")
 	st, body = h.tokenClaim("nosuchrain", "v1.nonsense", nil)
 	wantError(t, st, body, 401, "bad_token")
+}
+
+// The bearer scheme word is case-insensitive (RFC 7235), as on the coordinator.
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	h := tokenHarness(t, nil)
+	h.roomRain("case", 3, 10, 1000, 1)
+	key := usertoken.NewKey([]byte(testUserKey))
+	exp := time.Now().Add(time.Hour).Unix()
+	for i, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
+		tok := key.Mint(usertoken.Claims{User: uint64(i + 1), Room: 3, ExpiresAt: exp})
+		st, body := h.do("POST", "/v1/rains/case/claim", map[string]string{"Authorization": scheme + " " + tok}, nil)
+		if st != 200 {
+			t.Errorf("scheme %q: %d %s", scheme, st, body)
+		}
+	}
+	tok := key.Mint(usertoken.Claims{User: 9, Room: 3, ExpiresAt: exp})
+	for _, v := range []string{"Bearer" + tok, "Bearer: " + tok, "Basic " + tok, tok, "Bearer", "Bearer ", strings.ToUpper("bearer ") + "v1.x"} {
+		st, body := h.do("POST", "/v1/rains/case/claim", map[string]string{"Authorization": v}, nil)
+		wantError(t, st, body, 401, "bad_token")
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	cases := []struct {
+		in, tok string
+		ok      bool
+	}{
+		{"Bearer t", "t", true},
+		{"bearer t", "t", true},
+		{"BEARER v1.x.y", "v1.x.y", true},
+		{"Bearer ", "", true}, // an empty token, refused by the verifier
+		{"Bearer", "", false},
+		{"Bearert", "", false},
+		{"Bearer\tt", "", false},
+		{"Bearer\x00t", "", false},
+		{"Bearor t", "", false},
+		{"Basic dDp4", "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		tok, ok := bearerToken([]byte(c.in))
+		if ok != c.ok || string(tok) != c.tok {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", c.in, tok, ok, c.tok, c.ok)
+		}
+	}
 }
