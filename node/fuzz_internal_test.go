@@ -133,15 +133,15 @@ func isInternal(uri string) bool {
 	return len(p) > len(wire.PathPrefix) && bytes.HasPrefix(p, []byte(wire.PathPrefix))
 }
 
-// sendInternal runs one request through the node's router, signed by s over the path the node
-// sees (nil: unsigned).
+// sendInternal runs one request through the node's router, signed by s over the request target
+// as the node receives it, query included (nil: unsigned).
 func sendInternal(h *harness, method, uri string, body []byte, s *wire.Signer) (int, []byte) {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI(uri)
 	ctx.Request.Header.SetMethod(method)
 	ctx.Request.SetBody(body)
 	if s != nil {
-		ts, nonce, sig := s.Sign(method, string(ctx.Path()), body, time.Now())
+		ts, nonce, sig := s.Sign(method, string(ctx.Request.Header.RequestURI()), body, time.Now())
 		ctx.Request.Header.Set(wire.HeaderTime, ts)
 		ctx.Request.Header.Set(wire.HeaderNonce, nonce)
 		ctx.Request.Header.Set(wire.HeaderSignature, sig)

@@ -260,7 +260,7 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 // handleInternal serves the coordinator's signed /internal/v1 endpoints.
 func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	err := n.verify.Verify(string(ctx.Method()), string(ctx.Path()), ctx.Request.Body(),
+	err := n.verify.Verify(string(ctx.Method()), string(h.RequestURI()), ctx.Request.Body(),
 		string(h.Peek(wire.HeaderTime)), string(h.Peek(wire.HeaderNonce)), string(h.Peek(wire.HeaderSignature)), time.Now())
 	if err != nil {
 		n.metrics.refused.WithLabelValues(refusalReason(err)).Inc()
