@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,8 +64,20 @@ var (
 	pathInt     = []byte(wire.PathPrefix)
 )
 
+// rawPath is the path of the request target exactly as sent, up to any '?'. The node routes
+// on it, never on fasthttp's normalised ctx.Path(): an escaped (%69), doubled (//) or dotted
+// (/./, /../) form of a path is not that path but 404, so the node routes what a gateway in
+// front of it saw, and a gateway that blocks the raw prefix /internal/ cannot be walked around.
+func rawPath(ctx *fasthttp.RequestCtx) []byte {
+	uri := ctx.Request.Header.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
 func (n *Node) route(ctx *fasthttp.RequestCtx) {
-	path := ctx.Path()
+	path := rawPath(ctx)
 	if code, claim, ok := parseRainPath(path); ok {
 		switch {
 		case claim && ctx.IsPost():
@@ -87,8 +100,8 @@ func (n *Node) route(ctx *fasthttp.RequestCtx) {
 		}
 	case string(path) == string(pathMetrics):
 		n.metrics.handler(ctx)
-	case len(path) > len(pathInt) && string(path[:len(pathInt)]) == string(pathInt):
-		n.handleInternal(ctx)
+	case bytes.HasPrefix(path, pathInt):
+		n.handleInternal(ctx, string(path))
 	default:
 		errNotFound.write(ctx)
 	}
@@ -257,8 +270,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(b)
 }
 
-// handleInternal serves the coordinator's signed /internal/v1 endpoints.
-func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
+// handleInternal serves the coordinator's signed /internal/v1 endpoints. The signature is
+// checked first, over the request target as sent; path is its raw path.
+func (n *Node) handleInternal(ctx *fasthttp.RequestCtx, path string) {
 	h := &ctx.Request.Header
 	err := n.verify.Verify(string(ctx.Method()), string(h.RequestURI()), ctx.Request.Body(),
 		string(h.Peek(wire.HeaderTime)), string(h.Peek(wire.HeaderNonce)), string(h.Peek(wire.HeaderSignature)), time.Now())
@@ -270,29 +284,41 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 		return
 	} else if err != nil {
 		if n.refusedLog.Allow(time.Now()) { // at most one line a second: refusals must not flood the log
-			n.log.Warn("internal request refused", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
+			n.log.Warn("internal request refused", "target", string(h.RequestURI()), "remote", ctx.RemoteAddr().String(),
 				"err", err, "refused_since_last_line", n.refusedLog.Suppressed())
 		}
 		errForbidden.write(ctx)
 		return
 	}
-	path := string(ctx.Path())
-	if path == wire.PathProgress && ctx.IsGet() {
+	switch path {
+	case wire.PathProgress:
+		if !ctx.IsGet() {
+			errMethod.write(ctx)
+			return
+		}
 		writeJSON(ctx, 200, n.progress(string(ctx.QueryArgs().Peek("code"))))
+	case wire.PathSlices:
+		if !ctx.IsPost() {
+			errMethod.write(ctx)
+			return
+		}
+		var a wire.SliceAssignment
+		n.answerInternal(ctx, decodeStrict(ctx.Request.Body(), &a), func() error { return n.assign(a) })
+	default:
+		n.handleInternalRain(ctx, path)
+	}
+}
+
+// handleInternalRain serves POST /internal/v1/rains/{code}/{action}: the path decides 404 before
+// the method decides 405.
+func (n *Node) handleInternalRain(ctx *fasthttp.RequestCtx, path string) {
+	code, action, ok := splitInternalRain(path)
+	if !ok {
+		errNotFound.write(ctx)
 		return
 	}
 	if !ctx.IsPost() {
 		errMethod.write(ctx)
-		return
-	}
-	if path == wire.PathSlices {
-		var a wire.SliceAssignment
-		n.answerInternal(ctx, decodeStrict(ctx.Request.Body(), &a), func() error { return n.assign(a) })
-		return
-	}
-	code, action, ok := splitInternalRain(path)
-	if !ok {
-		errNotFound.write(ctx)
 		return
 	}
 	body := ctx.Request.Body()
@@ -308,19 +334,22 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 		n.answerInternal(ctx, decodeStrict(body, &d), func() error { return n.discard(code, d.Epoch) })
 	case "settle":
 		n.answerInternal(ctx, nil, func() error { return n.settle(code) })
-	default:
-		errNotFound.write(ctx)
 	}
 }
 
-// splitInternalRain parses "/internal/v1/rains/{code}/{action}".
+// splitInternalRain parses "/internal/v1/rains/{code}/{action}" with a known action.
 func splitInternalRain(path string) (code, action string, ok bool) {
 	rest, found := strings.CutPrefix(path, "/internal/v1/rains/")
 	if !found {
 		return "", "", false
 	}
 	code, action, found = strings.Cut(rest, "/")
-	if !found || !validCode([]byte(code)) || strings.Contains(action, "/") {
+	if !found || !validCode([]byte(code)) {
+		return "", "", false
+	}
+	switch action {
+	case "start", "stop", "discard", "settle":
+	default:
 		return "", "", false
 	}
 	return code, action, true
@@ -351,7 +380,7 @@ func (n *Node) answerInternal(ctx *fasthttp.RequestCtx, decodeErr error, do func
 	case errors.Is(err, ErrConflict):
 		writeError(ctx, 409, "conflict", err.Error())
 	default:
-		n.log.Error("internal request failed", "path", string(ctx.Path()), "err", err)
+		n.log.Error("internal request failed", "path", string(rawPath(ctx)), "err", err)
 		writeError(ctx, 503, "journal_unavailable", err.Error())
 	}
 }

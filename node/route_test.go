@@ -2,6 +2,8 @@ package node
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +49,74 @@ func TestInternalSignatureCoversQuery(t *testing.T) {
 	// The client signs what it sends, query included.
 	if err := h.wire.Do(t.Context(), "GET", h.addr(), wire.PathProgress+"?code=qb", nil, &pl); err != nil || len(pl.Rains) != 1 || pl.Rains[0].Code != "qb" {
 		t.Fatalf("client progress of qb: %v %+v", err, pl)
+	}
+}
+
+// The node routes on the raw path, as sent: an escaped, doubled or dotted form of a path is not
+// that path but 404, so a gateway that blocks the raw prefix /internal/ is not bypassed, and
+// nothing but a path starting with exactly /internal/v1/ reaches the internal handler.
+func TestRawPathRouting(t *testing.T) {
+	h := newHarness(t, false, nil)
+	h.rainOf("open", 100, 10_000, 100, true)
+	user := "X-User-Id: 7\r\n"
+	for _, c := range []struct{ method, target, headers string }{
+		{"GET", "/%69nternal/v1/progress", ""},
+		{"GET", "//internal/v1/progress", ""},
+		{"GET", "/internal//v1/progress", ""},
+		{"GET", "/internal/./v1/progress", ""},
+		{"GET", "/x/../internal/v1/progress", ""},
+		{"GET", "/internal%2fv1/progress", ""},
+		{"GET", "/Internal/v1/progress", ""},
+		{"GET", "/internal/v2/progress", ""},
+		{"GET", "http://x/internal/v1/progress", ""}, // absolute form: not routed by its path
+		{"POST", "/v1/rains/open%2fclaim", user},
+		{"POST", "/v1/rains/open%2Fclaim", user},
+		{"POST", "/v1/rains/%6fpen/claim", user},
+		{"POST", "//v1/rains/open/claim", user},
+		{"POST", "/v1//rains/open/claim", user},
+		{"POST", "/v1/rains/open/./claim", user},
+		{"POST", "/v1/rains/x/../open/claim", user},
+		{"POST", "/v1/rains/open/claim/", user},
+		{"GET", "/v1/rains/%6fpen", ""},
+		{"GET", "/%68ealthz", ""},
+		{"GET", "/healthz/", ""},
+		{"GET", "//metrics", ""},
+		{"GET", "/./readyz", ""},
+	} {
+		st, body := h.raw(t, c.method+" "+c.target+" HTTP/1.1\r\nHost: x\r\n"+c.headers+"\r\n")
+		if st != 404 {
+			t.Errorf("%s %s: %d %s, want 404 not_found", c.method, c.target, st, body)
+			continue
+		}
+		wantError(t, st, body, 404, "not_found")
+	}
+	// Signed over its raw target, an escaped or dotted form under /internal/v1/ is let in by the
+	// signature and is still no endpoint.
+	for _, target := range []string{"/internal/v1/%70rogress", "/internal/v1/./progress", "/internal/v1/x/../progress",
+		"/internal/v1/rains/open/%73top", "/internal/v1/rains/%6fpen/stop", "/internal/v1//slices"} {
+		method := "POST"
+		if !strings.Contains(target, "rains") && !strings.Contains(target, "slices") {
+			method = "GET"
+		}
+		body := `{"at":1}`
+		st, answer := h.raw(t, method+" "+target+" HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n"+
+			signedHeaders(testSecret, method, target, []byte(body))+"\r\n"+body)
+		if st != 404 {
+			t.Errorf("signed %s %s: %d %s, want 404 not_found", method, target, st, answer)
+			continue
+		}
+		wantError(t, st, answer, 404, "not_found")
+	}
+	if p, _ := h.n.store.Progress("open", time.Now().UnixNano()); p.RemainingCount != 100 || p.Finished {
+		t.Fatalf("a refused form changed the rain: %+v", p)
+	}
+	// The canonical forms still route, a query on a public path included.
+	for _, target := range []string{"/v1/rains/open/claim", "/v1/rains/open/claim?src=app"} {
+		if st, body := h.raw(t, "POST "+target+" HTTP/1.1\r\nHost: x\r\n"+user+"\r\n"); st != 200 {
+			t.Errorf("POST %s: %d %s", target, st, body)
+		}
+	}
+	if st, body := h.raw(t, "GET /healthz?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n"); st != 200 {
+		t.Errorf("GET /healthz?probe=1: %d %s", st, body)
 	}
 }
