@@ -19,7 +19,7 @@ const (
 )
 
 var (
-	errBadToken  = newAPIError(401, "bad_token", "missing, malformed, forged or expired user token")
+	errBadToken  = newAPIError(401, "bad_token", "missing, malformed, forged or expired user token").with("WWW-Authenticate", `Bearer realm="redrain"`)
 	errWrongRoom = newAPIError(403, "wrong_room", "this token is for another room")
 	errIPLimited = newAPIError(429, "rate_limited", "too many claims from this address; slow down")
 )

@@ -57,12 +57,7 @@ func (n *Node) serverError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
-var (
-	pathHealthz = []byte("/healthz")
-	pathReadyz  = []byte("/readyz")
-	pathMetrics = []byte("/metrics")
-	pathInt     = []byte(wire.PathPrefix)
-)
+var pathInt = []byte(wire.PathPrefix)
 
 // rawPath is the path of the request target exactly as sent, up to any '?'. The node routes
 // on it, never on fasthttp's normalised ctx.Path(): an escaped (%69), doubled (//) or dotted
@@ -76,34 +71,54 @@ func rawPath(ctx *fasthttp.RequestCtx) []byte {
 	return uri
 }
 
+// route picks the handler by raw path, then the method: a known path with another method is
+// 405 with the path's methods in Allow.
 func (n *Node) route(ctx *fasthttp.RequestCtx) {
 	path := rawPath(ctx)
 	if code, claim, ok := parseRainPath(path); ok {
 		switch {
 		case claim && ctx.IsPost():
 			n.handleClaim(ctx, code)
-		case !claim && ctx.IsGet():
+		case claim:
+			errMethodPost.write(ctx)
+		case ctx.IsGet():
 			n.handleView(ctx, code)
 		default:
-			errMethod.write(ctx)
+			errMethodGet.write(ctx)
 		}
 		return
 	}
-	switch {
-	case string(path) == string(pathHealthz):
-		ctx.SetBodyString(`{"status":"ok"}`)
-	case string(path) == string(pathReadyz):
-		if n.ready.Load() && n.cluster != nil && n.cluster.Joined() {
-			ctx.SetBodyString(`{"status":"ready"}`)
-		} else {
-			writeError(ctx, 503, "not_ready", "not joined or stopping")
-		}
-	case string(path) == string(pathMetrics):
-		n.metrics.handler(ctx)
-	case bytes.HasPrefix(path, pathInt):
+	if bytes.HasPrefix(path, pathInt) {
 		n.handleInternal(ctx, string(path))
+		return
+	}
+	switch p := string(path); p {
+	case "/healthz", "/readyz", "/metrics":
+		if !ctx.IsGet() && !ctx.IsHead() {
+			errMethodGetHead.write(ctx)
+			return
+		}
+		n.handleOps(ctx, p)
 	default:
 		errNotFound.write(ctx)
+	}
+}
+
+// handleOps answers health, readiness and metrics (GET or HEAD).
+func (n *Node) handleOps(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/healthz":
+		ctx.Response.Header.SetContentTypeBytes(contentJSON)
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case "/readyz":
+		if !n.ready.Load() || n.cluster == nil || !n.cluster.Joined() {
+			writeError(ctx, 503, "not_ready", "not joined or stopping")
+			return
+		}
+		ctx.Response.Header.SetContentTypeBytes(contentJSON)
+		ctx.SetBodyString(`{"status":"ready"}`)
+	case "/metrics":
+		n.metrics.handler(ctx)
 	}
 }
 
@@ -293,13 +308,13 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx, path string) {
 	switch path {
 	case wire.PathProgress:
 		if !ctx.IsGet() {
-			errMethod.write(ctx)
+			errMethodGet.write(ctx)
 			return
 		}
 		writeJSON(ctx, 200, n.progress(string(ctx.QueryArgs().Peek("code"))))
 	case wire.PathSlices:
 		if !ctx.IsPost() {
-			errMethod.write(ctx)
+			errMethodPost.write(ctx)
 			return
 		}
 		var a wire.SliceAssignment
@@ -318,7 +333,7 @@ func (n *Node) handleInternalRain(ctx *fasthttp.RequestCtx, path string) {
 		return
 	}
 	if !ctx.IsPost() {
-		errMethod.write(ctx)
+		errMethodPost.write(ctx)
 		return
 	}
 	body := ctx.Request.Body()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"redrain/internal/wire"
 )
 
@@ -119,4 +121,75 @@ func TestRawPathRouting(t *testing.T) {
 	if st, body := h.raw(t, "GET /healthz?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n"); st != 200 {
 		t.Errorf("GET /healthz?probe=1: %d %s", st, body)
 	}
+}
+
+// HTTP manners: health, readiness and metrics answer GET and HEAD only; every 405 says in Allow
+// what the path takes; every 401 says in WWW-Authenticate how to authenticate; JSON is sent as
+// application/json.
+func TestHTTPManners(t *testing.T) {
+	h := newHarness(t, false, nil)
+	h.rainOf("open", 10, 1000, 1, true)
+	req := func(method, target, headers string) *fasthttp.Response {
+		return h.rawResponse(t, method+" "+target+" HTTP/1.1\r\nHost: x\r\n"+headers+"\r\n")
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, method := range []string{"DELETE", "POST", "PUT", "PATCH", "OPTIONS"} {
+			wantMethodNotAllowed(t, req(method, path, ""), method+" "+path, "GET, HEAD")
+		}
+		if r := req("HEAD", path, ""); r.StatusCode() != 200 || len(r.Body()) != 0 {
+			t.Errorf("HEAD %s: %d %q", path, r.StatusCode(), r.Body())
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		r := req("GET", path, "")
+		if r.StatusCode() != 200 || string(r.Header.ContentType()) != "application/json" || !json.Valid(r.Body()) {
+			t.Errorf("GET %s: %d %s %s", path, r.StatusCode(), r.Header.ContentType(), r.Body())
+		}
+	}
+	if r := req("GET", "/metrics", ""); r.StatusCode() != 200 || !strings.HasPrefix(string(r.Header.ContentType()), "text/plain") {
+		t.Errorf("GET /metrics: %d %s", r.StatusCode(), r.Header.ContentType())
+	}
+	user := "X-User-Id: 5\r\n"
+	wantMethodNotAllowed(t, req("GET", "/v1/rains/open/claim", user), "GET claim", "POST")
+	wantMethodNotAllowed(t, req("DELETE", "/v1/rains/open/claim", user), "DELETE claim", "POST")
+	wantMethodNotAllowed(t, req("POST", "/v1/rains/open", user), "POST view", "GET")
+	wantMethodNotAllowed(t, req("PUT", "/v1/rains/open", user), "PUT view", "GET")
+	for _, c := range []struct{ method, target, allow string }{
+		{"GET", wire.PathSlices, "POST"},
+		{"POST", wire.PathProgress, "GET"},
+		{"DELETE", wire.PathProgress, "GET"},
+		{"GET", wire.RainPath(wire.PathStop, "open"), "POST"},
+		{"PUT", wire.RainPath(wire.PathSettle, "open"), "POST"},
+	} {
+		r := req(c.method, c.target, signedHeaders(testSecret, c.method, c.target, nil))
+		wantMethodNotAllowed(t, r, "signed "+c.method+" "+c.target, c.allow)
+	}
+	r := req("GET", wire.PathProgress, "")
+	if r.StatusCode() != 401 || string(r.Header.Peek("WWW-Authenticate")) != wire.Challenge {
+		t.Errorf("unsigned internal: %d WWW-Authenticate %q, want 401 %q", r.StatusCode(), r.Header.Peek("WWW-Authenticate"), wire.Challenge)
+	}
+	for _, name := range []string{wire.HeaderTime, wire.HeaderNonce, wire.HeaderSignature} {
+		if !strings.Contains(wire.Challenge, name) || !strings.HasPrefix(wire.Challenge, "Redrain-HMAC ") {
+			t.Errorf("challenge %q does not name %s", wire.Challenge, name)
+		}
+	}
+
+	th := tokenHarness(t, nil)
+	th.roomRain("room", 1, 10, 1000, 1)
+	for _, hdr := range []string{"", "Authorization: Bearer v1.nonsense\r\n", "Authorization: Basic eDp5\r\n"} {
+		r := th.rawResponse(t, claimRequest("room", hdr))
+		if r.StatusCode() != 401 || string(r.Header.Peek("WWW-Authenticate")) != `Bearer realm="redrain"` {
+			t.Errorf("token claim %q: %d WWW-Authenticate %q", hdr, r.StatusCode(), r.Header.Peek("WWW-Authenticate"))
+		}
+	}
+}
+
+// wantMethodNotAllowed: r is 405 method_not_allowed with exactly the Allow header allow.
+func wantMethodNotAllowed(t *testing.T, r *fasthttp.Response, what, allow string) {
+	t.Helper()
+	if r.StatusCode() != 405 || string(r.Header.Peek("Allow")) != allow {
+		t.Errorf("%s: %d Allow %q (%s), want 405 Allow %q", what, r.StatusCode(), r.Header.Peek("Allow"), r.Body(), allow)
+		return
+	}
+	wantError(t, r.StatusCode(), string(r.Body()), 405, "method_not_allowed")
 }

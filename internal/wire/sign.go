@@ -18,6 +18,10 @@ const (
 	HeaderSignature = "X-Redrain-Signature" // hex HMAC-SHA256, see Signer.Sign
 )
 
+// Challenge is the WWW-Authenticate value of an internal request refused as unsigned (401): the
+// scheme, and the headers that carry its signature (see Signer.Sign).
+const Challenge = `Redrain-HMAC realm="redrain-internal", headers="` + HeaderTime + " " + HeaderNonce + " " + HeaderSignature + `"`
+
 // Errors returned by Verifier.Verify.
 var (
 	// ErrUnsigned: the request carries no signature headers (answer 401).
