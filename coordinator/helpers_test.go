@@ -250,7 +250,7 @@ func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if err := f.verifier.Verify(r.Method, r.URL.Path, body, r.Header.Get(wire.HeaderTime),
+	if err := f.verifier.Verify(r.Method, r.RequestURI, body, r.Header.Get(wire.HeaderTime),
 		r.Header.Get(wire.HeaderNonce), r.Header.Get(wire.HeaderSignature), time.Now()); err != nil {
 		f.mu.Lock()
 		f.badSigs++

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/valyala/fasthttp"
+
+	"redrain/internal/wire"
 )
 
 // apiError is one documented error answer of the claim API.
@@ -11,6 +13,14 @@ type apiError struct {
 	status int
 	word   string
 	body   []byte // pre-encoded {"error":...,"message":...}
+	header []byte // a header the answer also carries (Allow, WWW-Authenticate), or nil
+	value  []byte
+}
+
+// with returns e answering also with the header name: value.
+func (e apiError) with(name, value string) apiError {
+	e.header, e.value = []byte(name), []byte(value)
+	return e
 }
 
 func newAPIError(status int, word, msg string) apiError {
@@ -31,17 +41,30 @@ var (
 	errHeld         = newAPIError(503, "journal_unavailable", "this node cannot pay this rain's claims safely until Redis is reachable; no packet was handed out, try again")
 	errBodyTooLarge = newAPIError(413, "body_too_large", "request body too large")
 	errNotFound     = newAPIError(404, "not_found", "no such endpoint")
-	errMethod       = newAPIError(405, "method_not_allowed", "method not allowed")
-	errUnauthorized = newAPIError(401, "unauthorized", "internal endpoint: signature required")
+	errUnauthorized = newAPIError(401, "unauthorized", "internal endpoint: signature required").with("WWW-Authenticate", wire.Challenge)
 	errForbidden    = newAPIError(403, "forbidden", "internal endpoint: bad or replayed signature")
 	errShutdown     = newAPIError(503, "shutting_down", "this node is stopping")
 )
+
+// 405 answers, one per set of methods a path takes: each says which in Allow.
+var (
+	errMethodGet     = methodNotAllowed("GET")
+	errMethodGetHead = methodNotAllowed("GET, HEAD")
+	errMethodPost    = methodNotAllowed("POST")
+)
+
+func methodNotAllowed(allow string) apiError {
+	return newAPIError(405, "method_not_allowed", "method not allowed; this path takes "+allow).with("Allow", allow)
+}
 
 var contentJSON = []byte("application/json")
 
 func (e apiError) write(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(e.status)
 	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	if e.header != nil {
+		ctx.Response.Header.SetBytesKV(e.header, e.value)
+	}
 	ctx.Response.SetBodyRaw(e.body)
 }
 

@@ -22,9 +22,10 @@ func BenchmarkClaimHandler(b *testing.B) {
 		ctx.Request.Header.SetMethod("POST")
 		u := users.Add(1) * 1_000_000
 		var ub [20]byte
+		key := []byte(headerUserID)
 		for pb.Next() {
 			u++
-			ctx.Request.Header.SetBytesKV(headerUser, appendUint(ub[:0], u))
+			ctx.Request.Header.SetBytesKV(key, appendUint(ub[:0], u))
 			ctx.Response.Reset()
 			h.n.route(&ctx)
 			if ctx.Response.StatusCode() != 200 {
@@ -49,4 +50,27 @@ func appendUint(dst []byte, v uint64) []byte {
 		}
 	}
 	return append(dst, tmp[i:]...)
+}
+
+// BenchmarkClaimRefused drives the claim path up to the store without the journal: routing on
+// the raw path, the claimant's header, the rain lookup and the store's per-user check, answered
+// 429 user_limit. Nothing runs in the background, so allocs/op is the handler's own.
+func BenchmarkClaimRefused(b *testing.B) {
+	h := newHarness(b, false, nil)
+	h.rainOf("capped", 1000, 100_000, 1, true)
+	if st, body := h.claim("capped", 7); st != 200 {
+		b.Fatalf("first claim: %d %s", st, body)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/rains/capped/claim")
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.Header.Set("X-User-Id", "7")
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h.n.route(&ctx)
+		if ctx.Response.StatusCode() != 429 {
+			b.Fatalf("claim: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,6 +237,14 @@ func (h *harness) startRainEpoch(code string, epoch uint64) {
 // raw writes a hand-made request on a new connection and reads one answer.
 func (h *harness) raw(t *testing.T, req string) (int, string) {
 	t.Helper()
+	resp := h.rawResponse(t, req)
+	return resp.StatusCode(), string(resp.Body())
+}
+
+// rawResponse writes a hand-made request on a new connection and returns the whole answer,
+// headers included.
+func (h *harness) rawResponse(t *testing.T, req string) *fasthttp.Response {
+	t.Helper()
 	var c net.Conn
 	var err error
 	if h.ln != nil {
@@ -252,8 +261,11 @@ func (h *harness) raw(t *testing.T, req string) (int, string) {
 		t.Fatal(err)
 	}
 	var resp fasthttp.Response
+	if strings.HasPrefix(req, "HEAD ") {
+		resp.SkipBody = true
+	}
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		t.Fatalf("read answer: %v", err)
 	}
-	return resp.StatusCode(), string(resp.Body())
+	return &resp
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,42 +57,68 @@ func (n *Node) serverError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
-var (
-	pathHealthz = []byte("/healthz")
-	pathReadyz  = []byte("/readyz")
-	pathMetrics = []byte("/metrics")
-	pathInt     = []byte(wire.PathPrefix)
-	headerUser  = []byte("X-User-Id")
-)
+var pathInt = []byte(wire.PathPrefix)
 
+// rawPath is the path of the request target exactly as sent, up to any '?'. The node routes
+// on it, never on fasthttp's normalised ctx.Path(): an escaped (%69), doubled (//) or dotted
+// (/./, /../) form of a path is not that path but 404, so the node routes what a gateway in
+// front of it saw, and a gateway that blocks the raw prefix /internal/ cannot be walked around.
+func rawPath(ctx *fasthttp.RequestCtx) []byte {
+	uri := ctx.Request.Header.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+// route picks the handler by raw path, then the method: a known path with another method is
+// 405 with the path's methods in Allow.
 func (n *Node) route(ctx *fasthttp.RequestCtx) {
-	path := ctx.Path()
+	path := rawPath(ctx)
 	if code, claim, ok := parseRainPath(path); ok {
 		switch {
 		case claim && ctx.IsPost():
 			n.handleClaim(ctx, code)
-		case !claim && ctx.IsGet():
+		case claim:
+			errMethodPost.write(ctx)
+		case ctx.IsGet():
 			n.handleView(ctx, code)
 		default:
-			errMethod.write(ctx)
+			errMethodGet.write(ctx)
 		}
 		return
 	}
-	switch {
-	case string(path) == string(pathHealthz):
-		ctx.SetBodyString(`{"status":"ok"}`)
-	case string(path) == string(pathReadyz):
-		if n.ready.Load() && n.cluster != nil && n.cluster.Joined() {
-			ctx.SetBodyString(`{"status":"ready"}`)
-		} else {
-			writeError(ctx, 503, "not_ready", "not joined or stopping")
+	if bytes.HasPrefix(path, pathInt) {
+		n.handleInternal(ctx, string(path))
+		return
+	}
+	switch p := string(path); p {
+	case "/healthz", "/readyz", "/metrics":
+		if !ctx.IsGet() && !ctx.IsHead() {
+			errMethodGetHead.write(ctx)
+			return
 		}
-	case string(path) == string(pathMetrics):
-		n.metrics.handler(ctx)
-	case len(path) > len(pathInt) && string(path[:len(pathInt)]) == string(pathInt):
-		n.handleInternal(ctx)
+		n.handleOps(ctx, p)
 	default:
 		errNotFound.write(ctx)
+	}
+}
+
+// handleOps answers health, readiness and metrics (GET or HEAD).
+func (n *Node) handleOps(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/healthz":
+		ctx.Response.Header.SetContentTypeBytes(contentJSON)
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case "/readyz":
+		if !n.ready.Load() || n.cluster == nil || !n.cluster.Joined() {
+			writeError(ctx, 503, "not_ready", "not joined or stopping")
+			return
+		}
+		ctx.Response.Header.SetContentTypeBytes(contentJSON)
+		ctx.SetBodyString(`{"status":"ready"}`)
+	case "/metrics":
+		n.metrics.handler(ctx)
 	}
 }
 
@@ -112,13 +139,18 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 			return
 		}
 	}
-	hot := (*n.codes.Load())[string(code)]
-	user, ok := n.claimant(ctx, hot.room, now)
+	hot, known := (*n.codes.Load())[string(code)]
+	user, ok := n.claimant(ctx, hot.room, known, now)
 	if !ok {
 		return
 	}
 	if !n.ready.Load() {
 		errShutdown.write(ctx)
+		return
+	}
+	if !known { // every rain the store holds was interned first: nothing to look up
+		n.metrics.claimUnknown.Inc()
+		errUnknownRain.write(ctx)
 		return
 	}
 	switch hot.state {
@@ -253,10 +285,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(b)
 }
 
-// handleInternal serves the coordinator's signed /internal/v1 endpoints.
-func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
+// handleInternal serves the coordinator's signed /internal/v1 endpoints. The signature is
+// checked first, over the request target as sent; path is its raw path.
+func (n *Node) handleInternal(ctx *fasthttp.RequestCtx, path string) {
 	h := &ctx.Request.Header
-	err := n.verify.Verify(string(ctx.Method()), string(ctx.Path()), ctx.Request.Body(),
+	err := n.verify.Verify(string(ctx.Method()), string(h.RequestURI()), ctx.Request.Body(),
 		string(h.Peek(wire.HeaderTime)), string(h.Peek(wire.HeaderNonce)), string(h.Peek(wire.HeaderSignature)), time.Now())
 	if err != nil {
 		n.metrics.refused.WithLabelValues(refusalReason(err)).Inc()
@@ -266,29 +299,41 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 		return
 	} else if err != nil {
 		if n.refusedLog.Allow(time.Now()) { // at most one line a second: refusals must not flood the log
-			n.log.Warn("internal request refused", "path", string(ctx.Path()), "remote", ctx.RemoteAddr().String(),
+			n.log.Warn("internal request refused", "target", string(h.RequestURI()), "remote", ctx.RemoteAddr().String(),
 				"err", err, "refused_since_last_line", n.refusedLog.Suppressed())
 		}
 		errForbidden.write(ctx)
 		return
 	}
-	path := string(ctx.Path())
-	if path == wire.PathProgress && ctx.IsGet() {
+	switch path {
+	case wire.PathProgress:
+		if !ctx.IsGet() {
+			errMethodGet.write(ctx)
+			return
+		}
 		writeJSON(ctx, 200, n.progress(string(ctx.QueryArgs().Peek("code"))))
-		return
-	}
-	if !ctx.IsPost() {
-		errMethod.write(ctx)
-		return
-	}
-	if path == wire.PathSlices {
+	case wire.PathSlices:
+		if !ctx.IsPost() {
+			errMethodPost.write(ctx)
+			return
+		}
 		var a wire.SliceAssignment
 		n.answerInternal(ctx, decodeStrict(ctx.Request.Body(), &a), func() error { return n.assign(a) })
-		return
+	default:
+		n.handleInternalRain(ctx, path)
 	}
+}
+
+// handleInternalRain serves POST /internal/v1/rains/{code}/{action}: the path decides 404 before
+// the method decides 405.
+func (n *Node) handleInternalRain(ctx *fasthttp.RequestCtx, path string) {
 	code, action, ok := splitInternalRain(path)
 	if !ok {
 		errNotFound.write(ctx)
+		return
+	}
+	if !ctx.IsPost() {
+		errMethodPost.write(ctx)
 		return
 	}
 	body := ctx.Request.Body()
@@ -304,19 +349,22 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx) {
 		n.answerInternal(ctx, decodeStrict(body, &d), func() error { return n.discard(code, d.Epoch) })
 	case "settle":
 		n.answerInternal(ctx, nil, func() error { return n.settle(code) })
-	default:
-		errNotFound.write(ctx)
 	}
 }
 
-// splitInternalRain parses "/internal/v1/rains/{code}/{action}".
+// splitInternalRain parses "/internal/v1/rains/{code}/{action}" with a known action.
 func splitInternalRain(path string) (code, action string, ok bool) {
 	rest, found := strings.CutPrefix(path, "/internal/v1/rains/")
 	if !found {
 		return "", "", false
 	}
 	code, action, found = strings.Cut(rest, "/")
-	if !found || !validCode([]byte(code)) || strings.Contains(action, "/") {
+	if !found || !validCode([]byte(code)) {
+		return "", "", false
+	}
+	switch action {
+	case "start", "stop", "discard", "settle":
+	default:
 		return "", "", false
 	}
 	return code, action, true
@@ -347,7 +395,7 @@ func (n *Node) answerInternal(ctx *fasthttp.RequestCtx, decodeErr error, do func
 	case errors.Is(err, ErrConflict):
 		writeError(ctx, 409, "conflict", err.Error())
 	default:
-		n.log.Error("internal request failed", "path", string(ctx.Path()), "err", err)
+		n.log.Error("internal request failed", "path", string(rawPath(ctx)), "err", err)
 		writeError(ctx, 503, "journal_unavailable", err.Error())
 	}
 }

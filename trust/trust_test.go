@@ -125,7 +125,7 @@ func (k *kit) internalRefusesOutsiders(t *testing.T) {
 	}
 	for _, at := range attacks {
 		body := mustJSON(t, at.in)
-		path, _, _ := strings.Cut(at.path, "?")
+		path := at.path // the request target: the signature covers the query too
 		forged := signed(k.c.Opts.Secret, at.method, path, body, time.Now())
 		forged.Set(wire.HeaderSignature, strings.Repeat("ab", 32))
 		tries := []struct {
@@ -173,7 +173,7 @@ func (k *kit) expectClaim(t *testing.T, addr, code string, user uint64, want int
 }
 
 // A request signed with the secret is accepted once: sent again it is refused, and so is its
-// signature on another body, path or method; a signing time outside the 30 s window is refused,
+// signature on another body, path, query or method; a signing time outside the 30 s window is refused,
 // one inside is accepted; a slice for one node is refused by another. The node counts why
 // (redrain_internal_refused_total{reason}; its log of refusals is paced to one line a second).
 func (k *kit) replayRefused(t *testing.T) {
@@ -199,6 +199,7 @@ func (k *kit) replayRefused(t *testing.T) {
 		{"its signature on another body", "POST", path, startOf(a.Epoch + 1), h, 403},
 		{"its signature on another rain", "POST", wire.RainPath(wire.PathStart, k.prepared.Code), body, h, 403},
 		{"its signature on another method", "GET", wire.PathProgress, nil, h, 403},
+		{"captured progress read, a query appended", "GET", wire.PathProgress + "?code=" + a.Code, nil, get, 403},
 		{"captured progress read, first time", "GET", wire.PathProgress, nil, get, 200},
 		{"captured progress read, replayed", "GET", wire.PathProgress, nil, get, 403},
 		{"signed 31 s ago", "POST", path, body, signed(secret, "POST", path, body, time.Now().Add(-31*time.Second)), 403},
@@ -211,7 +212,7 @@ func (k *kit) replayRefused(t *testing.T) {
 		}
 	}
 	after := refusedCounts(t, n1.HTTP)
-	for r, want := range map[string]int{"replay": 2, "stale": 2, "bad_signature": 3} {
+	for r, want := range map[string]int{"replay": 2, "stale": 2, "bad_signature": 4} {
 		if got := after[r] - refusedBefore[r]; got != want {
 			t.Errorf("n1 counted %d %q refusals, want %d", got, r, want)
 		}

@@ -35,6 +35,7 @@ func (e *StatusError) Error() string {
 }
 
 // Do sends in (JSON, or no body when nil) to http://addr+path and decodes the answer into out.
+// path is the request target: a path, with a query if any; the signature covers all of it.
 func (c *Client) Do(ctx context.Context, method, addr, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -47,7 +48,7 @@ func (c *Client) Do(ctx context.Context, method, addr, path string, in, out any)
 	if err != nil {
 		return fmt.Errorf("wire: %w", err)
 	}
-	ts, nonce, sig := c.Signer.Sign(method, req.URL.Path, body, time.Now())
+	ts, nonce, sig := c.Signer.Sign(method, req.URL.RequestURI(), body, time.Now()) // what net/http puts on the request line
 	req.Header.Set(HeaderTime, ts)
 	req.Header.Set(HeaderNonce, nonce)
 	req.Header.Set(HeaderSignature, sig)

@@ -19,10 +19,10 @@ var fuzzNow = time.Unix(1_700_000_000, 0)
 
 const fuzzSecret = "fuzz-cluster-secret"
 
-// FuzzVerify: whatever headers, method, path and body arrive, Verify never panics, answers one
-// of its documented errors, accepts only the request that was signed (same method, path, body,
-// time and nonce, same MAC), accepts it once, and remembers nothing of a refused request (so
-// an outsider cannot fill the nonce cache).
+// FuzzVerify: whatever headers, method, request target and body arrive, Verify never panics,
+// answers one of its documented errors, accepts only the request that was signed (same method,
+// target with its query, body, time and nonce, same MAC), accepts it once, and remembers
+// nothing of a refused request (so an outsider cannot fill the nonce cache).
 func FuzzVerify(f *testing.F) {
 	const method, path = "POST", "/internal/v1/rains/abc/start"
 	body := []byte(`{"epoch":1,"starts_at":1,"ends_at":2}`)
@@ -34,6 +34,10 @@ func FuzzVerify(f *testing.F) {
 	f.Add(method, path, []byte(`{"epoch":2,"starts_at":1,"ends_at":2}`), ts, nonce, sig)
 	f.Add("GET", path, body, ts, nonce, sig)
 	f.Add(method, path+"/", body, ts, nonce, sig)
+	f.Add(method, path+"?", body, ts, nonce, sig)
+	f.Add(method, path+"?code=zzz", body, ts, nonce, sig)
+	f.Add(method, "/internal/v1/rains/%61bc/start", body, ts, nonce, sig)
+	f.Add(method, "//internal/v1/rains/abc/start", body, ts, nonce, sig)
 	f.Add(method, path, body, "+"+ts, nonce, sig)
 	f.Add(method, path, body, "0"+ts, nonce, sig)
 	f.Add(method, path, body, ts, nonce, "")
@@ -81,6 +85,8 @@ func FuzzVerifyWindow(f *testing.F) {
 	f.Add("GET", "/internal/v1/progress", []byte(nil), DefaultWindow.Milliseconds()+1, false)
 	f.Add("GET", "/internal/v1/progress", []byte(nil), -DefaultWindow.Milliseconds()-1, false)
 	f.Add("GET", "/internal/v1/progress", []byte(nil), int64(5), true)
+	f.Add("GET", "/internal/v1/progress?code=abc", []byte(nil), int64(0), false)
+	f.Add("GET", "/internal/v1/progress?code=abc", []byte(nil), int64(5), true)
 	f.Fuzz(func(t *testing.T, m, p string, b []byte, skewMS int64, wrongSecret bool) {
 		skewMS %= 1 << 40 // about 35 years either way: time.Duration cannot hold much more
 		secret := fuzzSecret

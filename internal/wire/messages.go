@@ -10,7 +10,7 @@ const (
 	PathDiscard  = "/internal/v1/rains/{code}/discard" // POST Discard -> Ack
 	PathSettle   = "/internal/v1/rains/{code}/settle"  // POST Settle -> Ack
 	PathProgress = "/internal/v1/progress"             // GET (optional ?code=) -> ProgressList
-	PathPrefix   = "/internal/"
+	PathPrefix   = "/internal/v1/"                     // every internal path starts with exactly this, as sent
 )
 
 // RainPath fills {code} into one of the per-rain paths.

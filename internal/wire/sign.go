@@ -18,6 +18,10 @@ const (
 	HeaderSignature = "X-Redrain-Signature" // hex HMAC-SHA256, see Signer.Sign
 )
 
+// Challenge is the WWW-Authenticate value of an internal request refused as unsigned (401): the
+// scheme, and the headers that carry its signature (see Signer.Sign).
+const Challenge = `Redrain-HMAC realm="redrain-internal", headers="` + HeaderTime + " " + HeaderNonce + " " + HeaderSignature + `"`
+
 // Errors returned by Verifier.Verify.
 var (
 	// ErrUnsigned: the request carries no signature headers (answer 401).
@@ -47,21 +51,24 @@ type Signer struct{ key []byte }
 // NewSigner returns a signer for the cluster secret.
 func NewSigner(secret string) *Signer { return &Signer{key: DeriveKey(secret, InternalLabel)} }
 
-// Sign returns the time, nonce and signature headers for a request.
-func (s *Signer) Sign(method, path string, body []byte, now time.Time) (ts, nonce, sig string) {
+// Sign returns the time, nonce and signature headers for a request. target is the request
+// target exactly as it goes on the request line: the path and, when there is one, '?' and the
+// raw query ("/internal/v1/progress?code=abc"). The whole of it is signed, so a query added,
+// dropped or changed, or another spelling of the path, is another request.
+func (s *Signer) Sign(method, target string, body []byte, now time.Time) (ts, nonce, sig string) {
 	var n [16]byte
 	if _, err := rand.Read(n[:]); err != nil {
 		panic("wire: crypto/rand failed: " + err.Error())
 	}
 	ts = strconv.FormatInt(now.UnixMilli(), 10)
 	nonce = hex.EncodeToString(n[:])
-	return ts, nonce, hex.EncodeToString(mac(s.key, method, path, ts, nonce, body))
+	return ts, nonce, hex.EncodeToString(mac(s.key, method, target, ts, nonce, body))
 }
 
-func mac(key []byte, method, path, ts, nonce string, body []byte) []byte {
+func mac(key []byte, method, target, ts, nonce string, body []byte) []byte {
 	bh := sha256.Sum256(body)
 	m := hmac.New(sha256.New, key)
-	for _, part := range []string{method, path, ts, nonce} {
+	for _, part := range []string{method, target, ts, nonce} {
 		m.Write([]byte(part))
 		m.Write([]byte{'\n'})
 	}
@@ -102,8 +109,9 @@ func NewVerifier(secret string) *Verifier {
 		seen: make(map[string]int64)}
 }
 
-// Verify checks the headers of a request against its method, path and body at time now.
-func (v *Verifier) Verify(method, path string, body []byte, ts, nonce, sig string, now time.Time) error {
+// Verify checks the headers of a request against its method, request target (as received on
+// the request line, query included: see Signer.Sign) and body at time now.
+func (v *Verifier) Verify(method, target string, body []byte, ts, nonce, sig string, now time.Time) error {
 	if ts == "" && nonce == "" && sig == "" {
 		return ErrUnsigned
 	}
@@ -111,7 +119,7 @@ func (v *Verifier) Verify(method, path string, body []byte, ts, nonce, sig strin
 	if err != nil || len(nonce) != 32 || len(got) != sha256.Size {
 		return ErrBadSignature
 	}
-	if !hmac.Equal(got, mac(v.key, method, path, ts, nonce, body)) {
+	if !hmac.Equal(got, mac(v.key, method, target, ts, nonce, body)) {
 		return ErrBadSignature
 	}
 	ms, err := strconv.ParseInt(ts, 10, 64)

@@ -2,6 +2,9 @@ package wire
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -28,6 +31,9 @@ func TestSignVerify(t *testing.T) {
 	}{
 		{"unsigned", "POST", "/p", body, "", "", "", now, ErrUnsigned},
 		{"other path", "POST", "/internal/v1/rains/abd/start", body, ts, nonce, sig, now, ErrBadSignature},
+		{"query appended", "POST", "/internal/v1/rains/abc/start?code=zzz", body, ts, nonce, sig, now, ErrBadSignature},
+		{"empty query appended", "POST", "/internal/v1/rains/abc/start?", body, ts, nonce, sig, now, ErrBadSignature},
+		{"escaped path", "POST", "/internal/v1/rains/%61bc/start", body, ts, nonce, sig, now, ErrBadSignature},
 		{"other method", "GET", "/internal/v1/rains/abc/start", body, ts, nonce, sig, now, ErrBadSignature},
 		{"other body", "POST", "/internal/v1/rains/abc/start", []byte(`{"epoch":2}`), ts, nonce, sig, now, ErrBadSignature},
 		{"garbage sig", "POST", "/p", body, ts, nonce, "zz", now, ErrBadSignature},
@@ -82,5 +88,36 @@ func TestVerifyWindowAndBound(t *testing.T) {
 func TestRainPath(t *testing.T) {
 	if got := RainPath(PathStart, "Ab_9"); got != "/internal/v1/rains/Ab_9/start" {
 		t.Fatal(got)
+	}
+}
+
+// Client signs the request target it sends (path and query), which a server checks against
+// the target as received (net/http's Request.RequestURI).
+func TestClientSignsRequestTarget(t *testing.T) {
+	v := NewVerifier("k")
+	var targets []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		targets = append(targets, r.RequestURI)
+		if err := v.Verify(r.Method, r.RequestURI, body, r.Header.Get(HeaderTime), r.Header.Get(HeaderNonce),
+			r.Header.Get(HeaderSignature), time.Now()); err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	c := NewClient("k", 5*time.Second)
+	addr := srv.Listener.Addr().String()
+	for _, target := range []string{PathProgress, PathProgress + "?code=abc", PathProgress + "?code=a&code=b"} {
+		if err := c.Do(t.Context(), "GET", addr, target, nil, nil); err != nil {
+			t.Errorf("GET %s: %v", target, err)
+		}
+	}
+	if err := c.Do(t.Context(), "POST", addr, RainPath(PathStart, "abc"), Start{Epoch: 1}, nil); err != nil {
+		t.Errorf("POST start: %v", err)
+	}
+	if len(targets) != 4 || targets[1] != PathProgress+"?code=abc" {
+		t.Fatalf("server saw %q", targets)
 	}
 }
