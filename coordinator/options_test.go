@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redrain/internal/usertoken"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -29,6 +31,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"GossipAddr", func(o *Options) { o.GossipAddr = "nonsense" }},
 		{"Join", func(o *Options) { o.Join = []string{"127.0.0.1:1", ":7000"} }},
 		{"RedisURL", func(o *Options) { o.RedisURL = "notaurl://x" }},
+		{"UserKey", func(o *Options) { o.UserKey = "0123456789" }}, // the node demands 16 bytes: so does the coordinator
+		{"UserKey", func(o *Options) { o.UserKey = strings.Repeat("k", usertoken.MinKeyLen-1) }},
 	} {
 		o := good
 		c.mod(&o)
@@ -36,6 +40,11 @@ func TestOptionsValidate(t *testing.T) {
 		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: got %v", c.field, err)
 		}
+	}
+	withKey := Options{DataDir: "d", RedisURL: "redis://r:6379/0", Secret: "12345678", AdminToken: "abcdefgh",
+		UserKey: strings.Repeat("k", usertoken.MinKeyLen)}
+	if err := withKey.validate(); err != nil {
+		t.Fatalf("a user key of %d bytes: %v", usertoken.MinKeyLen, err)
 	}
 	o := Options{DataDir: "d", RedisURL: "redis://r:6379/0", Secret: "12345678", AdminToken: "abcdefgh"}
 	if err := o.validate(); err != nil {
