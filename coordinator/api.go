@@ -280,11 +280,14 @@ func (c *Coordinator) dispatch(ctx *fasthttp.RequestCtx, req *request) *apiError
 }
 
 func (c *Coordinator) handleCreate(ctx *fasthttp.RequestCtx, req *request) (*Rain, error) {
-	var cfg rain.Config
+	cfg := rain.DefaultConfig() // an absent field keeps its default
 	if e := decodeBody(ctx.PostBody(), &cfg); e != nil {
 		return nil, e
 	}
 	req.anchor = cfg.AnchorID
+	if err := cfg.Validate(); err != nil { // before Create normalizes: an explicit 0 is out of range
+		return nil, err
+	}
 	r, err := c.Create(cfg)
 	if err == nil {
 		req.code = r.Code
