@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -24,9 +25,12 @@ const (
 	// rather than a connection reset. A larger declared body is refused unread and the
 	// connection closed (fasthttp has no lingering close), and the client may see a reset.
 	maxReadBody = 1 << 20
-	MaxCodeLen  = 64   // a longer {code} is unknown without a lookup
-	DefaultList = 100  // rains listed when no limit is given
-	MaxList     = 1000 // largest limit
+	MaxCodeLen  = 64 // a longer {code} is unknown without a lookup
+	// MaxHeaderBytes bounds a request's line and headers (fasthttp's ReadBufferSize), as on the
+	// node: more is 431 headers_too_large, so a long path is still read and answered 404.
+	MaxHeaderBytes = 8 << 10
+	DefaultList    = 100  // rains listed when no limit is given
+	MaxList        = 1000 // largest limit
 )
 
 // apiError is one error answer: {"error":word,"message":msg} (and "field" when one is named).
@@ -51,6 +55,10 @@ var (
 	errMethod       = &apiError{Status: 405, Word: "method_not_allowed", Message: "method not allowed"}
 	errTooLarge     = &apiError{Status: 413, Word: "body_too_large", Message: fmt.Sprintf("request body over %d bytes", MaxAdminBody)}
 	errUnknownRain  = &apiError{Status: 404, Word: "unknown_rain", Message: "no rain has this code"}
+	// What fasthttp could not read, answered as the node answers it (node/http.go serverError).
+	errTimeout         = &apiError{Status: 408, Word: "timeout", Message: "request not received in time"}
+	errHeadersTooLarge = &apiError{Status: 431, Word: "headers_too_large", Message: fmt.Sprintf("request line and headers over %d bytes", MaxHeaderBytes)}
+	errMalformed       = &apiError{Status: 400, Word: "bad_request", Message: "malformed HTTP request"}
 )
 
 // errorFor maps an operation's error to its answer.
@@ -82,7 +90,7 @@ func errorFor(err error) *apiError {
 
 func (e *apiError) Error() string { return e.Word + ": " + e.Message }
 
-// newServer builds the admin API server (timeouts and the body limit set).
+// newServer builds the admin API server (timeouts, the header and body limits set).
 func (c *Coordinator) newServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:            c.serveHTTP,
@@ -92,6 +100,7 @@ func (c *Coordinator) newServer() *fasthttp.Server {
 		WriteTimeout:       adminWriteTO,
 		IdleTimeout:        adminIdleTO,
 		MaxRequestBodySize: maxReadBody,
+		ReadBufferSize:     MaxHeaderBytes,
 		Logger:             fasthttpLogger{c.log},
 	}
 }
@@ -102,15 +111,31 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Info("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
-// serveError answers what fasthttp could not read: a body over the limit is 413 like an
-// oversized body the handler sees.
+// serveError answers what fasthttp could not read, as the node does: a body over the limit is
+// 413 like an oversized body the handler sees, headers over MaxHeaderBytes 431, a request not
+// received within the read timeout 408, anything else 400.
 func (c *Coordinator) serveError(ctx *fasthttp.RequestCtx, err error) {
-	e := badRequest("", "malformed HTTP request")
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		e = errTooLarge
-	}
+	e := edgeError(err)
 	writeJSON(ctx, e.Status, e)
+	ctx.SetConnectionClose()
 	c.metrics.request("unread", e.Status)
+}
+
+func edgeError(err error) *apiError {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return errTooLarge
+	case errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		return errHeadersTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return errTimeout
+	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		return errHeadersTooLarge
+	}
+	return errMalformed
 }
 
 // request is what one admin request is about, for the handler and the audit log.

@@ -1,0 +1,77 @@
+package coordinator
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exchange writes req as is on a new connection and reads one answer to a request of method.
+func exchange(t *testing.T, addr, method, req string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(adminReadTO + 10*time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// get is a raw request with the admin token (token "" sends none).
+func rawGet(method, target, token string) string {
+	auth := ""
+	if token != "" {
+		auth = "Authorization: Bearer " + token + "\r\n"
+	}
+	return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n", method, target, auth)
+}
+
+// The coordinator's HTTP edge answers as the node's does (node/http.go serverError): headers
+// over the limit 431, headers not received in time 408, a long code is an unknown rain (404),
+// malformed HTTP 400; each a JSON error, the connection closed after the unread ones.
+func TestEdgeAnswersLikeTheNode(t *testing.T) {
+	c := newAPI(t)
+	long := "/v1/rains/" + strings.Repeat("A", 5000)
+	for _, tc := range []struct {
+		name, req string
+		status    int
+		word      string
+	}{
+		{"5,000-character code", rawGet("GET", long, testToken), 404, "unknown_rain"},
+		{"5,000-character code, report", rawGet("GET", long+"/report", testToken), 404, "unknown_rain"},
+		{"5,000-character code, no token", rawGet("GET", long, ""), 401, "unauthorized"},
+		{"headers over the limit", "GET /v1/nodes HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", MaxHeaderBytes) + "\r\n\r\n", 431, "headers_too_large"},
+		{"path over the limit", rawGet("GET", "/v1/rains/"+strings.Repeat("A", MaxHeaderBytes), testToken), 431, "headers_too_large"},
+		{"malformed", "NOT HTTP\r\n\r\n", 400, "bad_request"},
+		{"slow headers", "GET /v1/nodes HTTP/1.1\r\nHost: x\r\n", 408, "timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := exchange(t, c.Addr(), "GET", tc.req)
+			checkError(t, resp.StatusCode, b, tc.status, tc.word, tc.name)
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			if tc.status != 404 && tc.status != 401 && !resp.Close {
+				t.Errorf("%d: connection kept open after a request that was not read", tc.status)
+			}
+		})
+	}
+}
