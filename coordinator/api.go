@@ -61,6 +61,9 @@ var (
 	errMalformed       = &apiError{Status: 400, Word: "bad_request", Message: "malformed HTTP request"}
 )
 
+// authChallenge is the WWW-Authenticate header of every 401 (RFC 9110 11.6.1).
+const authChallenge = `Bearer realm="redrain-admin"`
+
 // errorFor maps an operation's error to its answer.
 func errorFor(err error) *apiError {
 	var fe *rain.FieldError
@@ -143,19 +146,17 @@ type request struct {
 	action string // create, list, get, prepare, start, stop, report, nodes
 	code   string
 	anchor int64
+	allow  string // the path's methods, for a 405's Allow header
 }
 
 func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/healthz":
-		writeJSON(ctx, 200, map[string]string{"status": "ok"})
-		c.metrics.request("healthz", 200)
-		return
-	case "/metrics":
-		c.serveMetrics(ctx)
+	path, method := string(ctx.Path()), string(ctx.Method())
+	switch path {
+	case "/healthz", "/metrics":
+		c.servePublic(ctx, path[1:], method)
 		return
 	}
-	req, e := route(ctx)
+	req, e := route(method, path)
 	if !c.authorized(ctx) { // before any other answer: nothing is told without the token
 		e = errUnauthorized
 	}
@@ -163,10 +164,37 @@ func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
 		e = c.dispatch(ctx, &req)
 	}
 	if e != nil {
-		writeJSON(ctx, e.Status, e)
+		writeError(ctx, e, req.allow)
 	}
 	c.metrics.request(orDefault(req.action, "unknown"), ctx.Response.StatusCode())
 	c.audit(ctx, req, e)
+}
+
+// publicMethods are what /healthz and /metrics answer (no token needed); any other method is 405.
+const publicMethods = "GET, HEAD"
+
+func (c *Coordinator) servePublic(ctx *fasthttp.RequestCtx, name, method string) {
+	switch {
+	case method != fasthttp.MethodGet && method != fasthttp.MethodHead:
+		writeError(ctx, errMethod, publicMethods)
+	case name == "healthz":
+		writeJSON(ctx, 200, map[string]string{"status": "ok"})
+	default:
+		c.metrics.handler(ctx)
+	}
+	c.metrics.request(name, ctx.Response.StatusCode())
+}
+
+// writeError writes an error answer with its headers: a 405 names the allowed methods, a 401
+// the authentication scheme. Nothing else is told: a 401 carries no Allow.
+func writeError(ctx *fasthttp.RequestCtx, e *apiError, allow string) {
+	switch e.Status {
+	case fasthttp.StatusMethodNotAllowed:
+		ctx.Response.Header.Set("Allow", allow)
+	case fasthttp.StatusUnauthorized:
+		ctx.Response.Header.Set("WWW-Authenticate", authChallenge)
+	}
+	writeJSON(ctx, e.Status, e)
 }
 
 func orDefault(s, d string) string {
@@ -190,8 +218,7 @@ func (c *Coordinator) authorized(ctx *fasthttp.RequestCtx) bool {
 }
 
 // route maps method and path to an action (and the code in the path).
-func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
-	path, method := string(ctx.Path()), string(ctx.Method())
+func route(method, path string) (request, *apiError) {
 	var shape string
 	var req request
 	switch {
@@ -222,7 +249,7 @@ func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
 		return req, errNotFound
 	}
 	if req.action = byMethod[method]; req.action == "" {
-		ctx.Response.Header.Set("Allow", allow(byMethod))
+		req.allow = allow(byMethod)
 		return req, errMethod
 	}
 	return req, nil
@@ -357,11 +384,6 @@ func (c *Coordinator) handleList(ctx *fasthttp.RequestCtx, req *request) (map[st
 		return nil, err
 	}
 	return map[string][]*Rain{"rains": rains}, nil
-}
-
-func (c *Coordinator) serveMetrics(ctx *fasthttp.RequestCtx) {
-	c.metrics.handler(ctx)
-	c.metrics.request("metrics", ctx.Response.StatusCode())
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

@@ -75,3 +75,54 @@ func TestEdgeAnswersLikeTheNode(t *testing.T) {
 		})
 	}
 }
+
+// /healthz and /metrics answer GET and HEAD only; every 405 names the allowed methods; every
+// 401 names the scheme, and says nothing else (no Allow).
+func TestHTTPManners(t *testing.T) {
+	c := newAPI(t)
+	for _, p := range []string{"/healthz", "/metrics"} {
+		for _, m := range []string{"GET", "HEAD"} {
+			if resp, b := exchange(t, c.Addr(), m, rawGet(m, p, "")); resp.StatusCode != 200 || (m == "HEAD") != (len(b) == 0) {
+				t.Errorf("%s %s: %d %q", m, p, resp.StatusCode, b)
+			}
+		}
+		for _, m := range []string{"DELETE", "POST", "PUT", "PATCH", "OPTIONS"} {
+			resp, b := exchange(t, c.Addr(), m, rawGet(m, p, ""))
+			checkError(t, resp.StatusCode, b, 405, "method_not_allowed", m+" "+p)
+			if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+				t.Errorf("%s %s: Allow %q, want \"GET, HEAD\"", m, p, got)
+			}
+		}
+	}
+	r := c.create(t, `{"anchor_id":1,"total_amount":1000,"total_count":10}`)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/rains", "GET, POST"}, {"PUT", "/v1/rains", "GET, POST"},
+		{"POST", "/v1/rains/" + r.Code, "GET"}, {"HEAD", "/v1/rains/" + r.Code, "GET"},
+		{"GET", "/v1/rains/" + r.Code + "/prepare", "POST"}, {"GET", "/v1/rains/" + r.Code + "/start", "POST"},
+		{"DELETE", "/v1/rains/" + r.Code + "/stop", "POST"}, {"POST", "/v1/rains/" + r.Code + "/report", "GET"},
+		{"POST", "/v1/nodes", "GET"}, {"GET", "/v1/tokens", "POST"},
+	} {
+		resp, b := exchange(t, c.Addr(), tc.method, rawGet(tc.method, tc.path, testToken))
+		if tc.method != "HEAD" {
+			checkError(t, resp.StatusCode, b, 405, "method_not_allowed", tc.method+" "+tc.path)
+		} else if resp.StatusCode != 405 {
+			t.Errorf("HEAD %s: %d", tc.path, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+		// Without the token the same request is 401, with the challenge and no hint of the route.
+		resp, b = exchange(t, c.Addr(), tc.method, rawGet(tc.method, tc.path, "wrong-token"))
+		if tc.method != "HEAD" {
+			checkError(t, resp.StatusCode, b, 401, "unauthorized", tc.method+" "+tc.path+" without the token")
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || got != `Bearer realm="redrain-admin"` {
+			t.Errorf("%s %s without the token: %d, WWW-Authenticate %q", tc.method, tc.path, resp.StatusCode, got)
+		}
+		if got := resp.Header.Values("Allow"); len(got) != 0 {
+			t.Errorf("%s %s without the token: a 401 with Allow %q tells the route exists", tc.method, tc.path, got)
+		}
+	}
+	st, b := rawCall(t, c.base, "GET", "/v1/nodes", "", "")
+	checkError(t, st, b, 401, "unauthorized", "no token")
+}
