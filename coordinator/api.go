@@ -144,13 +144,15 @@ func edgeError(err error) *apiError {
 // request is what one admin request is about, for the handler and the audit log.
 type request struct {
 	action string // create, list, get, prepare, start, stop, report, nodes
-	code   string
+	code   string // the path's {code} segment, as sent (not yet checked when refused)
 	anchor int64
 	allow  string // the path's methods, for a 405's Allow header
 }
 
+// serveHTTP routes on the raw path (SPEC.md): an escaped ('%'), doubled-slash or dot-segment
+// form of a route is not that route, and is 404 (401 without the token).
 func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
-	path, method := string(ctx.Path()), string(ctx.Method())
+	path, method := string(ctx.Request.URI().PathOriginal()), string(ctx.Method())
 	switch path {
 	case "/healthz", "/metrics":
 		c.servePublic(ctx, path[1:], method)
@@ -217,7 +219,7 @@ func (c *Coordinator) authorized(ctx *fasthttp.RequestCtx) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// route maps method and path to an action (and the code in the path).
+// route maps method and raw path to an action (and the code in the path).
 func route(method, path string) (request, *apiError) {
 	var shape string
 	var req request
@@ -234,7 +236,7 @@ func route(method, path string) (request, *apiError) {
 		switch {
 		case len(rest) == 1:
 			shape = "rain"
-		case len(rest) == 2 && methods[rest[1]] != nil:
+		case len(rest) == 2 && rainOps[rest[1]]:
 			shape = rest[1]
 		}
 		if req.code == "" {
@@ -254,6 +256,9 @@ func route(method, path string) (request, *apiError) {
 	}
 	return req, nil
 }
+
+// rainOps are the shapes that follow /v1/rains/{code}/ (not "nodes" or "rains").
+var rainOps = map[string]bool{"prepare": true, "start": true, "stop": true, "report": true}
 
 // methods maps a path shape to method -> action.
 var methods = map[string]map[string]string{

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -125,4 +126,41 @@ func TestHTTPManners(t *testing.T) {
 	}
 	st, b := rawCall(t, c.base, "GET", "/v1/nodes", "", "")
 	checkError(t, st, b, 401, "unauthorized", "no token")
+}
+
+// Routing uses the raw path (SPEC.md): an escaped, doubled-slash or dot-segment form of a
+// route is not that route.
+func TestRawPathRouting(t *testing.T) {
+	c := newAPI(t)
+	r := c.create(t, `{"anchor_id":1,"total_amount":1000,"total_count":10}`)
+	rp := "/v1/rains/" + r.Code
+	for _, tc := range []struct{ method, target, word string }{
+		{"GET", "/v1/%72ains", "not_found"}, {"GET", "/v1/rains%2F" + r.Code, "not_found"},
+		{"GET", "//v1/rains", "not_found"}, {"GET", "/v1//rains", "not_found"}, {"GET", "/v1/rains/", "not_found"},
+		{"GET", "/v1/./rains", "not_found"}, {"GET", "/v1/rains/../nodes", "not_found"}, {"GET", "/v1/x/../nodes", "not_found"},
+		{"GET", "/v1/n%6Fdes", "not_found"}, {"GET", "/V1/nodes", "not_found"}, {"GET", "/v1/nodes/", "not_found"},
+		{"GET", rp + "/", "not_found"}, {"GET", rp + "//report", "not_found"}, {"GET", rp + "/./report", "not_found"},
+		{"GET", rp + "/%72eport", "not_found"}, {"POST", rp + "/st%61rt", "not_found"},
+		{"GET", "/v1/rains/%41" + r.Code[1:], "unknown_rain"}, {"GET", "/v1/rains/./" + r.Code, "not_found"},
+		{"POST", "/v1/rains/x/../" + r.Code + "/stop", "not_found"},
+		// a top-level shape is not an operation on a rain
+		{"GET", rp + "/nodes", "not_found"}, {"GET", rp + "/rains", "not_found"}, {"GET", rp + "/rain", "not_found"},
+		{"POST", rp + "/tokens", "not_found"},
+		{"GET", "/%68ealthz", "not_found"}, {"GET", "//metrics", "not_found"}, {"GET", "/healthz/", "not_found"},
+		{"GET", "/./healthz", "not_found"},
+	} {
+		resp, b := exchange(t, c.Addr(), tc.method, rawGet(tc.method, tc.target, testToken))
+		checkError(t, resp.StatusCode, b, 404, tc.word, tc.method+" "+tc.target)
+		resp, b = exchange(t, c.Addr(), tc.method, rawGet(tc.method, tc.target, ""))
+		checkError(t, resp.StatusCode, b, 401, "unauthorized", tc.method+" "+tc.target+" without the token")
+	}
+	if got := c.mustRain(t, 200, "GET", rp, ""); got.Status != "waiting" {
+		t.Fatalf("a refused path changed the rain: %+v", got)
+	}
+	// The routes themselves, with a query, still answer.
+	for _, target := range []string{rp, rp + "?x=1", "/v1/rains?anchor_id=1", "/v1/nodes"} {
+		if resp, b := exchange(t, c.Addr(), "GET", rawGet("GET", target, testToken)); resp.StatusCode != 200 || !json.Valid(b) {
+			t.Errorf("GET %s: %d %s", target, resp.StatusCode, b)
+		}
+	}
 }
