@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/logpace"
 	"redrain/rain"
 )
 
@@ -96,32 +98,42 @@ func (e *apiError) Error() string { return e.Word + ": " + e.Message }
 // newServer builds the admin API server (timeouts, the header and body limits set).
 func (c *Coordinator) newServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:            c.serveHTTP,
-		ErrorHandler:       c.serveError,
-		Name:               "redrain-coordinator",
-		ReadTimeout:        adminReadTO,
-		WriteTimeout:       adminWriteTO,
-		IdleTimeout:        adminIdleTO,
-		MaxRequestBodySize: maxReadBody,
-		ReadBufferSize:     MaxHeaderBytes,
-		Logger:             fasthttpLogger{c.log},
+		Handler:               c.serveHTTP,
+		ErrorHandler:          c.serveError,
+		Name:                  "redrain-coordinator",
+		ReadTimeout:           adminReadTO,
+		WriteTimeout:          adminWriteTO,
+		IdleTimeout:           adminIdleTO,
+		MaxRequestBodySize:    maxReadBody,
+		ReadBufferSize:        MaxHeaderBytes,
+		SecureErrorLogMessage: true, // fasthttp's errors do not quote the request
+		Logger:                &fasthttpLogger{l: c.log},
 	}
 }
 
-type fasthttpLogger struct{ l *slog.Logger }
+// fasthttpLogger takes fasthttp's lines: one for each connection it could not serve, so a
+// malformed request from anyone makes one. They are paced and clipped like refusals.
+type fasthttpLogger struct {
+	l    *slog.Logger
+	pace logpace.Limiter
+}
 
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Info("fasthttp: " + fmt.Sprintf(format, args...))
+func (f *fasthttpLogger) Printf(format string, args ...any) {
+	if f.pace.Allow(time.Now()) {
+		f.l.Info("fasthttp: "+logpace.Clip(fmt.Sprintf(format, args...), 4*logpace.MaxField),
+			"held_back_since_last_line", f.pace.Suppressed())
+	}
 }
 
 // serveError answers what fasthttp could not read, as the node does: a body over the limit is
 // 413 like an oversized body the handler sees, headers over MaxHeaderBytes 431, a request not
-// received within the read timeout 408, anything else 400.
+// received within the read timeout 408, anything else 400. Each is a refusal, counted by reason.
 func (c *Coordinator) serveError(ctx *fasthttp.RequestCtx, err error) {
 	e := edgeError(err)
 	writeJSON(ctx, e.Status, e)
 	ctx.SetConnectionClose()
 	c.metrics.request("unread", e.Status)
+	c.metrics.refuse(e.Word)
 }
 
 func edgeError(err error) *apiError {
@@ -169,6 +181,9 @@ func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, e, req.allow)
 	}
 	c.metrics.request(orDefault(req.action, "unknown"), ctx.Response.StatusCode())
+	if e == errUnauthorized {
+		c.metrics.refuse(e.Word)
+	}
 	c.audit(ctx, req, e)
 }
 
@@ -402,8 +417,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 // audit logs one admin request: no token, no body, only what identifies the action. Every
-// action, reads included, is logged at info level (warn when refused or failed), so the default
-// log level keeps the whole audit trail.
+// request made with the token, reads included, is logged at info level (warn when refused or
+// failed), so the default log level keeps the whole audit trail. Requests without it (401) are
+// anyone's to send: their lines are paced, at most one a second, carrying how many were held
+// back since the last (every one is counted in redrain_coordinator_refused_total). The path's
+// code is clipped to logpace.MaxField bytes: a refused one was never checked.
 func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) {
 	outcome, level := "ok", slog.LevelInfo
 	if e != nil {
@@ -412,7 +430,13 @@ func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) 
 			level = slog.LevelWarn
 		}
 	}
-	c.log.Log(context.Background(), level, "admin", "action", orDefault(req.action, "unknown"),
-		"rain", req.code, "anchor_id", req.anchor, "status", ctx.Response.StatusCode(),
-		"outcome", outcome, "remote", ctx.RemoteAddr().String())
+	attrs := []any{"action", orDefault(req.action, "unknown"), "rain", logpace.Clip(req.code, logpace.MaxField),
+		"anchor_id", req.anchor, "status", ctx.Response.StatusCode(), "outcome", outcome, "remote", ctx.RemoteAddr().String()}
+	if e == errUnauthorized {
+		if !c.refusedLog.Allow(time.Now()) {
+			return
+		}
+		attrs = append(attrs, "refused_since_last_line", c.refusedLog.Suppressed())
+	}
+	c.log.Log(context.Background(), level, "admin", attrs...)
 }

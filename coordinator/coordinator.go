@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
+	"redrain/internal/logpace"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 )
@@ -54,8 +55,9 @@ type Coordinator struct {
 	bg     sync.WaitGroup
 	ticks  atomic.Uint64 // loop rounds done (tests wait on it)
 
-	startedRains atomic.Int64 // rains ever started: counted at New, then one per Start
-	repair       indexRepair  // redrain:rains re-assertion under way (the loop's own)
+	refusedLog   logpace.Limiter // paces the audit lines of 401s (anyone can send them)
+	startedRains atomic.Int64    // rains ever started: counted at New, then one per Start
+	repair       indexRepair     // redrain:rains re-assertion under way (the loop's own)
 
 	mu        sync.Mutex
 	running   bool // Run was called
