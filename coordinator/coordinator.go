@@ -216,6 +216,9 @@ func (c *Coordinator) Close() error {
 				c.closeErr = err
 			}
 			cancel()
+			// Shutdown closes only the listeners Serve has taken: a Serve not started yet
+			// would wait on ours for ever. Closed, it returns at once.
+			_ = c.ln.Close()
 			<-c.served
 		}
 		c.bg.Wait()

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net"
@@ -122,4 +123,29 @@ func TestCloseTwiceAndRunAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c2.Close()
+}
+
+// A Run stopped as soon as it began returns: fasthttp's Shutdown closes only the listeners
+// Serve has taken, so a Serve that had not started yet must find its listener closed too.
+func TestStopAsRunBegins(t *testing.T) {
+	for i := range 30 {
+		o := LocalOptions(t.TempDir(), "redis://127.0.0.1:1/0", testSecret, testToken)
+		o.Logger = testLogger()
+		c, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // Run goes straight from starting Serve to Close
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Run still running 20 s after it was stopped", i)
+		}
+	}
 }
