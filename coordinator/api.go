@@ -107,7 +107,7 @@ func (c *Coordinator) newServer() *fasthttp.Server {
 		MaxRequestBodySize:    maxReadBody,
 		ReadBufferSize:        MaxHeaderBytes,
 		SecureErrorLogMessage: true, // fasthttp's errors do not quote the request
-		Logger:                &fasthttpLogger{l: c.log},
+		Logger:                &fasthttpLogger{l: c.log, pace: logpace.Limiter{Burst: refusalBurst}},
 	}
 }
 
@@ -416,12 +416,16 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(append(b, '\n'))
 }
 
+// refusalBurst is how many refusal lines are written at once before the pace of one a second:
+// a few refusals are each logged, a flood adds a line a second.
+const refusalBurst = 10
+
 // audit logs one admin request: no token, no body, only what identifies the action. Every
 // request made with the token, reads included, is logged at info level (warn when refused or
 // failed), so the default log level keeps the whole audit trail. Requests without it (401) are
-// anyone's to send: their lines are paced, at most one a second, carrying how many were held
-// back since the last (every one is counted in redrain_coordinator_refused_total). The path's
-// code is clipped to logpace.MaxField bytes: a refused one was never checked.
+// anyone's to send: their lines are paced (refusalBurst, then one a second), each carrying how
+// many were held back since the last (every one is counted in redrain_coordinator_refused_total).
+// The path's code is clipped to logpace.MaxField bytes: a refused one was never checked.
 func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) {
 	outcome, level := "ok", slog.LevelInfo
 	if e != nil {

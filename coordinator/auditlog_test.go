@@ -62,7 +62,7 @@ func refusedLines(t *testing.T, text string) (lines []map[string]any) {
 }
 
 // 10,000 admin requests refused for a wrong token, each with a path of almost 4 KB, add a few
-// KB of log (paced lines, the code clipped), and every one is counted in
+// KB of log (a burst of lines, then one a second, the code clipped), and every one is counted in
 // redrain_coordinator_refused_total{reason="unauthorized"}; the paced lines account for all of
 // them (lines + refused_since_last_line).
 func TestRefusalsKeepTheLogBounded(t *testing.T) {
@@ -114,12 +114,12 @@ func TestRefusalsKeepTheLogBounded(t *testing.T) {
 	}
 	elapsed := time.Since(began)
 	grown := logs.Len() - before
-	secs := int(elapsed.Seconds()) + 2 // one line a second, and one at the start
+	maxLines := refusalBurst + int(elapsed.Seconds()) + 1 // the burst, then one a second
 	const maxLine = 512
 	t.Logf("%d refusals in %v grew the log by %d bytes", n, elapsed.Round(time.Millisecond), grown)
-	if grown > secs*maxLine {
-		t.Fatalf("%d refusals in %v grew the log by %d bytes, want at most %d (a line of %d bytes a second)",
-			n, elapsed, grown, secs*maxLine, maxLine)
+	if grown > maxLines*maxLine {
+		t.Fatalf("%d refusals in %v grew the log by %d bytes, want at most %d (%d lines of %d bytes)",
+			n, elapsed, grown, maxLines*maxLine, maxLines, maxLine)
 	}
 	text := logs.from(before)
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
@@ -128,8 +128,8 @@ func TestRefusalsKeepTheLogBounded(t *testing.T) {
 		}
 	}
 	lines := refusedLines(t, text)
-	if len(lines) == 0 || len(lines) > secs {
-		t.Fatalf("%d refusal lines in %v, want 1..%d", len(lines), elapsed, secs)
+	if len(lines) == 0 || len(lines) > maxLines {
+		t.Fatalf("%d refusal lines in %v, want 1..%d", len(lines), elapsed, maxLines)
 	}
 	if rain, _ := lines[0]["rain"].(string); !strings.HasPrefix(rain, strings.Repeat("A", logpace.MaxField)+"…") ||
 		len(rain) > logpace.MaxField+32 {
@@ -138,8 +138,8 @@ func TestRefusalsKeepTheLogBounded(t *testing.T) {
 	if got := scrapeRefused(t, c, "unauthorized"); got != n {
 		t.Fatalf("redrain_coordinator_refused_total{reason=\"unauthorized\"} = %d, want %d", got, n)
 	}
-	// One more refusal a second later writes a line that says how many were held back: the
-	// lines account for every refusal.
+	// One more refusal once the pace allows writes a line that says how many were held back:
+	// the lines account for every refusal.
 	extra := 0
 	testcluster.Eventually(t, 10*time.Second, "a refusal line after a second", func() bool {
 		extra++
@@ -198,10 +198,10 @@ func TestUnreadRequestsKeepTheLogBounded(t *testing.T) {
 		resp, b := exchange(t, c.Addr(), "GET", junk+"\r\n\r\n")
 		checkError(t, resp.StatusCode, b, 400, "bad_request", "junk")
 	}
-	secs := int(time.Since(began).Seconds()) + 2
+	maxLines := refusalBurst + int(time.Since(began).Seconds()) + 1
 	text := logs.from(before)
-	if lines := strings.Count(text, "\n"); lines > secs || len(text) > secs*512 {
-		t.Fatalf("%d unread requests wrote %d log lines, %d bytes; want at most %d lines of 512 bytes", n, lines, len(text), secs)
+	if lines := strings.Count(text, "\n"); lines > maxLines || len(text) > maxLines*512 {
+		t.Fatalf("%d unread requests wrote %d log lines, %d bytes; want at most %d lines of 512 bytes", n, lines, len(text), maxLines)
 	}
 	if strings.Contains(text, "junk") {
 		t.Fatalf("the log quotes the request: %.300s", text)

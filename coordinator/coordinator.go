@@ -55,7 +55,7 @@ type Coordinator struct {
 	bg     sync.WaitGroup
 	ticks  atomic.Uint64 // loop rounds done (tests wait on it)
 
-	refusedLog   logpace.Limiter // paces the audit lines of 401s (anyone can send them)
+	refusedLog   logpace.Limiter // paces the audit lines of 401s (anyone can send them); Burst set in New
 	startedRains atomic.Int64    // rains ever started: counted at New, then one per Start
 	repair       indexRepair     // redrain:rains re-assertion under way (the loop's own)
 
@@ -94,6 +94,7 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	c.refusedLog.Burst = refusalBurst
 	if opts.UserKey != "" {
 		c.userKey = usertoken.NewKey([]byte(opts.UserKey))
 	}

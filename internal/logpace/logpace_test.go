@@ -49,6 +49,39 @@ func TestLimiterOneLineASecond(t *testing.T) {
 	}
 }
 
+// A burst of lines, then one a second; an idle spell refills the burst, never beyond it.
+func TestLimiterBurst(t *testing.T) {
+	l := Limiter{Burst: 3}
+	t0 := time.Unix(1_700_000_000, 0)
+	allowed := func(at time.Duration, n int) (got int) {
+		for range n {
+			if l.Allow(t0.Add(at)) {
+				got++
+			}
+		}
+		return got
+	}
+	for _, step := range []struct {
+		at        time.Duration
+		n, want   int
+		suppresed int64
+	}{
+		{0, 10, 3, 7},                     // the burst
+		{500 * time.Millisecond, 5, 0, 5}, // half a line refilled
+		{time.Second, 5, 1, 4},            // one a second
+		{2 * time.Second, 5, 1, 4},
+		{time.Hour, 10, 3, 7},              // idle: the burst again, not 3,600 lines
+		{time.Hour - time.Minute, 5, 0, 5}, // a clock going back refills nothing
+	} {
+		if got := allowed(step.at, step.n); got != step.want {
+			t.Fatalf("at %v: %d of %d lines let through, want %d", step.at, got, step.n, step.want)
+		}
+		if s := l.Suppressed(); s != step.suppresed {
+			t.Fatalf("at %v: %d held back, want %d", step.at, s, step.suppresed)
+		}
+	}
+}
+
 // Many goroutines at one instant: exactly one line, every other counted.
 func TestLimiterConcurrent(t *testing.T) {
 	var l Limiter
