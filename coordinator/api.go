@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/logpace"
 	"redrain/rain"
 )
 
@@ -24,9 +27,12 @@ const (
 	// rather than a connection reset. A larger declared body is refused unread and the
 	// connection closed (fasthttp has no lingering close), and the client may see a reset.
 	maxReadBody = 1 << 20
-	MaxCodeLen  = 64   // a longer {code} is unknown without a lookup
-	DefaultList = 100  // rains listed when no limit is given
-	MaxList     = 1000 // largest limit
+	MaxCodeLen  = 64 // a longer {code} is unknown without a lookup
+	// MaxHeaderBytes bounds a request's line and headers (fasthttp's ReadBufferSize), as on the
+	// node: more is 431 headers_too_large, so a long path is still read and answered 404.
+	MaxHeaderBytes = 8 << 10
+	DefaultList    = 100  // rains listed when no limit is given
+	MaxList        = 1000 // largest limit
 )
 
 // apiError is one error answer: {"error":word,"message":msg} (and "field" when one is named).
@@ -51,7 +57,14 @@ var (
 	errMethod       = &apiError{Status: 405, Word: "method_not_allowed", Message: "method not allowed"}
 	errTooLarge     = &apiError{Status: 413, Word: "body_too_large", Message: fmt.Sprintf("request body over %d bytes", MaxAdminBody)}
 	errUnknownRain  = &apiError{Status: 404, Word: "unknown_rain", Message: "no rain has this code"}
+	// What fasthttp could not read, answered as the node answers it (node/http.go serverError).
+	errTimeout         = &apiError{Status: 408, Word: "timeout", Message: "request not received in time"}
+	errHeadersTooLarge = &apiError{Status: 431, Word: "headers_too_large", Message: fmt.Sprintf("request line and headers over %d bytes", MaxHeaderBytes)}
+	errMalformed       = &apiError{Status: 400, Word: "bad_request", Message: "malformed HTTP request"}
 )
+
+// authChallenge is the WWW-Authenticate header of every 401 (RFC 9110 11.6.1).
+const authChallenge = `Bearer realm="redrain-admin"`
 
 // errorFor maps an operation's error to its answer.
 func errorFor(err error) *apiError {
@@ -82,55 +95,82 @@ func errorFor(err error) *apiError {
 
 func (e *apiError) Error() string { return e.Word + ": " + e.Message }
 
-// newServer builds the admin API server (timeouts and the body limit set).
+// newServer builds the admin API server (timeouts, the header and body limits set).
 func (c *Coordinator) newServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:            c.serveHTTP,
-		ErrorHandler:       c.serveError,
-		Name:               "redrain-coordinator",
-		ReadTimeout:        adminReadTO,
-		WriteTimeout:       adminWriteTO,
-		IdleTimeout:        adminIdleTO,
-		MaxRequestBodySize: maxReadBody,
-		Logger:             fasthttpLogger{c.log},
+		Handler:               c.serveHTTP,
+		ErrorHandler:          c.serveError,
+		Name:                  "redrain-coordinator",
+		ReadTimeout:           adminReadTO,
+		WriteTimeout:          adminWriteTO,
+		IdleTimeout:           adminIdleTO,
+		MaxRequestBodySize:    maxReadBody,
+		ReadBufferSize:        MaxHeaderBytes,
+		SecureErrorLogMessage: true, // fasthttp's errors do not quote the request
+		Logger:                &fasthttpLogger{l: c.log, pace: logpace.Limiter{Burst: refusalBurst}},
 	}
 }
 
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Info("fasthttp: " + fmt.Sprintf(format, args...))
+// fasthttpLogger takes fasthttp's lines: one for each connection it could not serve, so a
+// malformed request from anyone makes one. They are paced and clipped like refusals.
+type fasthttpLogger struct {
+	l    *slog.Logger
+	pace logpace.Limiter
 }
 
-// serveError answers what fasthttp could not read: a body over the limit is 413 like an
-// oversized body the handler sees.
+func (f *fasthttpLogger) Printf(format string, args ...any) {
+	if f.pace.Allow(time.Now()) {
+		f.l.Info("fasthttp: "+logpace.Clip(fmt.Sprintf(format, args...), 4*logpace.MaxField),
+			"held_back_since_last_line", f.pace.Suppressed())
+	}
+}
+
+// serveError answers what fasthttp could not read, as the node does: a body over the limit is
+// 413 like an oversized body the handler sees, headers over MaxHeaderBytes 431, a request not
+// received within the read timeout 408, anything else 400. Each is a refusal, counted by reason.
 func (c *Coordinator) serveError(ctx *fasthttp.RequestCtx, err error) {
-	e := badRequest("", "malformed HTTP request")
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		e = errTooLarge
-	}
+	e := edgeError(err)
 	writeJSON(ctx, e.Status, e)
+	ctx.SetConnectionClose()
 	c.metrics.request("unread", e.Status)
+	c.metrics.refuse(e.Word)
+}
+
+func edgeError(err error) *apiError {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return errTooLarge
+	case errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		return errHeadersTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return errTimeout
+	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		return errHeadersTooLarge
+	}
+	return errMalformed
 }
 
 // request is what one admin request is about, for the handler and the audit log.
 type request struct {
 	action string // create, list, get, prepare, start, stop, report, nodes
-	code   string
+	code   string // the path's {code} segment, as sent (not yet checked when refused)
 	anchor int64
+	allow  string // the path's methods, for a 405's Allow header
 }
 
+// serveHTTP routes on the raw path (SPEC.md): an escaped ('%'), doubled-slash or dot-segment
+// form of a route is not that route, and is 404 (401 without the token).
 func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/healthz":
-		writeJSON(ctx, 200, map[string]string{"status": "ok"})
-		c.metrics.request("healthz", 200)
-		return
-	case "/metrics":
-		c.serveMetrics(ctx)
+	path, method := string(ctx.Request.URI().PathOriginal()), string(ctx.Method())
+	switch path {
+	case "/healthz", "/metrics":
+		c.servePublic(ctx, path[1:], method)
 		return
 	}
-	req, e := route(ctx)
+	req, e := route(method, path)
 	if !c.authorized(ctx) { // before any other answer: nothing is told without the token
 		e = errUnauthorized
 	}
@@ -138,10 +178,40 @@ func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
 		e = c.dispatch(ctx, &req)
 	}
 	if e != nil {
-		writeJSON(ctx, e.Status, e)
+		writeError(ctx, e, req.allow)
 	}
 	c.metrics.request(orDefault(req.action, "unknown"), ctx.Response.StatusCode())
+	if e == errUnauthorized {
+		c.metrics.refuse(e.Word)
+	}
 	c.audit(ctx, req, e)
+}
+
+// publicMethods are what /healthz and /metrics answer (no token needed); any other method is 405.
+const publicMethods = "GET, HEAD"
+
+func (c *Coordinator) servePublic(ctx *fasthttp.RequestCtx, name, method string) {
+	switch {
+	case method != fasthttp.MethodGet && method != fasthttp.MethodHead:
+		writeError(ctx, errMethod, publicMethods)
+	case name == "healthz":
+		writeJSON(ctx, 200, map[string]string{"status": "ok"})
+	default:
+		c.metrics.handler(ctx)
+	}
+	c.metrics.request(name, ctx.Response.StatusCode())
+}
+
+// writeError writes an error answer with its headers: a 405 names the allowed methods, a 401
+// the authentication scheme. Nothing else is told: a 401 carries no Allow.
+func writeError(ctx *fasthttp.RequestCtx, e *apiError, allow string) {
+	switch e.Status {
+	case fasthttp.StatusMethodNotAllowed:
+		ctx.Response.Header.Set("Allow", allow)
+	case fasthttp.StatusUnauthorized:
+		ctx.Response.Header.Set("WWW-Authenticate", authChallenge)
+	}
+	writeJSON(ctx, e.Status, e)
 }
 
 func orDefault(s, d string) string {
@@ -164,9 +234,8 @@ func (c *Coordinator) authorized(ctx *fasthttp.RequestCtx) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// route maps method and path to an action (and the code in the path).
-func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
-	path, method := string(ctx.Path()), string(ctx.Method())
+// route maps method and raw path to an action (and the code in the path).
+func route(method, path string) (request, *apiError) {
 	var shape string
 	var req request
 	switch {
@@ -182,7 +251,7 @@ func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
 		switch {
 		case len(rest) == 1:
 			shape = "rain"
-		case len(rest) == 2 && methods[rest[1]] != nil:
+		case len(rest) == 2 && rainOps[rest[1]]:
 			shape = rest[1]
 		}
 		if req.code == "" {
@@ -197,11 +266,14 @@ func route(ctx *fasthttp.RequestCtx) (request, *apiError) {
 		return req, errNotFound
 	}
 	if req.action = byMethod[method]; req.action == "" {
-		ctx.Response.Header.Set("Allow", allow(byMethod))
+		req.allow = allow(byMethod)
 		return req, errMethod
 	}
 	return req, nil
 }
+
+// rainOps are the shapes that follow /v1/rains/{code}/ (not "nodes" or "rains").
+var rainOps = map[string]bool{"prepare": true, "start": true, "stop": true, "report": true}
 
 // methods maps a path shape to method -> action.
 var methods = map[string]map[string]string{
@@ -280,11 +352,14 @@ func (c *Coordinator) dispatch(ctx *fasthttp.RequestCtx, req *request) *apiError
 }
 
 func (c *Coordinator) handleCreate(ctx *fasthttp.RequestCtx, req *request) (*Rain, error) {
-	var cfg rain.Config
+	cfg := rain.DefaultConfig() // an absent field keeps its default
 	if e := decodeBody(ctx.PostBody(), &cfg); e != nil {
 		return nil, e
 	}
 	req.anchor = cfg.AnchorID
+	if err := cfg.Validate(); err != nil { // before Create normalizes: an explicit 0 is out of range
+		return nil, err
+	}
 	r, err := c.Create(cfg)
 	if err == nil {
 		req.code = r.Code
@@ -331,11 +406,6 @@ func (c *Coordinator) handleList(ctx *fasthttp.RequestCtx, req *request) (map[st
 	return map[string][]*Rain{"rains": rains}, nil
 }
 
-func (c *Coordinator) serveMetrics(ctx *fasthttp.RequestCtx) {
-	c.metrics.handler(ctx)
-	c.metrics.request("metrics", ctx.Response.StatusCode())
-}
-
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil { // only plain structs are written: a programmer error
@@ -346,9 +416,16 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(append(b, '\n'))
 }
 
+// refusalBurst is how many refusal lines are written at once before the pace of one a second:
+// a few refusals are each logged, a flood adds a line a second.
+const refusalBurst = 10
+
 // audit logs one admin request: no token, no body, only what identifies the action. Every
-// action, reads included, is logged at info level (warn when refused or failed), so the default
-// log level keeps the whole audit trail.
+// request made with the token, reads included, is logged at info level (warn when refused or
+// failed), so the default log level keeps the whole audit trail. Requests without it (401) are
+// anyone's to send: their lines are paced (refusalBurst, then one a second), each carrying how
+// many were held back since the last (every one is counted in redrain_coordinator_refused_total).
+// The path's code is clipped to logpace.MaxField bytes: a refused one was never checked.
 func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) {
 	outcome, level := "ok", slog.LevelInfo
 	if e != nil {
@@ -357,7 +434,13 @@ func (c *Coordinator) audit(ctx *fasthttp.RequestCtx, req request, e *apiError) 
 			level = slog.LevelWarn
 		}
 	}
-	c.log.Log(context.Background(), level, "admin", "action", orDefault(req.action, "unknown"),
-		"rain", req.code, "anchor_id", req.anchor, "status", ctx.Response.StatusCode(),
-		"outcome", outcome, "remote", ctx.RemoteAddr().String())
+	attrs := []any{"action", orDefault(req.action, "unknown"), "rain", logpace.Clip(req.code, logpace.MaxField),
+		"anchor_id", req.anchor, "status", ctx.Response.StatusCode(), "outcome", outcome, "remote", ctx.RemoteAddr().String()}
+	if e == errUnauthorized {
+		if !c.refusedLog.Allow(time.Now()) {
+			return
+		}
+		attrs = append(attrs, "refused_since_last_line", c.refusedLog.Suppressed())
+	}
+	c.log.Log(context.Background(), level, "admin", attrs...)
 }

@@ -115,11 +115,12 @@ func TestCreateValidation(t *testing.T) {
 		{"anchor_id", "1"}, {"anchor_id", "9223372036854775807"}, {"room_id", "0"}, {"room_id", "5"},
 		{"total_count", "1", "total_amount", "1"}, {"total_count", "100000000", "total_amount", "100000000"},
 		{"total_amount", "10"}, {"total_amount", "1000000000000"},
-		{"max_per_user", "0"}, {"max_per_user", "1"}, {"max_per_user", "1000"},
-		{"duration_s", "0"}, {"duration_s", "1"}, {"duration_s", "86400"},
+		{"max_per_user", "1"}, {"max_per_user", "1000"}, {"max_per_user", "-"},
+		{"duration_s", "1"}, {"duration_s", "86400"}, {"duration_s", "-"},
 		{"min_claim_interval_ms", "0"}, {"min_claim_interval_ms", "60000"},
 		{"remark", remark(0)}, {"remark", remark(256)}, {"remark", `"` + strings.Repeat("红", 85) + `"`},
-		{"algorithm", `"double_average"`}, {"algorithm", `"line_cut"`}, {"algorithm", `"equal"`}, {"algorithm", `""`},
+		{"algorithm", `"double_average"`}, {"algorithm", `"line_cut"`}, {"algorithm", `"equal"`},
+		{"remark", `"\ud83e\udde7 \u7ea2"`}, {"remark", `"\\ud800"`}, // a surrogate pair; an escaped backslash
 		{"room_id", "null"}, {"remark", "null"},
 	}
 	for _, set := range ok {
@@ -139,6 +140,13 @@ func TestCreateValidation(t *testing.T) {
 		{[]string{"total_amount", "9"}, "total_amount"}, {[]string{"total_amount", "1000000000001"}, "total_amount"},
 		{[]string{"max_per_user", "1001"}, "max_per_user"}, {[]string{"max_per_user", "-1"}, "max_per_user"},
 		{[]string{"duration_s", "86401"}, "duration_s"}, {[]string{"duration_s", "-1"}, "duration_s"},
+		// an absent field takes its default; an explicit one out of range, 0 included, is refused
+		{[]string{"max_per_user", "0"}, "max_per_user"}, {[]string{"duration_s", "0"}, "duration_s"},
+		{[]string{"algorithm", `""`}, "algorithm"},
+		// JSON is UTF-8: not rewritten to U+FFFD
+		{[]string{"remark", "\"ok \xff\""}, "remark"}, {[]string{"remark", "\"\xe7\xba\""}, "remark"},
+		{[]string{"remark", `"\ud800"`}, "remark"}, {[]string{"remark", `"\udc00\ud800"`}, "remark"},
+		{[]string{"remark", `"x\ud83ey"`}, "remark"},
 		{[]string{"min_claim_interval_ms", "60001"}, "min_claim_interval_ms"},
 		{[]string{"min_claim_interval_ms", "-1"}, "min_claim_interval_ms"},
 		{[]string{"remark", remark(257)}, "remark"}, {[]string{"remark", `"` + strings.Repeat("红", 86) + `"`}, "remark"},

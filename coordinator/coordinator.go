@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
+	"redrain/internal/logpace"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 )
@@ -54,8 +55,9 @@ type Coordinator struct {
 	bg     sync.WaitGroup
 	ticks  atomic.Uint64 // loop rounds done (tests wait on it)
 
-	startedRains atomic.Int64 // rains ever started: counted at New, then one per Start
-	repair       indexRepair  // redrain:rains re-assertion under way (the loop's own)
+	refusedLog   logpace.Limiter // paces the audit lines of 401s (anyone can send them); Burst set in New
+	startedRains atomic.Int64    // rains ever started: counted at New, then one per Start
+	repair       indexRepair     // redrain:rains re-assertion under way (the loop's own)
 
 	mu        sync.Mutex
 	running   bool // Run was called
@@ -92,6 +94,7 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	c.refusedLog.Burst = refusalBurst
 	if opts.UserKey != "" {
 		c.userKey = usertoken.NewKey([]byte(opts.UserKey))
 	}
@@ -214,6 +217,9 @@ func (c *Coordinator) Close() error {
 				c.closeErr = err
 			}
 			cancel()
+			// Shutdown closes only the listeners Serve has taken: a Serve not started yet
+			// would wait on ours for ever. Closed, it returns at once.
+			_ = c.ln.Close()
 			<-c.served
 		}
 		c.bg.Wait()

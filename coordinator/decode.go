@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -34,6 +36,9 @@ func decodeBody(body []byte, v any) *apiError {
 	if raw == nil {
 		return badRequest("", "body must be a JSON object, not null")
 	}
+	if e := checkText(body, raw); e != nil {
+		return e
+	}
 	known := jsonFields(reflect.TypeOf(v).Elem())
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -52,6 +57,75 @@ func decodeBody(body []byte, v any) *apiError {
 		return typeError(err)
 	}
 	return nil
+}
+
+// checkText refuses what encoding/json would silently turn into U+FFFD: bytes that are not
+// UTF-8, and a \u escape of a lone surrogate (JSON is UTF-8, SPEC.md). The field is named when
+// the fault is in one value.
+func checkText(body []byte, raw map[string]json.RawMessage) *apiError {
+	if validText(body) {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if !validText(raw[k]) {
+			return badRequest(k, "not valid UTF-8 (a JSON body is UTF-8 text, without lone surrogates)")
+		}
+	}
+	return badRequest("", "body is not valid UTF-8 (a JSON body is UTF-8 text, without lone surrogates)")
+}
+
+// validText reports whether b, JSON text, is valid UTF-8 and every \u escape in it is a
+// Unicode scalar value: a surrogate only as a high-low pair.
+func validText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character: an escaped backslash is skipped whole
+		if i >= len(b) || b[i] != 'u' {
+			continue
+		}
+		r := hex4(b[i+1:])
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate first
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+				return false
+			}
+			if lo := hex4(b[i+3:]); lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 is the value of the 4 hex digits b starts with, or -1 (the JSON parser has already
+// refused a malformed escape).
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }
 
 // duplicateKey returns a key the JSON object body names twice, so {"anchor_id":8,"anchor_id":7}

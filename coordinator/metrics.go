@@ -18,8 +18,9 @@ import (
 // admin answers and redrain:rains repairs are counted as they happen.
 type metrics struct {
 	requests     *prometheus.CounterVec
-	indexRepairs prometheus.Counter // redrain:rains found short
-	indexReadded prometheus.Counter // rains its repairs added back
+	refused      *prometheus.CounterVec // by reason: refusalReasons
+	indexRepairs prometheus.Counter     // redrain:rains found short
+	indexReadded prometheus.Counter     // rains its repairs added back
 	handler      fasthttp.RequestHandler
 }
 
@@ -29,6 +30,13 @@ func newMetrics(st *store, members func() []gossip.Member) *metrics {
 		Name: "redrain_coordinator_admin_requests_total",
 		Help: "Admin API answers, by route (the action) and HTTP status code.",
 	}, []string{"route", "code"})}
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redrain_coordinator_refused_total",
+		Help: "Admin requests refused before any action, by reason: unauthorized (401, admin token missing or wrong), and what the server could not read: bad_request (400, malformed), timeout (408), body_too_large (413, declared over 1 MiB), headers_too_large (431). Their log lines are paced; these count every one.",
+	}, []string{"reason"})
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r)
+	}
 	m.indexRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "redrain_coordinator_rains_index_repairs_total",
 		Help: "Times redrain:rains listed fewer rains than were started (Redis wiped or restored) and every started rain was re-asserted.",
@@ -37,11 +45,18 @@ func newMetrics(st *store, members func() []gossip.Member) *metrics {
 		Name: "redrain_coordinator_rains_index_readded_total",
 		Help: "Started rains those re-assertions added back to redrain:rains (ZADD NX that added).",
 	})
-	reg.MustRegister(m.requests, m.indexRepairs, m.indexReadded, &stateCollector{store: st, members: members},
+	reg.MustRegister(m.requests, m.refused, m.indexRepairs, m.indexReadded, &stateCollector{store: st, members: members},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
 }
+
+// refusalReasons are the reasons of redrain_coordinator_refused_total: the error words of the
+// answers.
+var refusalReasons = []string{"unauthorized", "bad_request", "timeout", "body_too_large", "headers_too_large"}
+
+// refuse counts one refused request; reason is the answer's error word.
+func (m *metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
 
 // request counts one admin answer.
 func (m *metrics) request(route string, code int) {

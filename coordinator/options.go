@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/gossip"
+	"redrain/internal/usertoken"
 )
 
 // Options configure a coordinator. Zero values mean the default noted on each field, except
@@ -21,7 +22,7 @@ type Options struct {
 	RedisURL   string   // required: redis://host:port/db, read for totals; redrain:rains is written
 	Secret     string   // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
 	AdminToken string   // required, >= 8 bytes: the admin API bearer token
-	UserKey    string   // optional: the nodes' --user-key; enables POST /v1/tokens (test tokens)
+	UserKey    string   // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
 	ID         string   // gossip member id; "coordinator"
 
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
@@ -75,6 +76,8 @@ func (o *Options) validate() error {
 		return bad("PrepareTimeout", fmt.Sprintf("must be in 0..%v", MaxPrepareTimeout))
 	case o.PollInterval < 0 || (o.PollInterval > 0 && o.PollInterval < MinPollInterval):
 		return bad("PollInterval", fmt.Sprintf("must be 0 or >= %v", MinPollInterval))
+	case o.UserKey != "" && len(o.UserKey) < usertoken.MinKeyLen:
+		return bad("UserKey", fmt.Sprintf("at least %d bytes when given (the nodes' rule)", usertoken.MinKeyLen))
 	case len(o.ID) > 64:
 		return bad("ID", "at most 64 bytes")
 	case len(o.Join) > gossip.MaxJoin:

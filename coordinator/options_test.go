@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"redrain/internal/usertoken"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -29,6 +32,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"GossipAddr", func(o *Options) { o.GossipAddr = "nonsense" }},
 		{"Join", func(o *Options) { o.Join = []string{"127.0.0.1:1", ":7000"} }},
 		{"RedisURL", func(o *Options) { o.RedisURL = "notaurl://x" }},
+		{"UserKey", func(o *Options) { o.UserKey = "0123456789" }}, // the node demands 16 bytes: so does the coordinator
+		{"UserKey", func(o *Options) { o.UserKey = strings.Repeat("k", usertoken.MinKeyLen-1) }},
 	} {
 		o := good
 		c.mod(&o)
@@ -36,6 +41,11 @@ func TestOptionsValidate(t *testing.T) {
 		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: got %v", c.field, err)
 		}
+	}
+	withKey := Options{DataDir: "d", RedisURL: "redis://r:6379/0", Secret: "12345678", AdminToken: "abcdefgh",
+		UserKey: strings.Repeat("k", usertoken.MinKeyLen)}
+	if err := withKey.validate(); err != nil {
+		t.Fatalf("a user key of %d bytes: %v", usertoken.MinKeyLen, err)
 	}
 	o := Options{DataDir: "d", RedisURL: "redis://r:6379/0", Secret: "12345678", AdminToken: "abcdefgh"}
 	if err := o.validate(); err != nil {
@@ -113,4 +123,29 @@ func TestCloseTwiceAndRunAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c2.Close()
+}
+
+// A Run stopped as soon as it began returns: fasthttp's Shutdown closes only the listeners
+// Serve has taken, so a Serve that had not started yet must find its listener closed too.
+func TestStopAsRunBegins(t *testing.T) {
+	for i := range 30 {
+		o := LocalOptions(t.TempDir(), "redis://127.0.0.1:1/0", testSecret, testToken)
+		o.Logger = testLogger()
+		c, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // Run goes straight from starting Serve to Close
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Run still running 20 s after it was stopped", i)
+		}
+	}
 }

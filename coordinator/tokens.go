@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -13,11 +14,14 @@ import (
 type mintBody struct {
 	UserID uint64 `json:"user_id"`
 	RoomID int64  `json:"room_id"`
-	TTLS   int    `json:"ttl_s"` // 1..86400; 0 means 600
+	TTLS   int    `json:"ttl_s"` // 1..MaxTokenTTL; absent means DefaultTokenTTL
 }
 
-// MaxTokenTTL bounds a minted token's life.
-const MaxTokenTTL = 86400
+// Limits of a minted token's life, in seconds.
+const (
+	MaxTokenTTL     = 86400
+	DefaultTokenTTL = 600
+)
 
 type mintAnswer struct {
 	Token     string `json:"token"`
@@ -30,7 +34,7 @@ func (c *Coordinator) handleMint(ctx *fasthttp.RequestCtx) (*mintAnswer, error) 
 	if c.userKey == nil {
 		return nil, errNoUserKey
 	}
-	var b mintBody
+	b := mintBody{TTLS: DefaultTokenTTL} // an absent ttl_s keeps it; an explicit 0 is out of range
 	if e := decodeBody(ctx.PostBody(), &b); e != nil {
 		return nil, e
 	}
@@ -39,11 +43,8 @@ func (c *Coordinator) handleMint(ctx *fasthttp.RequestCtx) (*mintAnswer, error) 
 		return nil, badRequest("user_id", "required, must be > 0")
 	case b.RoomID < 0:
 		return nil, badRequest("room_id", "must be >= 0")
-	case b.TTLS < 0 || b.TTLS > MaxTokenTTL:
-		return nil, badRequest("ttl_s", "must be in 0..86400")
-	}
-	if b.TTLS == 0 {
-		b.TTLS = 600
+	case b.TTLS < 1 || b.TTLS > MaxTokenTTL:
+		return nil, badRequest("ttl_s", fmt.Sprintf("must be in 1..%d", MaxTokenTTL))
 	}
 	exp := time.Now().Add(time.Duration(b.TTLS) * time.Second).Unix()
 	tok := c.userKey.Mint(usertoken.Claims{User: b.UserID, Room: b.RoomID, ExpiresAt: exp})

@@ -24,10 +24,18 @@ func TestMintTokens(t *testing.T) {
 	if err != nil || claims.User != 42 || claims.Room != 7 || claims.ExpiresAt > time.Now().Add(61*time.Second).Unix() {
 		t.Fatalf("minted token %q: %+v %v", a.Token, claims, err)
 	}
-	for _, body := range []string{`{"user_id":0,"room_id":1}`, `{"user_id":1,"room_id":-1}`, `{"user_id":1,"ttl_s":86401}`,
+	for _, body := range []string{`{"user_id":0,"room_id":1}`, `{"user_id":1,"room_id":-1}`, `{"user_id":1,"ttl_s":86401}`, `{"user_id":1,"ttl_s":0}`,
 		`{"user_id":1,"extra":1}`, `{"user_id":"1"}`, `[]`} {
 		st, b := c.call(t, "POST", "/v1/tokens", body)
 		checkError(t, st, b, 400, "bad_request", body)
+	}
+	st, b = c.call(t, "POST", "/v1/tokens", `{"user_id":1}`) // ttl_s absent: the default
+	if err := json.Unmarshal(b, &a); st != 200 || err != nil {
+		t.Fatalf("mint with the default ttl: %d %s", st, b)
+	}
+	if claims, err := usertoken.NewKey([]byte(key)).Verify([]byte(a.Token), time.Now().Unix()); err != nil ||
+		claims.ExpiresAt < time.Now().Add(DefaultTokenTTL*time.Second-time.Minute).Unix() {
+		t.Fatalf("default ttl: %+v %v", claims, err)
 	}
 	st, b = rawCall(t, c.base, "POST", "/v1/tokens", "", `{"user_id":1}`)
 	checkError(t, st, b, 401, "unauthorized", "mint without the admin token")

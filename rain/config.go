@@ -6,17 +6,30 @@ import (
 )
 
 // Config is what an anchor asks for when creating a rain (the POST /v1/rains body).
-// Zero values of the optional fields are replaced by their defaults in Normalize.
+//
+// In Go, zero values of the optional fields are replaced by their defaults in Normalize, and
+// are left out of the JSON (omitempty), so a Go client's zero reaches the admin API as an
+// absent field. In JSON, an absent field takes its default and an explicit one is checked as
+// given: "max_per_user":0 is out of range, not "the default". To decode one, start from
+// DefaultConfig and call Validate before Normalize.
 type Config struct {
-	AnchorID           int64     `json:"anchor_id"`             // > 0
-	RoomID             int64     `json:"room_id"`               // >= 0
-	TotalAmount        int64     `json:"total_amount"`          // cents, total_count..10^12
-	TotalCount         int64     `json:"total_count"`           // 1..100,000,000
-	MaxPerUser         int       `json:"max_per_user"`          // 1..1000; 0 means 1
-	DurationS          int       `json:"duration_s"`            // 1..86400; 0 means 60
-	Algorithm          Algorithm `json:"algorithm"`             // "" means double_average
-	MinClaimIntervalMS int       `json:"min_claim_interval_ms"` // 0..60000; 0 means no limit
-	Remark             string    `json:"remark"`                // <= 256 bytes
+	AnchorID           int64     `json:"anchor_id"`              // > 0
+	RoomID             int64     `json:"room_id"`                // >= 0
+	TotalAmount        int64     `json:"total_amount"`           // cents, total_count..10^12
+	TotalCount         int64     `json:"total_count"`            // 1..100,000,000
+	MaxPerUser         int       `json:"max_per_user,omitempty"` // 1..1000; 0 means 1
+	DurationS          int       `json:"duration_s,omitempty"`   // 1..86400; 0 means 60
+	Algorithm          Algorithm `json:"algorithm,omitempty"`    // double_average, line_cut, equal; "" means double_average
+	MinClaimIntervalMS int       `json:"min_claim_interval_ms"`  // 0..60000; 0 means no limit
+	Remark             string    `json:"remark"`                 // <= 256 bytes
+}
+
+// DefaultConfig is a Config with every optional field at its default: decode a JSON body into
+// it, so an absent field keeps its default and an explicit one, 0 or "" included, is what
+// Validate checks.
+func DefaultConfig() Config {
+	return Config{MaxPerUser: DefaultMaxPerUser, DurationS: DefaultDurationS, Algorithm: DoubleAverage,
+		MinClaimIntervalMS: DefaultClaimInterval}
 }
 
 // FieldError is a validation failure naming the offending JSON field.
@@ -50,8 +63,9 @@ func (c *Config) Normalize() {
 	}
 }
 
-// Validate checks c (after Normalize) against SPEC.md's rules; the first failure is returned
-// as a *FieldError naming the field.
+// Validate checks c against SPEC.md's rules; the first failure is returned as a *FieldError
+// naming the field. A zero optional field is out of range here: Normalize first to give it its
+// default (a Go caller), or not at all (a decoded body, where the zero was explicit).
 func (c *Config) Validate() error {
 	switch {
 	case c.AnchorID <= 0:
@@ -73,8 +87,8 @@ func (c *Config) Validate() error {
 	case len(c.Remark) > MaxRemarkBytes:
 		return fieldErr("remark", "must be at most %d bytes", MaxRemarkBytes)
 	}
-	if _, err := ParseAlgorithm(string(c.Algorithm)); err != nil {
-		return fieldErr("algorithm", "%v", err)
+	if a, err := ParseAlgorithm(string(c.Algorithm)); err != nil || a != c.Algorithm {
+		return fieldErr("algorithm", "must be double_average, line_cut or equal")
 	}
 	return nil
 }

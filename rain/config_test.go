@@ -116,14 +116,47 @@ func TestConfigJSON(t *testing.T) {
 	}
 }
 
-// decodeConfig is what the admin API does with a POST /v1/rains body.
+// decodeConfig is what the admin API does with a POST /v1/rains body: decode over the
+// defaults, validate what was given, then normalize.
 func decodeConfig(data []byte) (Config, error) {
-	var c Config
+	c := DefaultConfig()
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return c, err
 	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
 	c.Normalize()
-	return c, c.Validate()
+	return c, nil
+}
+
+// In JSON an absent optional field takes its default; an explicit one is checked as given, so
+// an explicit 0 (or "") is out of range, never silently the default. A Go zero is sent absent.
+func TestConfigJSONAbsentAndExplicit(t *testing.T) {
+	const base = `"anchor_id":1,"total_amount":100,"total_count":10`
+	c, err := decodeConfig([]byte("{" + base + "}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxPerUser != DefaultMaxPerUser || c.DurationS != DefaultDurationS || c.Algorithm != DoubleAverage ||
+		c.MinClaimIntervalMS != DefaultClaimInterval || c.RoomID != 0 || c.Remark != "" {
+		t.Fatalf("absent fields: %+v, want the defaults", c)
+	}
+	for field, v := range map[string]string{"max_per_user": "0", "duration_s": "0", "algorithm": `""`} {
+		_, err := decodeConfig([]byte("{" + base + `,"` + field + `":` + v + "}"))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("explicit %s %s: %v, want a FieldError naming it", field, v, err)
+		}
+	}
+	if c, err := decodeConfig([]byte("{" + base + `,"min_claim_interval_ms":0,"room_id":0,"remark":""}`)); err != nil || c.MinClaimIntervalMS != 0 {
+		t.Errorf("explicit zeros in range: %+v %v", c, err)
+	}
+	out, _ := json.Marshal(Config{AnchorID: 1, TotalAmount: 100, TotalCount: 10})
+	back, err := decodeConfig(out)
+	if err != nil || back.MaxPerUser != DefaultMaxPerUser || back.DurationS != DefaultDurationS {
+		t.Errorf("a Go config with zero optional fields, sent as %s: %+v %v", out, back, err)
+	}
 }

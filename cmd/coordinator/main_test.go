@@ -116,6 +116,9 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 			if code != 2 || strings.Contains(line, "\n") {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
 			}
+			if !strings.HasPrefix(line, "coordinator: ") || strings.HasPrefix(line, "coordinator: coordinator:") {
+				t.Errorf("stderr %q: want the prefix \"coordinator: \" once", line)
+			}
 			for _, w := range c.want {
 				if !strings.Contains(line, w) {
 					t.Errorf("stderr %q does not name %q", line, w)

@@ -44,7 +44,9 @@ func TestBadFlagExits2(t *testing.T) {
 	cmd.Env = append(os.Environ(), "REDRAIN_NODE_MAIN=1")
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "no-such-flag") {
+	line := strings.TrimSpace(string(out))
+	if !ok || ee.ExitCode() != 2 || strings.Count(line, "\n") != 0 || !strings.Contains(line, "no-such-flag") ||
+		!strings.HasPrefix(line, "node: ") || strings.HasPrefix(line, "node: node:") {
 		t.Fatalf("exit %v, output %q", err, out)
 	}
 }
@@ -126,6 +128,9 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 			line := strings.TrimSpace(stderr)
 			if code != 2 || strings.Contains(line, "\n") {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
+			}
+			if !strings.HasPrefix(line, "node: ") || strings.HasPrefix(line, "node: node:") {
+				t.Errorf("stderr %q: want the prefix \"node: \" once", line)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(line, w) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 )
 
 // NewLogger writes text to a terminal and JSON otherwise.
@@ -16,8 +17,19 @@ func NewLogger(w *os.File) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
-// BadUsage prints one line naming the program and the problem, and exits 2.
+// BadUsage prints one line naming the program and the problem (UsageLine), and exits 2.
 func BadUsage(prog string, err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	fmt.Fprintln(os.Stderr, UsageLine(prog, err))
 	os.Exit(2)
+}
+
+// UsageLine is "prog: problem" on one line. The packages' errors already start with their
+// name ("node: bad options: ..."), so the prefix is added only when the message lacks it, and
+// appears once either way.
+func UsageLine(prog string, err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if strings.HasPrefix(msg, prog+": ") {
+		return msg
+	}
+	return prog + ": " + msg
 }

@@ -38,6 +38,10 @@ const (
 	Len        = signedLen + 1 + macB64 // 79
 )
 
+// MinKeyLen is the shortest user key accepted, by the node (--user-key in token mode) and by
+// the coordinator (--user-key, for minting) alike: one rule, kept here.
+const MinKeyLen = 16
+
 // Claims are what a token says.
 type Claims struct {
 	User      uint64
