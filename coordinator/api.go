@@ -222,9 +222,14 @@ func orDefault(s, d string) string {
 }
 
 // authorized compares the bearer token in constant time (over hashes, so the length of the
-// token does not leak either).
+// token does not leak either). Two Authorization headers are an ambiguous credential: refused,
+// as the node refuses two identity headers.
 func (c *Coordinator) authorized(ctx *fasthttp.RequestCtx) bool {
-	h := ctx.Request.Header.Peek("Authorization")
+	all := ctx.Request.Header.PeekAll("Authorization")
+	if len(all) != 1 {
+		return false
+	}
+	h := all[0]
 	const scheme = "bearer " // the scheme is case-insensitive (RFC 9110 11.1)
 	if len(h) < len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
 		return false

@@ -402,3 +402,25 @@ func TestNodesAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Two Authorization headers are an ambiguous credential: 401, even when one of them is right.
+func TestTwoAuthorizationHeadersRefused(t *testing.T) {
+	c := newAPI(t)
+	for _, pair := range [][2]string{{"Bearer " + testToken, "Bearer wrong"}, {"Bearer " + testToken, "Bearer " + testToken}} {
+		req, err := http.NewRequest("GET", c.base+"/v1/nodes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Add("Authorization", pair[0])
+		req.Header.Add("Authorization", pair[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, b := readBody(t, resp)
+		checkError(t, st, b, 401, "unauthorized", "two Authorization headers")
+	}
+	if st, b := c.call(t, "GET", "/v1/nodes", ""); st != 200 {
+		t.Fatalf("one Authorization header: %d %s", st, b)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/gossip"
+	"redrain/internal/usertoken"
 )
 
 // Options configure a node. Zero values mean the default noted on each field, except where
@@ -129,8 +130,8 @@ func (o *Options) validate() error {
 		return bad("wallet-group", "at most 256 bytes")
 	case o.Auth != "" && o.Auth != AuthGateway && o.Auth != AuthToken:
 		return bad("auth", "must be gateway or token")
-	case o.Auth == AuthToken && len(o.UserKey) < 16:
-		return bad("user-key", "required in token mode, at least 16 bytes")
+	case o.Auth == AuthToken && len(o.UserKey) < usertoken.MinKeyLen:
+		return bad("user-key", fmt.Sprintf("required in token mode, at least %d bytes", usertoken.MinKeyLen))
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	}
