@@ -210,10 +210,7 @@ func Compare(ctx context.Context, o CompareOptions) (*CompareResults, error) {
 	o.defaults()
 	c := &comparer{o: o, res: &CompareResults{Command: o.Command, Nodes: o.Nodes, Rain: o.Rain,
 		Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Pinned: o.Pin},
-		Load:    LoadSpec{Mode: "closed", Users: o.Load.Users, Conns: o.Load.Conns, Rate: o.Load.Rate, TimeS: o.Load.Time.Seconds()}}}
-	if o.Load.Rate > 0 {
-		c.res.Load.Mode = "open"
-	}
+		Load:    SpecOf(o.Load)}}
 	if err := c.makeDir(); err != nil {
 		return nil, err
 	}

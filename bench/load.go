@@ -45,6 +45,9 @@ type LoadResult struct {
 	Elapsed      time.Duration // first send to last answer
 	Stop         string        // StopDrained, StopUsersDone, StopTime or StopCancelled
 	Exhausted    []bool        // per node (LoadOptions.Nodes order): it answered exhausted
+	// CPU is this process's user+sys time over the load: the driver's cost (and whatever else
+	// the process did meanwhile, e.g. a progress display or an attack).
+	CPU time.Duration
 	// With LoadOptions.Split: every answer's latency by whether Split was up when it was sent.
 	LatencyOn, LatencyOff *hdrhistogram.Histogram
 }
@@ -209,10 +212,10 @@ func Load(ctx context.Context, o LoadOptions) *LoadResult {
 			w.on, w.off = NewHistogram(), NewHistogram()
 		}
 	}
+	cpu0, start := SelfCPU(), time.Now()
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, o.Time)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(o.Time))
 	defer cancel()
-	start := time.Now()
 	if o.Rate > 0 {
 		l.sched = &Schedule{Start: start, Rate: o.Rate}
 	}
@@ -225,7 +228,7 @@ func Load(ctx context.Context, o LoadOptions) *LoadResult {
 		go func() { defer wg.Done(); l.work(ctx, w) }()
 	}
 	wg.Wait()
-	res := &LoadResult{Start: start, Elapsed: time.Since(start), Stop: l.why(parent)}
+	res := &LoadResult{Start: start, Elapsed: time.Since(start), Stop: l.why(parent), CPU: SelfCPU() - cpu0}
 	close(done)
 	res.Series = <-series
 	l.gather(res)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"redrain/internal/proc"
 )
@@ -43,6 +46,16 @@ func ProcCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad times %q %q", pid, f[11], f[12])
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// SelfCPU is this process's user+sys CPU time so far, all threads (getrusage: microseconds,
+// where /proc counts 10 ms ticks); 0 if the kernel refuses.
+func SelfCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ProcPeakRSS is a process's peak resident set size (VmHWM of /proc/PID/status), in bytes.
@@ -118,4 +131,17 @@ func sumProcs(ps []ProcFigures) (cpu float64, peak int64) {
 		peak += p.PeakBytes
 	}
 	return cpu, peak
+}
+
+// StartCPUProfile writes this process's CPU profile (pprof) to path until stop is called.
+func StartCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }

@@ -34,6 +34,8 @@ Usage:
                          a table with ratios, results.json and a chart (--out)
   bench baseline [flags] serve the seed's design (one Redis list per rain, one RPOP per claim)
                          until interrupted, e.g. for wrk or hey
+  bench load [flags]     drive claims at running claim servers with the load driver alone (no
+                         set-up, no checks): answers/s, latency, bench's own CPU per answer
   bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
                          a node leaving, claims flowing throughout; every invariant checked
   bench help [command]   show help
@@ -56,6 +58,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"compare":  cmdCompare,
 	"baseline": cmdBaseline,
 	"chaos":    cmdChaos,
+	"load":     cmdLoad,
 }
 
 func main() {
@@ -180,6 +183,7 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.Float64Var(&o.Attack.IPRate, "ip-rate", 50, "with --attack: node --ip-rate, claims/s per client address")
 	fs.IntVar(&o.Attack.IPBurst, "ip-burst", 100, "with --attack: node --ip-burst")
 	fs.IntVar(&o.Attack.MaxConnsPerIP, "max-conns-per-ip", 500, "with --attack: node --max-conns-per-ip")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write bench's CPU profile over the load (pprof) to this file")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "local cluster: directory of the node and coordinator binaries (default: bench's)")
 	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
