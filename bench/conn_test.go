@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,6 +236,26 @@ func TestLoadKeepsBrokenAnswers(t *testing.T) {
 	}
 	if by["network"] == 0 || by["ok"] == 0 || by["store_unavailable"] == 0 {
 		t.Fatalf("answers by word %v", by)
+	}
+}
+
+func TestUseProcs(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	undo1 := useProcs(1)
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("GOMAXPROCS %d during a load, want 1", got)
+	}
+	undo2 := useProcs(3) // a second load asking for more gets it
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Fatalf("GOMAXPROCS %d with a load asking 3, want 3", got)
+	}
+	undo1()
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Fatalf("GOMAXPROCS %d while a load still runs, want 3", got)
+	}
+	undo2()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("GOMAXPROCS %d after the loads, want %d", got, before)
 	}
 }
 

@@ -92,8 +92,8 @@ func (o *RunOptions) validate() error {
 // ("" when both are fine).
 func loadProblem(l LoadOptions, progress string) string {
 	switch {
-	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0:
-		return "users, conns, rate and time must not be negative"
+	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0 || l.Procs < 0:
+		return "users, conns, rate, time and procs must not be negative"
 	case progress != "" && !slices.Contains(ProgressModes, progress):
 		return fmt.Sprintf("Progress (--progress) must be one of %v", ProgressModes)
 	}

@@ -57,6 +57,7 @@ func parseLoad(args []string, lookup func(string) (string, bool), helpOut io.Wri
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load")
 	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "progress interval")
+	fs.IntVar(&o.Load.Procs, "load-procs", 1, "threads (GOMAXPROCS) of the load driver while it runs")
 	fs.StringVar(&o.progress, "progress", bench.ProgressOff, "auto, bar, plain or off")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write bench's CPU profile (pprof) to this file")
 	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
@@ -74,8 +75,8 @@ func parseLoad(args []string, lookup func(string) (string, bool), helpOut io.Wri
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case *nodes == "" || o.Load.Code == "":
 		return o, errors.New("--nodes and --code are required")
-	case o.Load.Users < 1 || o.Load.Conns < 1 || o.Load.Rate < 0 || o.Load.Time <= 0:
-		return o, errors.New("--users and --conns must be >= 1, --rate >= 0, --time > 0")
+	case o.Load.Users < 1 || o.Load.Conns < 1 || o.Load.Procs < 1 || o.Load.Rate < 0 || o.Load.Time <= 0:
+		return o, errors.New("--users, --conns and --load-procs must be >= 1, --rate >= 0, --time > 0")
 	}
 	o.Load.Nodes = flagenv.List(*nodes)
 	return o, nil

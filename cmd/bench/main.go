@@ -170,6 +170,7 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second, latency from each tap's scheduled time (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load; it ends earlier when every user is done or the rain is drained")
 	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "time-series and progress interval")
+	fs.IntVar(&o.Load.Procs, "load-procs", 1, "threads (GOMAXPROCS) of the load driver while it runs")
 	fs.DurationVar(&o.SettleTimeout, "settle-timeout", time.Minute, "longest wait for Redis to catch up with the journals")
 	fs.StringVar(&o.Out, "out", "", "write DIR/results.json")
 	fs.StringVar(&o.Progress, "progress", bench.ProgressAuto, "auto (a bar on a terminal, lines otherwise), bar, plain or off")

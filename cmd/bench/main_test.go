@@ -131,6 +131,8 @@ func TestDispatch(t *testing.T) {
 		{[]string{"load", "--code", "x"}, exitUsage, ""}, // no --nodes
 		{[]string{"load", "--nodes", "127.0.0.1:1", "--code", "x", "--conns", "0"}, exitUsage, ""},
 		{[]string{"run", "--help"}, exitOK, "-cpuprofile"},
+		{[]string{"load", "--nodes", "127.0.0.1:1", "--code", "x", "--load-procs", "0"}, exitUsage, ""},
+		{[]string{"run", "--load-procs", "-1"}, exitUsage, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {
