@@ -2,12 +2,16 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
 	"redrain/internal/proc"
@@ -122,6 +126,52 @@ func peakRSS(procs []*proc.Proc) ([]ProcFigures, error) {
 		out[i].CPUSeconds = 0
 	}
 	return out, err
+}
+
+// RedisCPU is a Redis server's user+sys CPU time so far, all its threads (INFO cpu:
+// used_cpu_sys + used_cpu_user), in seconds. It works for a Redis on another machine too.
+func RedisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO cpu: %w", err)
+	}
+	return parseRedisCPU(info)
+}
+
+// parseRedisCPU adds used_cpu_sys and used_cpu_user of an INFO cpu answer.
+func parseRedisCPU(info string) (float64, error) {
+	var sum float64
+	found := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return 0, fmt.Errorf("redis INFO cpu: %s %q", k, v)
+		}
+		sum += f
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("redis INFO cpu: no used_cpu_sys and used_cpu_user")
+	}
+	return sum, nil
+}
+
+// redisProc is the name of the Redis process among a round's processes (proc.Start's name).
+const redisProc = "redis"
+
+// serverCPU adds the CPU seconds of the processes of ps that are not Redis.
+func serverCPU(ps []ProcFigures) float64 {
+	var cpu float64
+	for _, p := range ps {
+		if p.Name != redisProc {
+			cpu += p.CPUSeconds
+		}
+	}
+	return cpu
 }
 
 // sumProcs adds the CPU seconds and the peak RSS of ps.
