@@ -15,7 +15,8 @@ import (
 
 // cmdLoad drives claims at running claim servers (nodes, or `bench baseline`) with bench's load
 // driver alone: no cluster, no rain set-up, no checks. It prints what the driver saw and its own
-// CPU time per answer, to set beside wrk's against the same server.
+// CPU time per answer, to set beside wrk's against the same server (scripts/driver-vs-wrk.sh),
+// also when interrupted.
 func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseLoad(args, os.LookupEnv, stdout)
 	if code, ok := parsed("bench load", err, stderr); !ok {
@@ -29,19 +30,18 @@ func cmdLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	o.Load.Live = &bench.Live{}
-	stop := bench.ShowProgress(o.progress, stderr, o.Load.Live, 0, 0, o.Load.Interval)
 	l := bench.Load(ctx, o.Load)
-	stop()
 	res := &bench.Results{Code: o.Load.Code, Nodes: o.Load.Nodes, Load: bench.SpecOf(o.Load)}
 	res.FillLoad(l)
 	bench.LoadTable(stdout, res)
+	if ctx.Err() != nil {
+		return exitInterrupt
+	}
 	return exitOK
 }
 
 type loadArgs struct {
 	Load       bench.LoadOptions
-	progress   string
 	cpuProfile string
 }
 
@@ -56,9 +56,7 @@ func parseLoad(args []string, lookup func(string) (string, bool), helpOut io.Wri
 	fs.IntVar(&o.Load.Conns, "conns", 64, "concurrent requests (closed loop: workers tapping back to back)")
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load")
-	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "progress interval")
 	fs.IntVar(&o.Load.Procs, "load-procs", 1, "threads (GOMAXPROCS) of the load driver while it runs")
-	fs.StringVar(&o.progress, "progress", bench.ProgressOff, "auto, bar, plain or off")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write bench's CPU profile (pprof) to this file")
 	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
