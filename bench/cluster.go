@@ -183,7 +183,7 @@ func startRedis(ctx context.Context, bin, addr, dir string, rdb *redis.Client) (
 		return nil, err
 	}
 	host, port, _ := strings.Cut(addr, ":")
-	p, err := proc.Start("redis", bin, []string{"--port", port, "--bind", host, "--save", "",
+	p, err := proc.Start(redisProc, bin, []string{"--port", port, "--bind", host, "--save", "",
 		"--appendonly", "no", "--dir", rdir}, nil, filepath.Join(dir, "redis.log"))
 	if err != nil {
 		return nil, err

@@ -45,6 +45,10 @@ func TestCompareTiny(t *testing.T) {
 		if f.Claims != 3000 || f.ClaimsPerSec <= 0 || f.P99US <= 0 || f.CPUSeconds <= 0 || f.PeakBytes <= 0 || f.Errors != 0 || !f.Verified {
 			t.Fatalf("side figures %+v", f)
 		}
+		if f.ServerCPUSeconds <= 0 || f.ServerCPUSeconds >= f.CPUSeconds || f.RedisCPUSeconds <= 0 || f.LoadCPUSeconds <= 0 ||
+			f.ServerUSPerClaim <= 0 || f.RedisUSPerClaim <= 0 || f.LoadUSPerClaim <= 0 || f.RedisAbsorbs <= 0 {
+			t.Fatalf("cost figures %+v", f)
+		}
 	}
 	for _, r := range back.Rounds {
 		if r.Results == nil || !r.Results.Drained || len(r.Results.Series) == 0 || len(r.Processes) < 2 {
@@ -58,7 +62,7 @@ func TestCompareTiny(t *testing.T) {
 		p.Ours.BytesPerPacket <= 0 || p.Baseline.BytesPerPacket <= 0 || p.Ratio <= 0 || p.Ours.Nodes != 2 {
 		t.Fatalf("prepare %+v", back.Prepare)
 	}
-	if len(back.Targets) != 6 || back.Chart != filepath.Join(out, "compare.png") {
+	if len(back.Targets) != 8 || back.Chart != filepath.Join(out, "compare.png") {
 		t.Fatalf("targets %+v chart %q", back.Targets, back.Chart)
 	}
 	png, err := os.ReadFile(back.Chart)
@@ -67,7 +71,8 @@ func TestCompareTiny(t *testing.T) {
 	}
 	var table bytes.Buffer
 	bench.CompareTable(&table, res)
-	for _, want := range []string{"ours/baseline", "prepare 20,000 packets", "targets:", "chart: " + back.Chart} {
+	for _, want := range []string{"ours/baseline", "prepare 20,000 packets", "targets:", "chart: " + back.Chart,
+		"one Redis absorbs", "load µs/claim"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,16 +17,19 @@ type LoadOptions struct {
 	Code      string        // the rain
 	Users     int           // simulated users, ids FirstUser .. FirstUser+Users-1; 0 means 1000
 	FirstUser uint64        // 0 means 1
-	Conns     int           // workers: requests in flight at most (both loops); 0 means 64
+	Conns     int           // workers (each keeps a connection per node): requests in flight at most; 0 means 64
 	Rate      float64       // > 0: open loop at this many taps/s, latency from the scheduled send time
 	Time      time.Duration // the load stops after this; 0 means 10 s
 	Interval  time.Duration // resolution of the time series; 0 means 1 s
-	Claimer   *Claimer      // nil: NewClaimer(Conns)
 	Live      *Live         // optional: running totals, for a progress display
 	// Token mode and per-address limits (bench run --attack).
 	Token     func(user uint64) string // non-nil: each user's bearer token, minted once
-	LocalAddr func(worker int) string  // non-nil: each worker's own claimer bound to this local IP
+	LocalAddr func(worker int) string  // non-nil: each worker's connections bound to this local IP
 	Split     *atomic.Bool             // non-nil: latencies also split by its value at each send
+	// Procs is GOMAXPROCS while the load runs (process-wide, restored after); 0 means 1: one
+	// thread runs every worker, as `wrk -t1` does, which costs less CPU per answer than waking
+	// a second thread for answers. Raise it when one core cannot keep up with the servers.
+	Procs int
 }
 
 // Why a load stopped.
@@ -45,6 +50,9 @@ type LoadResult struct {
 	Elapsed      time.Duration // first send to last answer
 	Stop         string        // StopDrained, StopUsersDone, StopTime or StopCancelled
 	Exhausted    []bool        // per node (LoadOptions.Nodes order): it answered exhausted
+	// CPU is this process's user+sys time over the load: the driver's cost (and whatever else
+	// the process did meanwhile, e.g. a progress display or an attack).
+	CPU time.Duration
 	// With LoadOptions.Split: every answer's latency by whether Split was up when it was sent.
 	LatencyOn, LatencyOff *hdrhistogram.Histogram
 }
@@ -142,16 +150,16 @@ const (
 	nodeOver                 // finished, unknown_rain: likewise, but not "drained"
 )
 
-// judge decides what a simulated user does after answer a.
-func judge(a Answer) verdict {
-	switch {
-	case a.Status == 200:
+// judge decides what a simulated user does after an answer of status with error word word.
+func judge(status int, word []byte) verdict {
+	switch w := string(word); {
+	case status == 200:
 		return tapAgain
-	case a.Error == "exhausted":
+	case w == "exhausted":
 		return nodeEmpty
-	case a.Error == "finished" || a.Error == "unknown_rain":
+	case w == "finished" || w == "unknown_rain":
 		return nodeOver
-	case a.Error == "user_limit" || a.Error == "bad_user":
+	case w == "user_limit" || w == "bad_user":
 		return userDone
 	}
 	return tapAgain
@@ -165,10 +173,11 @@ type simUser struct {
 
 // worker drives its own share of the users, round robin, one request at a time.
 type worker struct {
-	claimer *Claimer // nil: the loader's
+	local   string       // its connections' local IP ("" = any)
+	conns   []*claimConn // by node, dialed on first use
 	on, off *hdrhistogram.Histogram
 	users   []simUser
-	answers []Answer
+	chunks  []*recChunk // every answer, in order
 	all, ok *hdrhistogram.Histogram
 
 	mu                  sync.Mutex // guards the current interval's figures
@@ -176,9 +185,34 @@ type worker struct {
 	ivAnswers, ivClaims int64
 }
 
+// answerRec is an answer as a worker keeps it during the load, in 32 bytes. It holds no
+// pointer, so the garbage collector never scans the records; its text (the claim_id of a 200,
+// else the error word or the network error) is in its chunk's text. gather makes Answers of them.
+type answerRec struct {
+	user    uint64
+	amount  int64
+	textOff uint32
+	node    uint32
+	textLen uint16
+	status  uint16
+	isID    bool // the text is a claim_id (a 200 that parsed)
+}
+
+// recChunk is up to chunkRecs answers and their texts: a worker's answers are kept in chunks
+// allocated once each, never copied as one growing slice would be.
+type recChunk struct {
+	recs []answerRec
+	text []byte
+}
+
+const (
+	chunkRecs = 4096
+	// maxErrorText bounds the text kept of one network or protocol error.
+	maxErrorText = 256
+)
+
 type loader struct {
 	o       LoadOptions
-	claimer *Claimer
 	nodes   []atomic.Int32
 	sched   *Schedule // nil: closed loop
 	live    *Live
@@ -193,26 +227,25 @@ type loader struct {
 // o.Conns workers is free, and latency counts from the due time.
 func Load(ctx context.Context, o LoadOptions) *LoadResult {
 	o = o.withDefaults()
-	l := &loader{o: o, claimer: o.Claimer, nodes: make([]atomic.Int32, len(o.Nodes)), live: o.Live}
-	if l.claimer == nil {
-		l.claimer = NewClaimer(o.Conns)
-	}
+	l := &loader{o: o, nodes: make([]atomic.Int32, len(o.Nodes)), live: o.Live}
 	if l.live == nil {
 		l.live = &Live{}
 	}
 	l.workers = splitUsers(o)
 	for i, w := range l.workers {
+		w.conns = make([]*claimConn, len(o.Nodes))
 		if o.LocalAddr != nil {
-			w.claimer = NewClaimerFrom(1, o.LocalAddr(i))
+			w.local = o.LocalAddr(i)
 		}
 		if o.Split != nil {
 			w.on, w.off = NewHistogram(), NewHistogram()
 		}
 	}
+	defer useProcs(o.Procs)()
+	cpu0, start := SelfCPU(), time.Now()
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, o.Time)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(o.Time))
 	defer cancel()
-	start := time.Now()
 	if o.Rate > 0 {
 		l.sched = &Schedule{Start: start, Rate: o.Rate}
 	}
@@ -225,7 +258,7 @@ func Load(ctx context.Context, o LoadOptions) *LoadResult {
 		go func() { defer wg.Done(); l.work(ctx, w) }()
 	}
 	wg.Wait()
-	res := &LoadResult{Start: start, Elapsed: time.Since(start), Stop: l.why(parent)}
+	res := &LoadResult{Start: start, Elapsed: time.Since(start), Stop: l.why(parent), CPU: SelfCPU() - cpu0}
 	close(done)
 	res.Series = <-series
 	l.gather(res)
@@ -248,7 +281,36 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 	}
+	if o.Procs <= 0 {
+		o.Procs = 1
+	}
 	return o
+}
+
+// procs are the loads running in this process and the GOMAXPROCS they found.
+var procs struct {
+	sync.Mutex
+	loads, saved int
+}
+
+// useProcs sets GOMAXPROCS to n for a load (to the most any running load asked for) and
+// returns what restores it once the last running load is over.
+func useProcs(n int) (restore func()) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.loads == 0 {
+		procs.saved = runtime.GOMAXPROCS(n)
+	} else if n > runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
+	}
+	procs.loads++
+	return func() {
+		procs.Lock()
+		defer procs.Unlock()
+		if procs.loads--; procs.loads == 0 {
+			runtime.GOMAXPROCS(procs.saved)
+		}
+	}
 }
 
 // splitUsers deals the users round robin to min(Conns, Users) workers.
@@ -270,6 +332,7 @@ func splitUsers(o LoadOptions) []*worker {
 }
 
 func (l *loader) work(ctx context.Context, w *worker) {
+	defer w.closeConns()
 	var timer *time.Timer
 	for i := 0; len(w.users) > 0 && ctx.Err() == nil; {
 		if i >= len(w.users) {
@@ -287,20 +350,14 @@ func (l *loader) work(ctx context.Context, w *worker) {
 				return
 			}
 		}
-		c := l.claimer
-		if w.claimer != nil {
-			c = w.claimer
-		}
 		under := l.o.Split != nil && l.o.Split.Load()
-		a := c.ClaimWith(l.o.Nodes[u.node], l.o.Code, u.id, u.token, nil, nil)
-		lat := time.Since(due)
-		w.record(a, lat, l.live)
+		status, word, lat := w.tap(l, u, due)
 		if under {
 			record(w.on, lat.Microseconds())
 		} else if w.off != nil {
 			record(w.off, lat.Microseconds())
 		}
-		switch judge(a) {
+		switch judge(status, word) {
 		case tapAgain:
 			i++
 		case userDone:
@@ -343,23 +400,110 @@ func (w *worker) drop(i int) {
 	w.users = w.users[:last]
 }
 
-func (w *worker) record(a Answer, lat time.Duration, live *Live) {
+// tap sends u's claim and records the answer; it returns the answer's status and error
+// word (valid until the next tap) and its latency from due.
+func (w *worker) tap(l *loader, u simUser, due time.Time) (status int, word []byte, lat time.Duration) {
+	k := w.conns[u.node]
+	if k == nil {
+		k = newClaimConn(l.o.Nodes[u.node], l.o.Code, w.local)
+		w.conns[u.node] = k
+	}
+	status, body, err := k.claim(u.id, u.token, due)
+	lat = time.Since(due)
+	c := w.chunk()
+	r := answerRec{user: u.id, node: uint32(u.node), status: uint16(status), textOff: uint32(len(c.text))}
+	switch {
+	case err != nil && status == 0:
+		c.text = appendError(c.text, "", err.Error())
+	case err != nil:
+		c.text = appendError(c.text, "undecodable answer: ", err.Error())
+	default:
+		amount, id, wd, perr := ParseAnswer(body)
+		switch {
+		case perr != nil:
+			c.text = appendError(c.text, "undecodable answer: ", strconv.Quote(string(body[:min(len(body), 64)])))
+		case status == 200:
+			r.amount, r.isID = amount, true
+			c.text = append(c.text, id...)
+		default:
+			r.amount = amount
+			c.text = append(c.text, wd...)
+		}
+	}
+	r.textLen = uint16(len(c.text) - int(r.textOff))
+	c.recs = append(c.recs, r)
+	w.record(r, lat, l.live)
+	if r.isID {
+		return status, nil, lat
+	}
+	return status, c.text[r.textOff:], lat
+}
+
+// chunk is the chunk the next answer goes to.
+func (w *worker) chunk() *recChunk {
+	if n := len(w.chunks); n > 0 && len(w.chunks[n-1].recs) < chunkRecs {
+		return w.chunks[n-1]
+	}
+	c := &recChunk{recs: make([]answerRec, 0, chunkRecs), text: make([]byte, 0, 32*chunkRecs)}
+	w.chunks = append(w.chunks, c)
+	return c
+}
+
+// appendError appends prefix and at most maxErrorText bytes of msg (a rare path: it may allocate).
+func appendError(text []byte, prefix, msg string) []byte {
+	return append(append(text, prefix...), msg[:min(len(msg), maxErrorText)]...)
+}
+
+func (w *worker) closeConns() {
+	for _, k := range w.conns {
+		if k != nil {
+			k.close()
+		}
+	}
+}
+
+func (w *worker) record(r answerRec, lat time.Duration, live *Live) {
 	us := lat.Microseconds()
-	w.answers = append(w.answers, a)
 	record(w.all, us)
 	live.answers.Add(1)
 	w.mu.Lock()
 	w.ivAnswers++
-	if a.Status == 200 {
+	if r.status == 200 {
 		w.ivClaims++
 		record(w.ivOK, us)
 	}
 	w.mu.Unlock()
-	if a.Status == 200 {
+	if r.status == 200 {
 		record(w.ok, us)
 		live.claims.Add(1)
-		live.amount.Add(a.Amount)
+		live.amount.Add(r.amount)
 	}
+}
+
+// answers appends w's answers to out as Answers. Their claim_ids and words are substrings of
+// one string per chunk.
+func (w *worker) answers(nodes []string, out []Answer) []Answer {
+	for _, c := range w.chunks {
+		text := string(c.text)
+		for _, r := range c.recs {
+			a := Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
+			if t := text[r.textOff : r.textOff+uint32(r.textLen)]; r.isID {
+				a.ClaimID = t
+			} else {
+				a.Error = t
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (w *worker) count() int {
+	n := 0
+	for _, c := range w.chunks {
+		n += len(c.recs)
+	}
+	return n
 }
 
 // collect closes an interval every o.Interval until done, then the last partial one.
@@ -433,13 +577,13 @@ func (l *loader) gather(res *LoadResult) {
 	n := 0
 	alls, oks := make([]*hdrhistogram.Histogram, 0, len(l.workers)), make([]*hdrhistogram.Histogram, 0, len(l.workers))
 	for _, w := range l.workers {
-		n += len(w.answers)
+		n += w.count()
 		alls, oks = append(alls, w.all), append(oks, w.ok)
 	}
 	res.Answers = make([]Answer, 0, n)
 	for _, w := range l.workers {
-		res.Answers = append(res.Answers, w.answers...)
-		w.answers = nil
+		res.Answers = w.answers(l.o.Nodes, res.Answers)
+		w.chunks = nil
 	}
 	res.Latency, res.ClaimLatency = MergeHistograms(alls...), MergeHistograms(oks...)
 	if l.o.Split != nil {

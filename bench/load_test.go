@@ -202,7 +202,7 @@ func TestJudge(t *testing.T) {
 		{Answer{Status: 0, Error: "dial tcp: connection refused"}, tapAgain},
 		{Answer{Status: 400, Error: "bad_user"}, userDone},
 	} {
-		if got := judge(c.a); got != c.want {
+		if got := judge(c.a.Status, []byte(c.a.Error)); got != c.want {
 			t.Errorf("judge(%+v) = %v, want %v", c.a, got, c.want)
 		}
 	}

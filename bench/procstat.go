@@ -2,10 +2,17 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
 
 	"redrain/internal/proc"
 )
@@ -43,6 +50,16 @@ func ProcCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad times %q %q", pid, f[11], f[12])
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// SelfCPU is this process's user+sys CPU time so far, all threads (getrusage: microseconds,
+// where /proc counts 10 ms ticks); 0 if the kernel refuses.
+func SelfCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ProcPeakRSS is a process's peak resident set size (VmHWM of /proc/PID/status), in bytes.
@@ -111,6 +128,52 @@ func peakRSS(procs []*proc.Proc) ([]ProcFigures, error) {
 	return out, err
 }
 
+// RedisCPU is a Redis server's user+sys CPU time so far, all its threads (INFO cpu:
+// used_cpu_sys + used_cpu_user), in seconds. It works for a Redis on another machine too.
+func RedisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO cpu: %w", err)
+	}
+	return parseRedisCPU(info)
+}
+
+// parseRedisCPU adds used_cpu_sys and used_cpu_user of an INFO cpu answer.
+func parseRedisCPU(info string) (float64, error) {
+	var sum float64
+	found := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return 0, fmt.Errorf("redis INFO cpu: %s %q", k, v)
+		}
+		sum += f
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("redis INFO cpu: no used_cpu_sys and used_cpu_user")
+	}
+	return sum, nil
+}
+
+// redisProc is the name of the Redis process among a round's processes (proc.Start's name).
+const redisProc = "redis"
+
+// serverCPU adds the CPU seconds of the processes of ps that are not Redis.
+func serverCPU(ps []ProcFigures) float64 {
+	var cpu float64
+	for _, p := range ps {
+		if p.Name != redisProc {
+			cpu += p.CPUSeconds
+		}
+	}
+	return cpu
+}
+
 // sumProcs adds the CPU seconds and the peak RSS of ps.
 func sumProcs(ps []ProcFigures) (cpu float64, peak int64) {
 	for _, p := range ps {
@@ -118,4 +181,17 @@ func sumProcs(ps []ProcFigures) (cpu float64, peak int64) {
 		peak += p.PeakBytes
 	}
 	return cpu, peak
+}
+
+// StartCPUProfile writes this process's CPU profile (pprof) to path until stop is called.
+func StartCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }

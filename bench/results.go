@@ -33,7 +33,8 @@ type Results struct {
 	Claims        int64               `json:"claims"` // 200 answers
 	ClaimsPerSec  float64             `json:"claims_per_s"`
 	AnswersPerSec float64             `json:"answers_per_s"`
-	ByStatus      map[string]int64    `json:"by_status"` // "ok", or the error word, "network", "http_NNN"
+	LoadCPUS      float64             `json:"load_cpu_s"` // bench's own CPU time over the load (the driver's)
+	ByStatus      map[string]int64    `json:"by_status"`  // "ok", or the error word, "network", "http_NNN"
 	ClaimLatency  Latency             `json:"claim_latency_us"`
 	AnswerLatency Latency             `json:"answer_latency_us"`
 	Amounts       Amounts             `json:"amounts"` // of the 200 answers, cents
@@ -55,6 +56,16 @@ type LoadSpec struct {
 	Conns int     `json:"conns"`
 	Rate  float64 `json:"rate,omitempty"`
 	TimeS float64 `json:"time_s"`
+}
+
+// SpecOf is the load o applies, as results record it.
+func SpecOf(o LoadOptions) LoadSpec {
+	o = o.withDefaults()
+	s := LoadSpec{Mode: "closed", Users: o.Users, Conns: o.Conns, Rate: o.Rate, TimeS: o.Time.Seconds()}
+	if o.Rate > 0 {
+		s.Mode = "open"
+	}
+	return s
 }
 
 // Latency summarises a histogram in microseconds.
@@ -105,6 +116,7 @@ func StatusWord(a Answer) string {
 // FillLoad sets the answer-derived fields of r from a load.
 func (r *Results) FillLoad(l *LoadResult) {
 	r.StartedAt, r.ElapsedS, r.Stop, r.Series = l.Start, l.Elapsed.Seconds(), l.Stop, l.Series
+	r.LoadCPUS = l.CPU.Seconds()
 	r.Drained = l.Drained()
 	r.ByStatus = map[string]int64{}
 	r.Amounts = Amounts{}
@@ -159,9 +171,7 @@ func Table(w io.Writer, r *Results) error {
 	row("stopped", "%s after %.2f s", r.Stop, r.ElapsedS)
 	row("claims/s", "%s  (%s claims; %s answers, %s/s)", Commas(int64(r.ClaimsPerSec+0.5)), Commas(r.Claims),
 		Commas(r.Answers), Commas(int64(r.AnswersPerSec+0.5)))
-	row("answers", "%s", statusLine(r.ByStatus))
-	row("latency ok", "%s", latencyLine(r.ClaimLatency))
-	row("latency all", "%s", latencyLine(r.AnswerLatency))
+	loadRows(row, r)
 	row("amounts", "min %s  mean %.1f  max %s cents", Commas(r.Amounts.Min), r.Amounts.Mean, Commas(r.Amounts.Max))
 	row("budget", "%s", budgetLine(r))
 	eq := map[bool]string{true: "==", false: "!="}[r.Redis == r.Journaled]
@@ -196,6 +206,35 @@ func Table(w io.Writer, r *Results) error {
 			row("", "- %s", v)
 		}
 	}
+	return tw.Flush()
+}
+
+// loadRows are the rows of what the load driver saw (after the claims/s row).
+func loadRows(row func(k, format string, args ...any), r *Results) {
+	row("answers", "%s", statusLine(r.ByStatus))
+	row("latency ok", "%s", latencyLine(r.ClaimLatency))
+	row("latency all", "%s", latencyLine(r.AnswerLatency))
+	row("load CPU", "%.2f s: %.1f µs per answer (bench's own, user+sys)", r.LoadCPUS, r.LoadCPUPerAnswerUS())
+}
+
+// LoadCPUPerAnswerUS is the driver's CPU time per answer, microseconds (0 without answers).
+func (r *Results) LoadCPUPerAnswerUS() float64 {
+	if r.Answers == 0 {
+		return 0
+	}
+	return r.LoadCPUS * 1e6 / float64(r.Answers)
+}
+
+// LoadTable prints what a bare load (bench load: no rain set-up, no checks) saw.
+func LoadTable(w io.Writer, r *Results) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	row("target", "%s, rain %s", strings.Join(r.Nodes, ", "), r.Code)
+	row("load", "%s", loadLine(r.Load))
+	row("stopped", "%s after %.2f s", r.Stop, r.ElapsedS)
+	row("answers/s", "%s  (%s answers; %s claims, %s/s)", Commas(int64(r.AnswersPerSec+0.5)), Commas(r.Answers),
+		Commas(r.Claims), Commas(int64(r.ClaimsPerSec+0.5)))
+	loadRows(row, r)
 	return tw.Flush()
 }
 

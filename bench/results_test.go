@@ -15,7 +15,7 @@ import (
 
 func sampleResults() *Results {
 	l := &LoadResult{Start: time.Unix(0, 0), Elapsed: 2 * time.Second, Stop: StopDrained, Exhausted: []bool{true, true},
-		Latency: NewHistogram(), ClaimLatency: NewHistogram()}
+		Latency: NewHistogram(), ClaimLatency: NewHistogram(), CPU: 20 * time.Millisecond}
 	for i, a := range []Answer{
 		{Status: 200, ClaimID: "a", Amount: 1, User: 1}, {Status: 200, ClaimID: "b", Amount: 9, User: 2},
 		{Status: 200, ClaimID: "c", Amount: 5, User: 3}, {Status: 429, Error: "user_limit"},
@@ -68,6 +68,7 @@ func TestTable(t *testing.T) {
 		"latency ok   p50 3.00ms  p90 4.50ms  p99 4.50ms  p99.9 4.50ms  max 4.50ms",
 		"redis        3 claims, 15 cents == journals 3 / 15",
 		"amounts      min 1  mean 5.0  max 9 cents",
+		"load CPU     0.02 s: 2500.0 µs per answer",
 		"leftover 0, lost 0, finished",
 		"invariants   verified",
 	} {
@@ -86,6 +87,24 @@ func TestTable(t *testing.T) {
 	}
 }
 
+func TestLoadTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := LoadTable(&b, sampleResults()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"target       x, y, rain CODE",
+		"answers/s    4  (8 answers; 3 claims, 2/s)",
+		"answers      ok 3  exhausted 2",
+		"load CPU     0.02 s: 2500.0 µs per answer (bench's own, user+sys)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("load table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestWriteJSON(t *testing.T) {
 	r := sampleResults()
 	p, err := r.WriteJSON(filepath.Join(t.TempDir(), "out"))
@@ -100,7 +119,8 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back["verified"] != true || back["claims"] != 3.0 || back["claim_latency_us"].(map[string]any)["p99"] == nil {
+	if back["verified"] != true || back["claims"] != 3.0 || back["claim_latency_us"].(map[string]any)["p99"] == nil ||
+		back["load_cpu_s"] != 0.02 {
 		t.Fatalf("results.json: %s", b)
 	}
 }

@@ -43,6 +43,7 @@ type RunOptions struct {
 	Attack AttackOptions
 
 	Out          string    // write Out/results.json when set
+	CPUProfile   string    // write this process's CPU profile over the load (pprof) to this file when set
 	Progress     string    // ProgressAuto, ProgressBar, ProgressPlain or ProgressOff ("" = off)
 	ProgressTo   io.Writer // nil means os.Stderr
 	Logger       *slog.Logger
@@ -91,8 +92,8 @@ func (o *RunOptions) validate() error {
 // ("" when both are fine).
 func loadProblem(l LoadOptions, progress string) string {
 	switch {
-	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0:
-		return "users, conns, rate and time must not be negative"
+	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0 || l.Procs < 0:
+		return "users, conns, rate, time and procs must not be negative"
 	case progress != "" && !slices.Contains(ProgressModes, progress):
 		return fmt.Sprintf("Progress (--progress) must be one of %v", ProgressModes)
 	}
@@ -160,11 +161,7 @@ func (r *Results) Err() error {
 }
 
 func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
-	res := &Results{Cluster: t.desc, Nodes: t.nodes,
-		Load: LoadSpec{Mode: "closed", Users: o.Load.Users, Conns: o.Load.Conns, Rate: o.Load.Rate, TimeS: o.Load.Time.Seconds()}}
-	if o.Load.Rate > 0 {
-		res.Load.Mode = "open"
-	}
+	res := &Results{Cluster: t.desc, Nodes: t.nodes, Load: SpecOf(o.Load)}
 	code, prepared, err := startRain(ctx, o, t)
 	if err != nil {
 		return nil, err
@@ -192,9 +189,18 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 		lo.Split = &atk.on
 		o.Logger.Info("attacking", "kind", o.Attack.Kind, "rate", o.Attack.Rate, "window", o.Attack.Window.String())
 	}
+	stopProfile := func() error { return nil }
+	if o.CPUProfile != "" {
+		if stopProfile, err = StartCPUProfile(o.CPUProfile); err != nil {
+			return nil, err
+		}
+	}
 	stop := ShowProgress(o.Progress, o.ProgressTo, lo.Live, o.Rain.TotalCount, o.Rain.TotalAmount, lo.Interval)
 	load := Load(ctx, lo)
 	stop()
+	if err := stopProfile(); err != nil {
+		return nil, err
+	}
 	answers := load.Answers
 	if atk != nil {
 		res.Attack = atk.finish(load)

@@ -48,6 +48,7 @@ func parseCompare(args []string, lookup func(string) (string, bool), helpOut io.
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "each round's longest load")
 	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "time-series (chart) interval")
+	fs.IntVar(&o.Load.Procs, "load-procs", 1, "threads (GOMAXPROCS) of the load driver while it runs")
 	fs.Int64Var(&o.PrepareCount, "prepare-count", 10_000_000, "also time preparing this many packets on each side (0: skip)")
 	fs.BoolVar(&o.Pin, "pin", false, "servers and Redis on the first cpu, the load generator on the others")
 	fs.IntVar(&o.Pool, "pool", 256, "baseline: Redis connections of its server")

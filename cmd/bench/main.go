@@ -34,6 +34,8 @@ Usage:
                          a table with ratios, results.json and a chart (--out)
   bench baseline [flags] serve the seed's design (one Redis list per rain, one RPOP per claim)
                          until interrupted, e.g. for wrk or hey
+  bench load [flags]     drive claims at running claim servers with the load driver alone (no
+                         set-up, no checks): answers/s, latency, bench's own CPU per answer
   bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
                          a node leaving, claims flowing throughout; every invariant checked
   bench help [command]   show help
@@ -56,6 +58,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"compare":  cmdCompare,
 	"baseline": cmdBaseline,
 	"chaos":    cmdChaos,
+	"load":     cmdLoad,
 }
 
 func main() {
@@ -167,6 +170,7 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second, latency from each tap's scheduled time (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load; it ends earlier when every user is done or the rain is drained")
 	fs.DurationVar(&o.Load.Interval, "interval", time.Second, "time-series and progress interval")
+	fs.IntVar(&o.Load.Procs, "load-procs", 1, "threads (GOMAXPROCS) of the load driver while it runs")
 	fs.DurationVar(&o.SettleTimeout, "settle-timeout", time.Minute, "longest wait for Redis to catch up with the journals")
 	fs.StringVar(&o.Out, "out", "", "write DIR/results.json")
 	fs.StringVar(&o.Progress, "progress", bench.ProgressAuto, "auto (a bar on a terminal, lines otherwise), bar, plain or off")
@@ -180,6 +184,7 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.Float64Var(&o.Attack.IPRate, "ip-rate", 50, "with --attack: node --ip-rate, claims/s per client address")
 	fs.IntVar(&o.Attack.IPBurst, "ip-burst", 100, "with --attack: node --ip-burst")
 	fs.IntVar(&o.Attack.MaxConnsPerIP, "max-conns-per-ip", 500, "with --attack: node --max-conns-per-ip")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write bench's CPU profile over the load (pprof) to this file")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "local cluster: directory of the node and coordinator binaries (default: bench's)")
 	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -127,6 +127,12 @@ func TestDispatch(t *testing.T) {
 		{[]string{"compare", "extra"}, exitUsage, ""},
 		{[]string{"baseline", "--count", "-1"}, exitUsage, ""},
 		{[]string{"baseline", "--redis", "redis://127.0.0.1:1/0"}, exitFailed, ""},
+		{[]string{"help", "load"}, exitOK, "-cpuprofile"},
+		{[]string{"load", "--code", "x"}, exitUsage, ""}, // no --nodes
+		{[]string{"load", "--nodes", "127.0.0.1:1", "--code", "x", "--conns", "0"}, exitUsage, ""},
+		{[]string{"run", "--help"}, exitOK, "-cpuprofile"},
+		{[]string{"load", "--nodes", "127.0.0.1:1", "--code", "x", "--load-procs", "0"}, exitUsage, ""},
+		{[]string{"run", "--load-procs", "-1"}, exitUsage, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {
@@ -192,6 +198,38 @@ func TestParseBaseline(t *testing.T) {
 	o, p, err := parseBaseline([]string{"--http", "127.0.0.1:0", "--count", "500", "--code", "demo"}, none, nil)
 	if err != nil || o.HTTP != "127.0.0.1:0" || p.TotalCount != 500 || p.TotalAmount != 5000 || p.Code != "demo" || p.MaxPerUser != 50 {
 		t.Fatalf("%+v %+v %v", o, p, err)
+	}
+}
+
+// `bench load` against a running server: it drives the rain until the server is out of
+// packets and prints what it saw and its own CPU per answer.
+func TestBenchLoad(t *testing.T) {
+	srv := testredis.New(t)
+	ctx := context.Background()
+	b, err := bench.NewBaseline(ctx, bench.BaselineOptions{HTTP: "127.0.0.1:0", RedisURL: srv.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve()
+	defer b.Close()
+	if _, err := b.Prepare(ctx, bench.BaselinePrepare{Code: "demo", TotalAmount: 5000, TotalCount: 500, MaxPerUser: 50}); err != nil {
+		t.Fatal(err)
+	}
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	var stdout, stderr bytes.Buffer
+	code := dispatch(ctx, []string{"load", "--nodes", b.Addr(), "--code", "demo", "--users", "50", "--conns", "4",
+		"--time", "60s", "--cpuprofile", prof}, &stdout, &stderr)
+	t.Logf("stdout:\n%s", stdout.String())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"stopped      drained", "claims, ", "answers      ok 500  exhausted", "load CPU"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("cpu profile: %v", err)
 	}
 }
 
