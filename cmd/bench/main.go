@@ -34,6 +34,8 @@ Usage:
                          a table with ratios, results.json and a chart (--out)
   bench baseline [flags] serve the seed's design (one Redis list per rain, one RPOP per claim)
                          until interrupted, e.g. for wrk or hey
+  bench ceiling [flags]  serve a fixed 200 answer to every claim (the loopback ceiling) until
+                         interrupted, for wrk (scripts/setup-a.sh)
   bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
                          a node leaving, claims flowing throughout; every invariant checked
   bench help [command]   show help
@@ -56,6 +58,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"compare":  cmdCompare,
 	"baseline": cmdBaseline,
 	"chaos":    cmdChaos,
+	"ceiling":  cmdCeiling,
 }
 
 func main() {
