@@ -212,6 +212,12 @@ redis_cpu() {
 	redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
 		awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f\n", s }'
 }
+# redis_calls: calls of EVALSHA (the node's flush, one batch each; EVAL too) and of RPOP (the seed).
+redis_calls() {
+	redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | awk -F'[:=,]' '
+		$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" { e += $3 } $1 == "cmdstat_rpop" { r += $3 }
+		END { printf "%d %d\n", e, r }'
+}
 metric() { curl -fs "http://$NODE_HTTP/metrics" | awk -v m="$1" '$1 == m { printf "%.0f\n", $2; f = 1 } END { if (!f) print "nan" }'; }
 # wait_flushed: until the node's flush lag is 0 (FLUSH_TIMEOUT); prints the seconds waited.
 wait_flushed() {
@@ -253,22 +259,24 @@ measure() {
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) is not running"
 	run_wrk "$url" "$WARMUP" "$f.warmup.txt"
 	[ "$s" = node ] && wait_flushed >/dev/null
-	local r0 c0 r1 c1 wait=0 m0=() m1=()
+	local r0 c0 r1 c1 e0 e1 p0 p1 wait=0 m0=() m1=()
 	[ "$s" = node ] && m0=("$(metric redrain_journal_commits_total)" "$(metric redrain_journal_records_total)")
 	c0=$(cpu_ticks "$pid")
 	r0=$(redis_cpu)
+	read -r e0 p0 <<<"$(redis_calls)"
 	run_wrk "$url" "$DURATION" "$f.txt"
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) exited during the run"
 	[ "$s" = node ] && wait=$(wait_flushed)
 	c1=$(cpu_ticks "$pid")
 	r1=$(redis_cpu)
+	read -r e1 p1 <<<"$(redis_calls)"
 	[ "$s" = node ] && m1=("$(metric redrain_journal_commits_total)" "$(metric redrain_journal_records_total)")
 	local w
 	w=$(sed -n 's/^setup-a: //p' "$f.txt")
 	[ -n "$w" ] || die "no result line from wrk in $f.txt"
 	jq -c -n --argjson w "$w" --arg server "$s" --argjson round "$round" \
 		--argjson ticks "$((c1 - c0))" --argjson hz "$CLK_TCK" --argjson redis "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.6f", b - a }')" \
-		--argjson flush_wait "$wait" --argjson commits "$(( ${m1[0]:-0} - ${m0[0]:-0} ))" --argjson records "$(( ${m1[1]:-0} - ${m0[1]:-0} ))" '
+		--argjson evals "$((e1 - e0))" --argjson rpops "$((p1 - p0))" --argjson flush_wait "$wait" --argjson commits "$(( ${m1[0]:-0} - ${m0[0]:-0} ))" --argjson records "$(( ${m1[1]:-0} - ${m0[1]:-0} ))" '
 		($w.duration_us / 1e6) as $secs |
 		{round: $round, server: $server, claims: $w.ok, non200: $w.non200, status: $w.status,
 		 socket_errors: ($w.errors.connect + $w.errors.read + $w.errors.write + $w.errors.timeout),
@@ -277,9 +285,11 @@ measure() {
 		 p50_ms: ($w.p50_us / 1000), p99_ms: ($w.p99_us / 1000),
 		 server_cpu_s: ($ticks / $hz), redis_cpu_s: $redis,
 		 server_cpu_us_per_claim: (if $w.ok > 0 then $ticks / $hz * 1e6 / $w.ok else null end),
-		 redis_cpu_us_per_claim: (if $w.ok > 0 then $redis * 1e6 / $w.ok else null end)}
+		 redis_cpu_us_per_claim: (if $w.ok > 0 then $redis * 1e6 / $w.ok else null end),
+		 redis_evalsha_calls: $evals, redis_rpop_calls: $rpops}
 		+ (if $server == "node" then {flush_wait_s: $flush_wait, journal_commits: $commits, journal_records: $records,
-		     records_per_commit: (if $commits > 0 then $records / $commits else null end)} else {} end)' >>"$ROUNDS_FILE"
+		     records_per_commit: (if $commits > 0 then $records / $commits else null end),
+		     claims_per_flush_call: (if $evals > 0 then $w.ok / $evals else null end)} else {} end)' >>"$ROUNDS_FILE"
 	tail -n1 "$ROUNDS_FILE" | jq -r '"setup-a: round \(.round) \(.server): \(.claims_per_s | floor) claims/s, \(.errors) errors, p99 \(.p99_ms) ms, server \(.server_cpu_us_per_claim // 0 | . * 100 | round / 100) µs/claim, redis \(.redis_cpu_us_per_claim // 0 | . * 100 | round / 100) µs/claim"' >&2
 }
 
@@ -304,7 +314,8 @@ jq -s --arg duration "$DURATION" --arg warmup "$WARMUP" --argjson rounds "$ROUND
 		non200: ($r | map(.non200) | add), socket_errors: ($r | map(.socket_errors) | add),
 		status: ($r | map(.status | to_entries) | add | group_by(.key) | map({key: .[0].key, value: (map(.value) | add)}) | from_entries)}
 		+ (if $s == "node" then {flush_wait_s: ($r | map(.flush_wait_s) | median),
-			records_per_commit: ($r | map(.records_per_commit) | median)} else {} end);
+			records_per_commit: ($r | map(.records_per_commit) | median),
+			claims_per_flush_call: ($r | map(.claims_per_flush_call) | median)} else {} end);
 	. as $all | {ceiling: agg("ceiling"), seed: agg("seed"), node: agg("node")} as $m |
 	($m.node.claims_per_s / $m.seed.claims_per_s) as $ns |
 	($m.node.claims_per_s / $m.ceiling.claims_per_s) as $nc |
@@ -339,7 +350,7 @@ DEFS='def f($d): if . == null then "-" else (. * pow(10; $d) | round / pow(10; $
 	jq -r "$DEFS"'
 	"",
 	"node/seed claims/s \(.ratios.node_over_seed_claims | f(2))x, node/ceiling claims/s \(.ratios.node_over_ceiling_claims | f(2))x, node/ceiling CPU per claim \(.ratios.node_cpu_over_ceiling_cpu | f(2))x",
-	"node: \(.servers.node.records_per_commit | f(1)) claims per journal commit; flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end",
+	"node: \(.servers.node.records_per_commit | f(1)) claims per journal commit, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end",
 	([.servers | to_entries[] | select(.value.status != {}) | "\(.key) \(.value.status | tojson)"] | if length > 0 then "non-200 answers: " + join("; ") else empty end),
 	"",
 	(.targets[] | "\(if .met then "met    " else "not met" end)  \(.target) (\(.value | f(3)))")' "$OUT/results.json"
