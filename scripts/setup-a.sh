@@ -20,7 +20,8 @@
 #
 # PROFILE=1 adds, after the rounds, one node run with a CPU profile (--pprof on the node):
 # OUT/node-cpu.pprof and `go tool pprof -top` / `-top -cum` in OUT/pprof-top.txt,
-# OUT/pprof-top-cum.txt. Not part of the table.
+# OUT/pprof-top-cum.txt, and grouped (socket, journal commit, flusher, handler, runtime) in
+# OUT/pprof-groups.txt. Not part of the table.
 #
 # Environment: DURATION (10s) WARMUP (2s) ROUNDS (1) CONNS (64) USERS (1000000) COUNT (8000000)
 # AMOUNT (80000000) SERVER_CPU (1) LOAD_CPU (0) OUT (out/setup-a) STATUS_HOOK (1; see
@@ -207,7 +208,7 @@ grep -h '^baseline: rain' "$TMP/baseline.log" | sed 's/^/setup-a: /' >&2 || true
 
 # --- readings ---
 
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; } # utime+stime (fields 14, 15)
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"; } # utime stime (fields 14, 15)
 redis_cpu() {
 	redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
 		awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f\n", s }'
@@ -218,14 +219,15 @@ redis_calls() {
 		$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" { e += $3 } $1 == "cmdstat_rpop" { r += $3 }
 		END { printf "%d %d\n", e, r }'
 }
-metric() { curl -fs "http://$NODE_HTTP/metrics" | awk -v m="$1" '$1 == m { printf "%.0f\n", $2; f = 1 } END { if (!f) print "nan" }'; }
+metric() { curl -fs "http://$NODE_HTTP/metrics" | awk -v m="$1" '$1 == m { printf "%.6f\n", $2; f = 1 } END { if (!f) print "nan" }'; }
+metrics() { local m; for m in "$@"; do metric "$m"; done | paste -sd' '; }
 # wait_flushed: until the node's flush lag is 0 (FLUSH_TIMEOUT); prints the seconds waited.
 wait_flushed() {
 	local t0 lag
 	t0=$(date +%s.%N)
 	while :; do
 		lag=$(metric redrain_flush_lag_claims)
-		[ "$lag" = 0 ] && break
+		[ "$lag" = 0.000000 ] && break
 		if awk -v a="$t0" -v b="$(date +%s.%N)" -v t="$FLUSH_TIMEOUT" 'BEGIN { exit !(b - a > t) }'; then
 			say "node: flush lag still $lag after ${FLUSH_TIMEOUT}s"
 			break
@@ -259,36 +261,40 @@ measure() {
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) is not running"
 	run_wrk "$url" "$WARMUP" "$f.warmup.txt"
 	[ "$s" = node ] && wait_flushed >/dev/null
-	local r0 c0 r1 c1 e0 e1 p0 p1 wait=0 m0=() m1=()
-	[ "$s" = node ] && m0=("$(metric redrain_journal_commits_total)" "$(metric redrain_journal_records_total)")
-	c0=$(cpu_ticks "$pid")
+	local r0 u0 s0 r1 u1 s1 e0 e1 p0 p1 wait=0 m0="0 0 0" m1="0 0 0"
+	local journal="redrain_journal_commits_total redrain_journal_records_total redrain_journal_commit_seconds_total"
+	[ "$s" = node ] && m0=$(metrics $journal)
+	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
 	r0=$(redis_cpu)
 	read -r e0 p0 <<<"$(redis_calls)"
 	run_wrk "$url" "$DURATION" "$f.txt"
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) exited during the run"
 	[ "$s" = node ] && wait=$(wait_flushed)
-	c1=$(cpu_ticks "$pid")
+	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
 	r1=$(redis_cpu)
 	read -r e1 p1 <<<"$(redis_calls)"
-	[ "$s" = node ] && m1=("$(metric redrain_journal_commits_total)" "$(metric redrain_journal_records_total)")
+	[ "$s" = node ] && m1=$(metrics $journal)
 	local w
 	w=$(sed -n 's/^setup-a: //p' "$f.txt")
 	[ -n "$w" ] || die "no result line from wrk in $f.txt"
 	jq -c -n --argjson w "$w" --arg server "$s" --argjson round "$round" \
-		--argjson ticks "$((c1 - c0))" --argjson hz "$CLK_TCK" --argjson redis "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.6f", b - a }')" \
-		--argjson evals "$((e1 - e0))" --argjson rpops "$((p1 - p0))" --argjson flush_wait "$wait" --argjson commits "$(( ${m1[0]:-0} - ${m0[0]:-0} ))" --argjson records "$(( ${m1[1]:-0} - ${m0[1]:-0} ))" '
-		($w.duration_us / 1e6) as $secs |
+		--argjson utime "$((u1 - u0))" --argjson stime "$((s1 - s0))" --argjson hz "$CLK_TCK" --argjson redis "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.6f", b - a }')" \
+		--argjson evals "$((e1 - e0))" --argjson rpops "$((p1 - p0))" --argjson flush_wait "$wait" --arg m0 "$m0" --arg m1 "$m1" '
+		($w.duration_us / 1e6) as $secs | ($utime + $stime) as $ticks |
+		([$m0, $m1] | map(split(" ") | map(tonumber))) as [$j0, $j1] |
+		($j1[0] - $j0[0]) as $commits | ($j1[1] - $j0[1]) as $records | ($j1[2] - $j0[2]) as $commit_s |
 		{round: $round, server: $server, claims: $w.ok, non200: $w.non200, status: $w.status,
 		 socket_errors: ($w.errors.connect + $w.errors.read + $w.errors.write + $w.errors.timeout),
 		 errors: ($w.non200 + $w.errors.connect + $w.errors.read + $w.errors.write + $w.errors.timeout),
 		 seconds: $secs, claims_per_s: ($w.ok / $secs), answers_per_s: ($w.requests / $secs),
 		 p50_ms: ($w.p50_us / 1000), p99_ms: ($w.p99_us / 1000),
-		 server_cpu_s: ($ticks / $hz), redis_cpu_s: $redis,
+		 server_cpu_s: ($ticks / $hz), server_sys_share: (if $ticks > 0 then $stime / $ticks else null end), redis_cpu_s: $redis,
 		 server_cpu_us_per_claim: (if $w.ok > 0 then $ticks / $hz * 1e6 / $w.ok else null end),
 		 redis_cpu_us_per_claim: (if $w.ok > 0 then $redis * 1e6 / $w.ok else null end),
 		 redis_evalsha_calls: $evals, redis_rpop_calls: $rpops}
 		+ (if $server == "node" then {flush_wait_s: $flush_wait, journal_commits: $commits, journal_records: $records,
 		     records_per_commit: (if $commits > 0 then $records / $commits else null end),
+		     commit_ms: (if $commits > 0 then $commit_s * 1000 / $commits else null end),
 		     claims_per_flush_call: (if $evals > 0 then $w.ok / $evals else null end)} else {} end)' >>"$ROUNDS_FILE"
 	tail -n1 "$ROUNDS_FILE" | jq -r '"setup-a: round \(.round) \(.server): \(.claims_per_s | floor) claims/s, \(.errors) errors, p99 \(.p99_ms) ms, server \(.server_cpu_us_per_claim // 0 | . * 100 | round / 100) µs/claim, redis \(.redis_cpu_us_per_claim // 0 | . * 100 | round / 100) µs/claim"' >&2
 }
@@ -309,12 +315,13 @@ jq -s --arg duration "$DURATION" --arg warmup "$WARMUP" --argjson rounds "$ROUND
 		claims_per_s: ($r | map(.claims_per_s) | median),
 		p50_ms: ($r | map(.p50_ms) | median), p99_ms: ($r | map(.p99_ms) | median),
 		server_cpu_us_per_claim: ($r | map(.server_cpu_us_per_claim) | median),
+		server_sys_share: ($r | map(.server_sys_share) | median),
 		redis_cpu_us_per_claim: ($r | map(.redis_cpu_us_per_claim) | median),
 		claims: ($r | map(.claims) | add), errors: ($r | map(.errors) | add),
 		non200: ($r | map(.non200) | add), socket_errors: ($r | map(.socket_errors) | add),
 		status: ($r | map(.status | to_entries) | add | group_by(.key) | map({key: .[0].key, value: (map(.value) | add)}) | from_entries)}
 		+ (if $s == "node" then {flush_wait_s: ($r | map(.flush_wait_s) | median),
-			records_per_commit: ($r | map(.records_per_commit) | median),
+			records_per_commit: ($r | map(.records_per_commit) | median), commit_ms: ($r | map(.commit_ms) | median),
 			claims_per_flush_call: ($r | map(.claims_per_flush_call) | median)} else {} end);
 	. as $all | {ceiling: agg("ceiling"), seed: agg("seed"), node: agg("node")} as $m |
 	($m.node.claims_per_s / $m.seed.claims_per_s) as $ns |
@@ -343,14 +350,14 @@ DEFS='def f($d): if . == null then "-" else (. * pow(10; $d) | round / pow(10; $
 	"rain of \(.setup.packets | c) packets; \(.setup.rounds) round(s) of \(.setup.duration), warm-up \(.setup.warmup) each; medians over rounds",
 	""' "$OUT/results.json"
 	jq -r "$DEFS"'
-	(["server", "claims/s", "errors", "p50 ms", "p99 ms", "server µs/claim", "redis µs/claim"] | @tsv),
+	(["server", "claims/s", "errors", "p50 ms", "p99 ms", "server µs/claim", "(sys)", "redis µs/claim"] | @tsv),
 	(.servers | to_entries[] | [.key, (.value.claims_per_s | c), (.value.errors | tostring), (.value.p50_ms | f(2)), (.value.p99_ms | f(2)),
-		(.value.server_cpu_us_per_claim | f(2)), (.value.redis_cpu_us_per_claim | f(3))] | @tsv)' "$OUT/results.json" |
+		(.value.server_cpu_us_per_claim | f(2)), ((.value.server_sys_share // 0) * 100 | round | tostring) + "%", (.value.redis_cpu_us_per_claim | f(3))] | @tsv)' "$OUT/results.json" |
 		column -t -s $'\t'
 	jq -r "$DEFS"'
 	"",
 	"node/seed claims/s \(.ratios.node_over_seed_claims | f(2))x, node/ceiling claims/s \(.ratios.node_over_ceiling_claims | f(2))x, node/ceiling CPU per claim \(.ratios.node_cpu_over_ceiling_cpu | f(2))x",
-	"node: \(.servers.node.records_per_commit | f(1)) claims per journal commit, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end",
+	"node: \(.servers.node.records_per_commit | f(1)) claims per journal commit of \(.servers.node.commit_ms | f(2)) ms, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end",
 	([.servers | to_entries[] | select(.value.status != {}) | "\(.key) \(.value.status | tojson)"] | if length > 0 then "non-200 answers: " + join("; ") else empty end),
 	"",
 	(.targets[] | "\(if .met then "met    " else "not met" end)  \(.target) (\(.value | f(3)))")' "$OUT/results.json"
@@ -367,5 +374,34 @@ if [ "$PROFILE" = 1 ]; then
 	sed -n 's/^Requests\/sec:/profile run: requests\/sec/p' "$OUT/rounds/profile-node.txt" >&2
 	"$GO" tool pprof -top bin/node "$OUT/node-cpu.pprof" >"$OUT/pprof-top.txt" 2>/dev/null
 	"$GO" tool pprof -top -cum bin/node "$OUT/node-cpu.pprof" >"$OUT/pprof-top-cum.txt" 2>/dev/null
-	say "profile in $OUT/node-cpu.pprof; tops in $OUT/pprof-top.txt, $OUT/pprof-top-cum.txt"
+	# The profile grouped for the journal's levers: each line is the CPU under frames matching
+	# the regexp (pprof -focus), as a share of the node's CPU; indented lines are parts of the
+	# line above; groups do not add up to 100% (uncategorized frames, and overlaps).
+	group() {
+		printf '%-44s %s\n' "$1" "$("$GO" tool pprof -top -focus="$2" bin/node "$OUT/node-cpu.pprof" 2>/dev/null |
+			awk '/^Showing nodes accounting for/ { sub(/,$/, "", $5); print $5, $6 }')"
+	}
+	{
+		"$GO" tool pprof -top bin/node "$OUT/node-cpu.pprof" 2>/dev/null | grep -m1 '^Duration'
+		group "socket write (net.conn.Write)" 'net\.\(\*conn\)\.Write$'
+		group "socket read (net.conn.Read)" 'net\.\(\*conn\)\.Read$'
+		group "socket deadlines (Set*Deadline)" 'net\.\(\*conn\)\.Set(Read|Write)?Deadline$'
+		group "journal commit (Journal.writer)" 'ledger\.\(\*Journal\)\.writer$'
+		group "  fdatasync" '^syscall\.Fdatasync$'
+		group "  pwrite" '^syscall\.Pwrite$'
+		group "  bbolt Put (records into the tx)" 'bbolt\.\(\*Bucket\)\.Put$'
+		group "  bbolt Tx.Commit (fdatasync, pwrite in it)" 'bbolt\.\(\*Tx\)\.Commit$'
+		group "journal Append (handler side)" 'ledger\.\(\*Journal\)\.Append$'
+		group "flusher (Flusher.Run)" 'ledger\.\(\*Flusher\)\.Run$'
+		group "  Redis EVALSHA (go-redis)" 'redis/go-redis/v9\.\(\*Script\)\.Run$'
+		group "  journal scan" 'ledger\.\(\*Journal\)\.Scan$'
+		group "claim handler (Node.handleClaim)" 'node\.\(\*Node\)\.handleClaim$'
+		group "  shard Claim" 'shard\.\(\*Store\)\.Claim$'
+		group "metrics endpoint, gossip" 'promhttp|memberlist'
+		group "runtime: GC" '^runtime\.(gcBgMarkWorker|bgsweep|bgscavenge|gcAssistAlloc)$'
+		group "runtime: scheduler (mcall, schedule)" '^runtime\.(mcall|schedule|findRunnable)$'
+		group "runtime: netpoll (epoll_wait)" '^runtime\.netpoll$'
+	} >"$OUT/pprof-groups.txt"
+	cat "$OUT/pprof-groups.txt"
+	say "profile in $OUT/node-cpu.pprof; tops in $OUT/pprof-top.txt, $OUT/pprof-top-cum.txt; grouped in $OUT/pprof-groups.txt"
 fi
