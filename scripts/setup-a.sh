@@ -24,7 +24,7 @@
 # OUT/pprof-groups.txt. Not part of the table.
 #
 # Environment: DURATION (10s) WARMUP (2s) ROUNDS (1) CONNS (64) USERS (1000000) COUNT (8000000)
-# AMOUNT (80000000) SERVER_CPU (1) LOAD_CPU (0) OUT (out/setup-a) STATUS_HOOK (1; see
+# AMOUNT (80000000) SERVERS ("ceiling seed node": which to measure, always in that order) SERVER_CPU (1) LOAD_CPU (0) OUT (out/setup-a) STATUS_HOOK (1; see
 # scripts/claim.lua) FLUSH_TIMEOUT (120, seconds) PROFILE (0) PROFILE_SECONDS (10) KEEP (0: the
 # temporary directory with data and logs is removed at exit) GO (go).
 set -euo pipefail
@@ -43,6 +43,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 OUT=${OUT:-out/setup-a}
 STATUS_HOOK=${STATUS_HOOK:-1}
 FLUSH_TIMEOUT=${FLUSH_TIMEOUT:-120}
+SERVERS=${SERVERS:-ceiling seed node}
 PROFILE=${PROFILE:-0}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 KEEP=${KEEP:-0}
@@ -63,6 +64,10 @@ for c in "$SERVER_CPU" "$LOAD_CPU"; do
 	taskset -c "$c" true 2>/dev/null || die "cpu $c is not available (SERVER_CPU, LOAD_CPU)"
 done
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "ROUNDS must be >= 1"
+for s in $SERVERS; do
+	case "$s" in ceiling | seed | node) ;; *) die "SERVERS: unknown server $s (ceiling, seed, node)" ;; esac
+done
+has() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
 CLK_TCK=$(getconf CLK_TCK)
 
 say "building bin/"
@@ -167,17 +172,23 @@ setsid taskset -c "$SERVER_CPU" bin/node --id n1 --http "$NODE_HTTP" --gossip "$
 PIDS+=($!)
 NODE_PID=$!
 
-say "ceiling on $CEIL_HTTP (cpu $SERVER_CPU)"
-setsid taskset -c "$SERVER_CPU" bin/bench ceiling --http "$CEIL_HTTP" >"$TMP/ceiling.log" 2>&1 &
-PIDS+=($!)
-CEIL_PID=$!
+CEIL_PID=
+if has ceiling; then
+	say "ceiling on $CEIL_HTTP (cpu $SERVER_CPU)"
+	setsid taskset -c "$SERVER_CPU" bin/bench ceiling --http "$CEIL_HTTP" >"$TMP/ceiling.log" 2>&1 &
+	PIDS+=($!)
+	CEIL_PID=$!
+fi
 
-say "seed's design on $SEED_HTTP (cpu $SERVER_CPU): LPUSHing $COUNT packets to one Redis list"
+SEED_PID=
 SEED_CODE=setupa
-setsid taskset -c "$SERVER_CPU" bin/bench baseline --http "$SEED_HTTP" --redis "$REDIS_URL" --count "$COUNT" \
-	--amount "$AMOUNT" --max-per-user "$MAX_PER_USER" --code "$SEED_CODE" >"$TMP/baseline.log" 2>&1 &
-PIDS+=($!)
-SEED_PID=$!
+if has seed; then
+	say "seed's design on $SEED_HTTP (cpu $SERVER_CPU): LPUSHing $COUNT packets to one Redis list"
+	setsid taskset -c "$SERVER_CPU" bin/bench baseline --http "$SEED_HTTP" --redis "$REDIS_URL" --count "$COUNT" \
+		--amount "$AMOUNT" --max-per-user "$MAX_PER_USER" --code "$SEED_CODE" >"$TMP/baseline.log" 2>&1 &
+	PIDS+=($!)
+	SEED_PID=$!
+fi
 
 wait_for "http://$COORD_HTTP/v1/nodes" 30 -H "$A" ||
 	die "coordinator did not start ($TMP/coordinator.log)"
@@ -202,9 +213,13 @@ for _ in $(seq 100); do
 done
 [ "$st" = 200 ] || die "the node does not pay claims of rain $CODE (last answer $st; $TMP/node.log)"
 
-wait_for "http://$CEIL_HTTP/v1/rains/x/claim" 30 -X POST || die "ceiling did not start ($TMP/ceiling.log)"
-wait_for "http://$SEED_HTTP/healthz" 600 || die "baseline did not start ($TMP/baseline.log)"
-grep -h '^baseline: rain' "$TMP/baseline.log" | sed 's/^/setup-a: /' >&2 || true
+if has ceiling; then
+	wait_for "http://$CEIL_HTTP/v1/rains/x/claim" 30 -X POST || die "ceiling did not start ($TMP/ceiling.log)"
+fi
+if has seed; then
+	wait_for "http://$SEED_HTTP/healthz" 600 || die "baseline did not start ($TMP/baseline.log)"
+	grep -h '^baseline: rain' "$TMP/baseline.log" | sed 's/^/setup-a: /' >&2 || true
+fi
 
 # --- readings ---
 
@@ -213,6 +228,9 @@ redis_cpu() {
 	redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
 		awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f\n", s }'
 }
+# cpu_stall: microseconds some task waited for a cpu, machine-wide (PSI), 0 without PSI: other
+# load on the machine shows up here.
+cpu_stall() { awk -F'total=' '/^some/ { print $2 + 0; f = 1 } END { if (!f) print 0 }' /proc/pressure/cpu 2>/dev/null || echo 0; }
 # redis_calls: calls of EVALSHA (the node's flush, one batch each; EVAL too) and of RPOP (the seed).
 redis_calls() {
 	redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | awk -F'[:=,]' '
@@ -261,13 +279,15 @@ measure() {
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) is not running"
 	run_wrk "$url" "$WARMUP" "$f.warmup.txt"
 	[ "$s" = node ] && wait_flushed >/dev/null
-	local r0 u0 s0 r1 u1 s1 e0 e1 p0 p1 wait=0 m0="0 0 0" m1="0 0 0"
+	local r0 u0 s0 r1 u1 s1 e0 e1 p0 p1 x0 x1 wait=0 m0="0 0 0" m1="0 0 0"
 	local journal="redrain_journal_commits_total redrain_journal_records_total redrain_journal_commit_seconds_total"
 	[ "$s" = node ] && m0=$(metrics $journal)
 	read -r u0 s0 <<<"$(cpu_ticks "$pid")"
 	r0=$(redis_cpu)
 	read -r e0 p0 <<<"$(redis_calls)"
+	x0=$(cpu_stall)
 	run_wrk "$url" "$DURATION" "$f.txt"
+	x1=$(cpu_stall)
 	kill -0 "$pid" 2>/dev/null || die "$s (pid $pid) exited during the run"
 	[ "$s" = node ] && wait=$(wait_flushed)
 	read -r u1 s1 <<<"$(cpu_ticks "$pid")"
@@ -279,7 +299,7 @@ measure() {
 	[ -n "$w" ] || die "no result line from wrk in $f.txt"
 	jq -c -n --argjson w "$w" --arg server "$s" --argjson round "$round" \
 		--argjson utime "$((u1 - u0))" --argjson stime "$((s1 - s0))" --argjson hz "$CLK_TCK" --argjson redis "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.6f", b - a }')" \
-		--argjson evals "$((e1 - e0))" --argjson rpops "$((p1 - p0))" --argjson flush_wait "$wait" --arg m0 "$m0" --arg m1 "$m1" '
+		--argjson evals "$((e1 - e0))" --argjson rpops "$((p1 - p0))" --argjson stall "$((x1 - x0))" --argjson flush_wait "$wait" --arg m0 "$m0" --arg m1 "$m1" '
 		($w.duration_us / 1e6) as $secs | ($utime + $stime) as $ticks |
 		([$m0, $m1] | map(split(" ") | map(tonumber))) as [$j0, $j1] |
 		($j1[0] - $j0[0]) as $commits | ($j1[1] - $j0[1]) as $records | ($j1[2] - $j0[2]) as $commit_s |
@@ -291,7 +311,7 @@ measure() {
 		 server_cpu_s: ($ticks / $hz), server_sys_share: (if $ticks > 0 then $stime / $ticks else null end), redis_cpu_s: $redis,
 		 server_cpu_us_per_claim: (if $w.ok > 0 then $ticks / $hz * 1e6 / $w.ok else null end),
 		 redis_cpu_us_per_claim: (if $w.ok > 0 then $redis * 1e6 / $w.ok else null end),
-		 redis_evalsha_calls: $evals, redis_rpop_calls: $rpops}
+		 redis_evalsha_calls: $evals, redis_rpop_calls: $rpops, cpu_pressure: ($stall / $w.duration_us)}
 		+ (if $server == "node" then {flush_wait_s: $flush_wait, journal_commits: $commits, journal_records: $records,
 		     records_per_commit: (if $commits > 0 then $records / $commits else null end),
 		     commit_ms: (if $commits > 0 then $commit_s * 1000 / $commits else null end),
@@ -300,7 +320,9 @@ measure() {
 }
 
 for round in $(seq "$ROUNDS"); do
-	for s in ceiling seed node; do measure "$round" "$s"; done
+	for s in ceiling seed node; do
+		if has "$s"; then measure "$round" "$s"; fi
+	done
 done
 
 # --- results ---
@@ -318,27 +340,30 @@ jq -s --arg duration "$DURATION" --arg warmup "$WARMUP" --argjson rounds "$ROUND
 		server_sys_share: ($r | map(.server_sys_share) | median),
 		redis_cpu_us_per_claim: ($r | map(.redis_cpu_us_per_claim) | median),
 		claims: ($r | map(.claims) | add), errors: ($r | map(.errors) | add),
+		cpu_pressure: ($r | map(.cpu_pressure) | median),
 		non200: ($r | map(.non200) | add), socket_errors: ($r | map(.socket_errors) | add),
 		status: ($r | map(.status | to_entries) | add | group_by(.key) | map({key: .[0].key, value: (map(.value) | add)}) | from_entries)}
 		+ (if $s == "node" then {flush_wait_s: ($r | map(.flush_wait_s) | median),
 			records_per_commit: ($r | map(.records_per_commit) | median), commit_ms: ($r | map(.commit_ms) | median),
 			claims_per_flush_call: ($r | map(.claims_per_flush_call) | median)} else {} end);
-	. as $all | {ceiling: agg("ceiling"), seed: agg("seed"), node: agg("node")} as $m |
-	($m.node.claims_per_s / $m.seed.claims_per_s) as $ns |
-	($m.node.claims_per_s / $m.ceiling.claims_per_s) as $nc |
-	($m.node.server_cpu_us_per_claim / $m.ceiling.server_cpu_us_per_claim) as $cc |
+	def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b end;
+	def target($name; $v; $ok): {target: $name, value: $v, met: (if $v == null then null else $ok end)};
+	. as $all | (map(.server) | unique) as $present |
+	(reduce ("ceiling", "seed", "node") as $s ({}; if ($present | index($s)) then . + {($s): ($all | agg($s))} else . end)) as $m |
+	ratio($m.node.claims_per_s; $m.seed.claims_per_s) as $ns |
+	ratio($m.node.claims_per_s; $m.ceiling.claims_per_s) as $nc |
+	ratio($m.node.server_cpu_us_per_claim; $m.ceiling.server_cpu_us_per_claim) as $cc |
 	{setup: {name: "A", nodes: 1, server_cpu: $scpu, load_cpu: $lcpu, load: "wrk -t1 -c\($conns) (closed loop)",
 	         users: $users, packets: $count, amount: $amount, duration: $duration, warmup: $warmup, rounds: $rounds,
 	         status_hook: ($hook != "0")},
 	 servers: $m,
 	 ratios: {node_over_seed_claims: $ns, node_over_ceiling_claims: $nc, node_cpu_over_ceiling_cpu: $cc},
 	 targets: [
-		{target: "node claims/s >= 2.0x seed", value: $ns, met: ($ns >= 2.0)},
-		{target: "node claims/s >= 0.5x ceiling", value: $nc, met: ($nc >= 0.5)},
-		{target: "node: zero error answers", value: $m.node.errors, met: ($m.node.errors == 0)},
-		{target: "node CPU per claim <= 2x ceiling per request", value: $cc, met: ($cc <= 2.0)},
-		{target: "Redis CPU per flushed claim <= 1 us", value: $m.node.redis_cpu_us_per_claim,
-		 met: ($m.node.redis_cpu_us_per_claim <= 1.0)}],
+		target("node claims/s >= 2.0x seed"; $ns; $ns >= 2.0),
+		target("node claims/s >= 0.5x ceiling"; $nc; $nc >= 0.5),
+		target("node: zero error answers"; $m.node.errors; $m.node.errors == 0),
+		target("node CPU per claim <= 2x ceiling per request"; $cc; $cc <= 2.0),
+		target("Redis CPU per flushed claim <= 1 us"; $m.node.redis_cpu_us_per_claim; $m.node.redis_cpu_us_per_claim <= 1.0)],
 	 rounds: $all}' "$ROUNDS_FILE" >"$OUT/results.json"
 
 DEFS='def f($d): if . == null then "-" else (. * pow(10; $d) | round / pow(10; $d) | tostring) end;
@@ -357,10 +382,12 @@ DEFS='def f($d): if . == null then "-" else (. * pow(10; $d) | round / pow(10; $
 	jq -r "$DEFS"'
 	"",
 	"node/seed claims/s \(.ratios.node_over_seed_claims | f(2))x, node/ceiling claims/s \(.ratios.node_over_ceiling_claims | f(2))x, node/ceiling CPU per claim \(.ratios.node_cpu_over_ceiling_cpu | f(2))x",
-	"node: \(.servers.node.records_per_commit | f(1)) claims per journal commit of \(.servers.node.commit_ms | f(2)) ms, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end",
+	(if .servers.node == null then empty else "node: \(.servers.node.records_per_commit | f(1)) claims per journal commit of \(.servers.node.commit_ms | f(2)) ms, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end" end),
+	"cpu pressure: a task waited for a cpu \([.rounds[].cpu_pressure] | add / length * 100 | round)% of the run time (PSI some; this setup'"'"'s own processes share cpu 0, other load on the machine raises it)",
+	([.servers | to_entries[] | select(.value.socket_errors > 0) | "\(.key) \(.value.socket_errors)"] | if length > 0 then "socket errors (wrk connect/read/write/timeout): " + join("; ") else empty end),
 	([.servers | to_entries[] | select(.value.status != {}) | "\(.key) \(.value.status | tojson)"] | if length > 0 then "non-200 answers: " + join("; ") else empty end),
 	"",
-	(.targets[] | "\(if .met then "met    " else "not met" end)  \(.target) (\(.value | f(3)))")' "$OUT/results.json"
+	(.targets[] | "\(if .met == null then "n/a    " elif .met then "met    " else "not met" end)  \(.target) (\(.value | f(3)))")' "$OUT/results.json"
 } | tee "$OUT/table.txt"
 say "results in $OUT/results.json, wrk outputs in $OUT/rounds/"
 
