@@ -230,12 +230,12 @@ redis_cpu() {
 }
 # cpu_stall: microseconds some task waited for a cpu, machine-wide (PSI), 0 without PSI: other
 # load on the machine shows up here.
-cpu_stall() { awk -F'total=' '/^some/ { print $2 + 0; f = 1 } END { if (!f) print 0 }' /proc/pressure/cpu 2>/dev/null || echo 0; }
+cpu_stall() { awk -F'total=' '/^some/ { printf "%.0f\n", $2; f = 1 } END { if (!f) print 0 }' /proc/pressure/cpu 2>/dev/null || echo 0; }
 # redis_calls: calls of EVALSHA (the node's flush, one batch each; EVAL too) and of RPOP (the seed).
 redis_calls() {
 	redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | awk -F'[:=,]' '
 		$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" { e += $3 } $1 == "cmdstat_rpop" { r += $3 }
-		END { printf "%d %d\n", e, r }'
+		END { printf "%.0f %.0f\n", e, r }'
 }
 metric() { curl -fs "http://$NODE_HTTP/metrics" | awk -v m="$1" '$1 == m { printf "%.6f\n", $2; f = 1 } END { if (!f) print "nan" }'; }
 metrics() { local m; for m in "$@"; do metric "$m"; done | paste -sd' '; }
@@ -327,6 +327,8 @@ done
 
 # --- results ---
 
+[ "$(wc -l <"$ROUNDS_FILE")" -eq "$((ROUNDS * $(wc -w <<<"$SERVERS")))" ] || die "some runs were not measured ($ROUNDS_FILE)"
+
 jq -s --arg duration "$DURATION" --arg warmup "$WARMUP" --argjson rounds "$ROUNDS" --argjson conns "$CONNS" \
 	--argjson users "$USERS" --argjson count "$COUNT" --argjson amount "$AMOUNT" --arg scpu "$SERVER_CPU" --arg lcpu "$LOAD_CPU" \
 	--arg hook "$STATUS_HOOK" '
@@ -358,6 +360,10 @@ jq -s --arg duration "$DURATION" --arg warmup "$WARMUP" --argjson rounds "$ROUND
 	         status_hook: ($hook != "0")},
 	 servers: $m,
 	 ratios: {node_over_seed_claims: $ns, node_over_ceiling_claims: $nc, node_cpu_over_ceiling_cpu: $cc},
+	 ratios_by_round: [$all | group_by(.round)[] | (map({(.server): .}) | add) as $x |
+		{round: .[0].round, node_over_seed_claims: ratio($x.node.claims_per_s; $x.seed.claims_per_s),
+		 node_over_ceiling_claims: ratio($x.node.claims_per_s; $x.ceiling.claims_per_s),
+		 node_cpu_over_ceiling_cpu: ratio($x.node.server_cpu_us_per_claim; $x.ceiling.server_cpu_us_per_claim)}],
 	 targets: [
 		target("node claims/s >= 2.0x seed"; $ns; $ns >= 2.0),
 		target("node claims/s >= 0.5x ceiling"; $nc; $nc >= 0.5),
@@ -382,6 +388,9 @@ DEFS='def f($d): if . == null then "-" else (. * pow(10; $d) | round / pow(10; $
 	jq -r "$DEFS"'
 	"",
 	"node/seed claims/s \(.ratios.node_over_seed_claims | f(2))x, node/ceiling claims/s \(.ratios.node_over_ceiling_claims | f(2))x, node/ceiling CPU per claim \(.ratios.node_cpu_over_ceiling_cpu | f(2))x",
+	(if .setup.rounds > 1 then "by round: node/seed " + ([.ratios_by_round[].node_over_seed_claims | f(2) + "x"] | join(" ")) +
+		", node/ceiling " + ([.ratios_by_round[].node_over_ceiling_claims | f(2) + "x"] | join(" ")) +
+		", CPU " + ([.ratios_by_round[].node_cpu_over_ceiling_cpu | f(2) + "x"] | join(" ")) else empty end),
 	(if .servers.node == null then empty else "node: \(.servers.node.records_per_commit | f(1)) claims per journal commit of \(.servers.node.commit_ms | f(2)) ms, \(.servers.node.claims_per_flush_call | f(1)) per Redis flush call (EVALSHA); flush lag 0 within \(.servers.node.flush_wait_s | f(2)) s of the load'"'"'s end" end),
 	"cpu pressure: a task waited for a cpu \([.rounds[].cpu_pressure] | add / length * 100 | round)% of the run time (PSI some; this setup'"'"'s own processes share cpu 0, other load on the machine raises it)",
 	([.servers | to_entries[] | select(.value.socket_errors > 0) | "\(.key) \(.value.socket_errors)"] | if length > 0 then "socket errors (wrk connect/read/write/timeout): " + join("; ") else empty end),
