@@ -127,6 +127,10 @@ func TestDispatch(t *testing.T) {
 		{[]string{"compare", "extra"}, exitUsage, ""},
 		{[]string{"baseline", "--count", "-1"}, exitUsage, ""},
 		{[]string{"baseline", "--redis", "redis://127.0.0.1:1/0"}, exitFailed, ""},
+		{[]string{"--help"}, exitOK, "bench ceiling [flags]"},
+		{[]string{"help", "ceiling"}, exitOK, "-http"},
+		{[]string{"ceiling", "extra"}, exitUsage, ""},
+		{[]string{"ceiling", "--http", "127.0.0.1:99999"}, exitFailed, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {
