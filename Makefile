@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 BINS    := node coordinator bench
 
-.PHONY: all build test bench lint fuzz redis demo clean
+.PHONY: all build test bench lint fuzz redis demo setup-a clean
 
 all: build
 
@@ -40,6 +40,12 @@ DEMO_COMPARE_FLAGS ?= --nodes 3 --rounds 1 --count 1000000 --amount 10000000 --u
 demo: build redis
 	./bin/bench run $(DEMO_FLAGS)
 	./bin/bench compare $(DEMO_COMPARE_FLAGS)
+
+# Setup A: one node on cpu 1 against the seed's design and a fixed-body fasthttp server (the
+# loopback ceiling), wrk -t1 -c64, Redis and the coordinator on cpu 0; a table and
+# out/setup-a/results.json. DURATION, ROUNDS, PROFILE=1, ... : see scripts/setup-a.sh.
+setup-a: redis
+	GO=$(GO) ./scripts/setup-a.sh
 
 FUZZTIME ?= 60s
 fuzz:

@@ -36,6 +36,8 @@ Usage:
                          until interrupted, e.g. for wrk or hey
   bench load [flags]     drive claims at running claim servers with the load driver alone (no
                          set-up, no checks): answers/s, latency, bench's own CPU per answer
+  bench ceiling [flags]  serve a fixed 200 answer to every claim (the loopback ceiling) until
+                         interrupted, for wrk (scripts/setup-a.sh)
   bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
                          a node leaving, claims flowing throughout; every invariant checked
   bench help [command]   show help
@@ -59,6 +61,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"baseline": cmdBaseline,
 	"chaos":    cmdChaos,
 	"load":     cmdLoad,
+	"ceiling":  cmdCeiling,
 }
 
 func main() {

@@ -133,6 +133,10 @@ func TestDispatch(t *testing.T) {
 		{[]string{"run", "--help"}, exitOK, "-cpuprofile"},
 		{[]string{"load", "--nodes", "127.0.0.1:1", "--code", "x", "--load-procs", "0"}, exitUsage, ""},
 		{[]string{"run", "--load-procs", "-1"}, exitUsage, ""},
+		{[]string{"--help"}, exitOK, "bench ceiling [flags]"},
+		{[]string{"help", "ceiling"}, exitOK, "-http"},
+		{[]string{"ceiling", "extra"}, exitUsage, ""},
+		{[]string{"ceiling", "--http", "127.0.0.1:99999"}, exitFailed, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {
