@@ -89,7 +89,7 @@ func (o *FlusherOptions) fill(j *Journal) {
 // are safe for concurrent use; batches are applied one at a time.
 type Flusher struct {
 	j     *Journal
-	rdb   redis.UniversalClient
+	rdb   Sink
 	opts  FlusherOptions
 	log   *slog.Logger
 	field string // "<node>.<incarnation>"
@@ -116,6 +116,12 @@ type progress struct {
 // NewFlusher returns a flusher for j's claims. It panics on options no caller should pass
 // (another node's id, a negative duration, MaxBatch out of range).
 func NewFlusher(j *Journal, rdb redis.UniversalClient, opts FlusherOptions) *Flusher {
+	return NewFlusherTo(j, NewRedisClient(rdb), opts)
+}
+
+// NewFlusherTo returns a flusher for j's claims into sink (a RedisClient, or a MemRedis in
+// tests). It panics as NewFlusher does.
+func NewFlusherTo(j *Journal, rdb Sink, opts FlusherOptions) *Flusher {
 	opts.fill(j)
 	return &Flusher{j: j, rdb: rdb, opts: opts, log: opts.Logger,
 		field: MarkerField(opts.NodeID, j.Incarnation()), kick: make(chan struct{}, 1),
@@ -240,7 +246,7 @@ func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) 
 	f.passMu.Lock()
 	defer f.passMu.Unlock()
 	if p := f.progress(code); p.stale || !p.synced {
-		m, err := ReadMarker(ctx, f.rdb, code, f.opts.NodeID, f.j.Incarnation())
+		m, err := f.rdb.ReadMarker(ctx, code, f.opts.NodeID, f.j.Incarnation())
 		if err != nil {
 			f.errors.Add(1)
 			return false, err
@@ -251,20 +257,15 @@ func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) 
 	}
 	b := &f.b
 	b.reset(code, f.progress(code).marker)
-	err = f.j.Scan(code, b.prev, f.opts.MaxBatch, func(seq uint64, r Record) bool {
+	err = f.j.Scan(code, b.Prev, f.opts.MaxBatch, func(seq uint64, r Record) bool {
 		b.add(seq, r)
 		return true
 	})
-	if err != nil || b.count == 0 {
+	if err != nil || b.Count == 0 {
 		return err == nil, err
 	}
-	keys, args := b.build(f.field, f.opts.NodeID, f.j.Incarnation())
-	res, err := applyScript.Run(ctx, f.rdb, keys, args...).Result()
-	if err != nil {
-		f.errors.Add(1)
-		return false, err
-	}
-	applied, marker, err := parseApply(res)
+	b.Field, b.Node, b.Incarnation = f.field, f.opts.NodeID, f.j.Incarnation()
+	applied, marker, err := f.rdb.Apply(ctx, &b.Batch)
 	if err != nil {
 		f.errors.Add(1)
 		return false, err
@@ -275,9 +276,9 @@ func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) 
 		return false, f.sync(code, marker)
 	}
 	f.batches.Add(1)
-	f.claims.Add(uint64(b.count))
-	f.setProgress(code, progress{marker: b.last, count: f.progress(code).count + b.count,
-		amount: f.progress(code).amount + b.amount, synced: true, checked: time.Now()})
+	f.claims.Add(uint64(b.Count))
+	f.setProgress(code, progress{marker: b.Last, count: f.progress(code).count + b.Count,
+		amount: f.progress(code).amount + b.Amount, synced: true, checked: time.Now()})
 	return false, nil
 }
 

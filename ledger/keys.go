@@ -92,6 +92,11 @@ func ReadNodes(ctx context.Context, rdb redis.UniversalClient, code string) (map
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read nodes of %s: %w", code, err)
 	}
+	return parseNodes(code, m)
+}
+
+// parseNodes reads a nodes hash's fields (HGETALL's answer), by node id.
+func parseNodes(code string, m map[string]string) (map[string]NodeTotals, error) {
 	out := map[string]NodeTotals{}
 	for f, v := range m {
 		i := strings.LastIndexByte(f, ':')

@@ -55,52 +55,61 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 return {1, ARGV[4]}
 `)
 
-// flushBatch aggregates consecutive records of one rain for one applyScript call. It is reused,
+// Batch is one flush call: consecutive claims of one rain, applied exactly once (see applyScript
+// for the rule a Sink follows). Claims aliases the flusher's buffer: use it before Apply returns.
+type Batch struct {
+	Code              string
+	Field             string // the journal's marker field (MarkerField)
+	Node              string
+	Incarnation       uint64
+	Prev, First, Last uint64 // the marker it was read after; its first and last sequence
+	Count, Amount     int64
+	Max               int64
+	Claims            []byte // "seq:user_id:amount" items joined by ','
+}
+
+// flushBatch aggregates consecutive records of one rain for one Sink.Apply call. It is reused,
 // buffers included, so a batch allocates nothing per claim.
 //
 // The claims field is the batch's size in Redis: an item is at most 56 bytes (20 + 20 + 13
 // digits, two colons, a comma) and MaxFlushBatch is 10000, so one entry, and this buffer, stay
 // under 600 KB; at the default 1000 claims, under 60 KB.
 type flushBatch struct {
-	code              string
-	prev, first, last uint64
-	count, amount     int64
-	max               int64
-	claims            []byte // "seq:user_id:amount" items joined by ','
-	inc               []byte // the incarnation as 16 lowercase hex
-	keys              []string
-	args              []any
+	Batch
 }
 
 func (b *flushBatch) reset(code string, prev uint64) {
-	b.code, b.prev, b.first, b.last = code, prev, 0, 0
-	b.count, b.amount, b.max = 0, 0, 0
-	b.claims = b.claims[:0]
+	b.Code, b.Prev, b.First, b.Last = code, prev, 0, 0
+	b.Count, b.Amount, b.Max = 0, 0, 0
+	b.Claims = b.Claims[:0]
 }
 
 // add takes the record with sequence seq; records come in ascending seq (Journal.Scan).
 func (b *flushBatch) add(seq uint64, r Record) {
-	if b.count == 0 {
-		b.first = seq
+	if b.Count == 0 {
+		b.First = seq
 	} else {
-		b.claims = append(b.claims, ',')
+		b.Claims = append(b.Claims, ',')
 	}
-	b.last = seq
-	b.count++
-	b.amount += r.Amount
-	b.max = max(b.max, r.Amount)
-	b.claims = appendClaimItem(b.claims, seq, r.User, r.Amount)
+	b.Last = seq
+	b.Count++
+	b.Amount += r.Amount
+	b.Max = max(b.Max, r.Amount)
+	b.Claims = appendClaimItem(b.Claims, seq, r.User, r.Amount)
 }
 
-// build fills keys and args for applyScript. They alias the batch's buffers: use them before
-// the next reset.
+// build fills the batch's journal fields and returns applyScript's keys and args.
 func (b *flushBatch) build(field, node string, incarnation uint64) ([]string, []any) {
-	k := Keys(b.code)
-	b.inc = appendHex16(b.inc[:0], incarnation)
-	clear(b.args)
-	b.keys = append(b.keys[:0], k.Totals, k.Flushed, k.Nodes, k.Credits)
-	b.args = append(b.args[:0], field, b.prev, b.first, b.last, b.count, b.amount, b.max, node, b.inc, b.claims)
-	return b.keys, b.args
+	b.Field, b.Node, b.Incarnation = field, node, incarnation
+	return b.scriptArgs()
+}
+
+// scriptArgs returns keys and args for applyScript.
+func (b *Batch) scriptArgs() ([]string, []any) {
+	k := Keys(b.Code)
+	keys := []string{k.Totals, k.Flushed, k.Nodes, k.Credits}
+	args := []any{b.Field, b.Prev, b.First, b.Last, b.Count, b.Amount, b.Max, b.Node, appendHex16(nil, b.Incarnation), b.Claims}
+	return keys, args
 }
 
 // parseApply reads applyScript's reply: applied, and the marker after the call.

@@ -1,0 +1,117 @@
+package ledger
+
+import (
+	"context"
+	"flag"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"redrain/internal/testredis"
+)
+
+var memSeed = flag.Uint64("memredis.seed", 0, "seed of TestMemRedisMatchesRedis (0: from the clock)")
+
+// sinkUnderTest is what the model test calls on both the real and the in-memory Redis.
+type sinkUnderTest interface {
+	Sink
+	RecordLeftover(ctx context.Context, code, node string, amount int64) error
+	ClearLeftover(ctx context.Context, code, node string) error
+	Reassert(ctx context.Context, code, node string, incarnation uint64, t Tombstone) (bool, error)
+	ReadTotals(ctx context.Context, code string) (RainTotals, error)
+	ReadNodes(ctx context.Context, code string) (map[string]NodeTotals, error)
+	ReadCredits(ctx context.Context, code string) ([]Credit, error)
+}
+
+var (
+	_ sinkUnderTest = (*RedisClient)(nil)
+	_ sinkUnderTest = (*MemRedis)(nil)
+)
+
+// TestMemRedisMatchesRedis runs the same random calls (batches applied in and out of turn,
+// leftovers recorded and cleared, tombstones re-asserted, wipes) against a redis-server and
+// against MemRedis and compares every answer and, after each call, what each holds.
+func TestMemRedisMatchesRedis(t *testing.T) {
+	seed := *memSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (-memredis.seed=%d to repeat)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	srv := testredis.New(t)
+	real, mem := NewRedisClient(srv.Client()), NewMemRedis()
+	ctx := context.Background()
+	codes, nodes, incs := []string{"a", "b"}, []string{"n1", "n2"}, []uint64{1, 0xabc}
+	for step := range 400 {
+		code, node, inc := codes[rng.IntN(2)], nodes[rng.IntN(2)], incs[rng.IntN(2)]
+		var got, want []any
+		stepSeed := rng.Uint64()
+		call := func(s sinkUnderTest) []any {
+			rng := rand.New(rand.NewPCG(stepSeed, 1)) // the same random choices for both
+			switch op := step % 7; {
+			case op < 4: // apply, mostly after the marker found
+				m, err := s.ReadMarker(ctx, code, node, inc)
+				b := memBatch(code, node, inc, m, rng, op == 3)
+				applied, marker, err2 := s.Apply(ctx, &b.Batch)
+				return []any{m, err, applied, marker, err2}
+			case op == 4:
+				return []any{s.RecordLeftover(ctx, code, node, rng.Int64N(1000))}
+			case op == 5:
+				return []any{s.ClearLeftover(ctx, code, node)}
+			default: // a tombstone's last sequence just below, at or just past the marker
+				m, err := s.ReadMarker(ctx, code, node, inc)
+				tomb := Tombstone{Count: rng.Int64N(50), Amount: rng.Int64N(5000), Max: rng.Int64N(900),
+					LastSeq: uint64(max(0, int64(m)+rng.Int64N(3)-1)), Leftover: rng.Int64N(100), HasLeftover: rng.IntN(2) == 0}
+				if err != nil {
+					return []any{err}
+				}
+				w, err := s.Reassert(ctx, code, node, inc, tomb)
+				return []any{w, err}
+			}
+		}
+		want = call(real)
+		got = call(mem)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d (seed %d): MemRedis answered %v, Redis %v", step, seed, got, want)
+		}
+		for _, c := range codes {
+			compareHeld(t, ctx, real, mem, c, step, seed)
+		}
+		if rng.IntN(100) == 0 {
+			srv.FlushAll()
+			mem.FlushAll()
+		}
+	}
+}
+
+// memBatch is a batch of 1..5 claims after prev; wrong makes it start at or below it.
+func memBatch(code, node string, inc, prev uint64, rng *rand.Rand, wrong bool) flushBatch {
+	var b flushBatch
+	b.reset(code, prev)
+	first := prev + 1
+	if wrong && prev > 0 {
+		first = prev - rng.Uint64N(prev)
+	}
+	for i := range uint64(1 + rng.IntN(5)) {
+		b.add(first+i, Record{User: 1 + rng.Uint64N(9), Amount: 1 + rng.Int64N(900)})
+	}
+	b.Field, b.Node, b.Incarnation = MarkerField(node, inc), node, inc
+	return b
+}
+
+// compareHeld compares the rain's totals, nodes hash and credits in Redis and in the model.
+func compareHeld(t *testing.T, ctx context.Context, real, mem sinkUnderTest, code string, step int, seed uint64) {
+	t.Helper()
+	for _, read := range []func(sinkUnderTest) (any, error){
+		func(s sinkUnderTest) (any, error) { return s.ReadTotals(ctx, code) },
+		func(s sinkUnderTest) (any, error) { return s.ReadNodes(ctx, code) },
+		func(s sinkUnderTest) (any, error) { return s.ReadCredits(ctx, code) },
+	} {
+		w, werr := read(real)
+		g, gerr := read(mem)
+		if werr != nil || gerr != nil || !reflect.DeepEqual(g, w) {
+			t.Fatalf("step %d (seed %d), rain %s: MemRedis holds %+v (%v), Redis %+v (%v)", step, seed, code, g, gerr, w, werr)
+		}
+	}
+}
