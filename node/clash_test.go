@@ -28,7 +28,7 @@ func TestSliceAssignmentClash(t *testing.T) {
 // Close right after Start returns (a SIGTERM during start-up must not hang the process).
 func TestCloseRightAfterStart(t *testing.T) {
 	for i := 0; i < 5; i++ {
-		h := newHarness(t, true, nil)
+		h := newRedisHarness(t, true, nil)
 		done := make(chan error, 1)
 		go func() { done <- h.n.Close() }()
 		select {

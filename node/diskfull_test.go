@@ -64,7 +64,7 @@ func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
 	// where the applier moves them every 10 ms, must grow. Enough packets that the applies after
 	// the fill must grow the file: bbolt reuses the pages it freed, so a few hundred claims can
 	// go into space the file already had.
-	h := newHarness(t, false, func(o *Options) { o.DataDir, o.WALSize, o.ApplyEvery = dir, 1<<20, 10*time.Millisecond })
+	h := newRedisHarness(t, false, func(o *Options) { o.DataDir, o.WALSize, o.ApplyEvery = dir, 1<<20, 10*time.Millisecond })
 	const count, amount = 4000, 400_000
 	h.rainOf("full", count, amount, 1, true)
 	answered := map[string]int64{}

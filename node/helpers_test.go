@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
@@ -27,19 +28,39 @@ const testSecret = "test-cluster-secret"
 type harness struct {
 	t      testing.TB
 	n      *Node
-	redis  *testredis.Server
+	redis  *testredis.Server // the redis-server of newRedisHarness; nil on fakes
 	client *fasthttp.Client
 	wire   *wire.Client
 	dir    string
 	ln     *fasthttputil.InmemoryListener
 }
 
-// newHarness starts a node on an in-memory listener (handler tests) or, with real=true, on
-// 127.0.0.1:0.
+// newHarness starts a node on fakes (a ledger.MemRedis and a LoneCluster: no redis-server, no
+// memberlist) on an in-memory listener (handler tests) or, with real=true, on 127.0.0.1:0.
 func newHarness(t testing.TB, real bool, tweak func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, redis: testredis.New(t), dir: t.TempDir()}
-	o := LocalOptions("n1", h.dir, h.redis.URL(), testSecret)
+	return newHarnessOn(t, false, real, tweak)
+}
+
+// newRedisHarness is newHarness on a real redis-server and memberlist, for the tests of what a
+// node does to and with Redis (retention, leftovers) and of its gossip.
+func newRedisHarness(t testing.TB, real bool, tweak func(*Options)) *harness {
+	t.Helper()
+	return newHarnessOn(t, true, real, tweak)
+}
+
+func newHarnessOn(t testing.TB, withRedis, real bool, tweak func(*Options)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir()}
+	url := ""
+	if withRedis {
+		h.redis = testredis.New(t)
+		url = h.redis.URL()
+	}
+	o := LocalOptions("n1", h.dir, url, testSecret)
+	if !withRedis {
+		o.Redis, o.Cluster = ledger.NewMemRedis(), LoneCluster{}
+	}
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if !real {
 		h.ln = fasthttputil.NewInmemoryListener()
@@ -51,6 +72,19 @@ func newHarness(t testing.TB, real bool, tweak func(*Options)) *harness {
 	h.start(o)
 	return h
 }
+
+// heldRedis reads what the node's Redis (real or MemRedis) holds of a rain.
+type heldRedis interface {
+	ReadTotals(ctx context.Context, code string) (ledger.RainTotals, error)
+	ReadNodes(ctx context.Context, code string) (map[string]ledger.NodeTotals, error)
+	ReadCredits(ctx context.Context, code string) ([]ledger.Credit, error)
+}
+
+// held is the node's Redis, to read.
+func (h *harness) held() heldRedis { return h.n.rdb.(heldRedis) }
+
+// rdb is the go-redis client of a newRedisHarness node.
+func (h *harness) rdb() redis.UniversalClient { return h.n.rdb.(*ledger.RedisClient).Client() }
 
 func (h *harness) start(o Options) {
 	h.t.Helper()
@@ -170,7 +204,7 @@ func (h *harness) checkInvariants(code string, answered map[string]int64) {
 			h.t.Errorf("answered claim %s (%d) not journaled as such (journal: %d, %v)", id, amt, got, ok)
 		}
 	}
-	tot, err := ledger.ReadTotals(ctx, h.n.rdb, code)
+	tot, err := h.held().ReadTotals(ctx, code)
 	if err != nil {
 		h.t.Fatalf("read totals: %v", err)
 	}
@@ -184,17 +218,9 @@ func (h *harness) checkInvariants(code string, answered map[string]int64) {
 // once, with its amount.
 func (h *harness) checkCredits(ctx context.Context, code string, ids map[string]int64) {
 	h.t.Helper()
-	entries, err := h.n.rdb.XRange(ctx, ledger.Keys(code).Credits, "-", "+").Result()
+	credits, err := h.held().ReadCredits(ctx, code)
 	if err != nil {
 		h.t.Fatalf("read credit stream: %v", err)
-	}
-	var credits []ledger.Credit
-	for _, e := range entries {
-		cs, err := ledger.DecodeCredits(e.Values)
-		if err != nil {
-			h.t.Fatalf("credit entry %s: %v", e.ID, err)
-		}
-		credits = append(credits, cs...)
 	}
 	if len(credits) != len(ids) {
 		h.t.Errorf("credit stream has %d claims, journal %d", len(credits), len(ids))

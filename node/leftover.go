@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"redrain/ledger"
 )
 
 // Leftover records: a node that stops gracefully records each started rain's unclaimed remainder
@@ -53,7 +52,7 @@ func (n *Node) clearHeld(ctx context.Context) (pending int, last error) {
 func (n *Node) clearOne(ctx context.Context, code string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := ledger.ClearLeftover(ctx, n.rdb, code, n.opts.ID); err != nil {
+	if err := n.rdb.ClearLeftover(ctx, code, n.opts.ID); err != nil {
 		return err
 	}
 	if err := n.noteLeftoverRecorded(code, false); err != nil {

@@ -14,7 +14,7 @@ import (
 // the report counting paid packets as leftover (lost went negative). While Redis is unreachable
 // the rain is held: 503 journal_unavailable, nothing handed out.
 func TestReturningNodeClearsLeftover(t *testing.T) {
-	h := newHarness(t, false, nil)
+	h := newRedisHarness(t, false, nil)
 	h.rainOf("back", 20, 2000, 1, true)
 	paid := map[string]int64{}
 	claimOK := func(user uint64) {
@@ -79,7 +79,7 @@ func TestReturningNodeClearsLeftover(t *testing.T) {
 // A rain that was over when the node stopped keeps its leftover record across a restart: it is
 // exact (nothing more can be paid), and the rain is not held.
 func TestFinishedRainKeepsLeftover(t *testing.T) {
-	h := newHarness(t, false, nil)
+	h := newRedisHarness(t, false, nil)
 	h.rainOf("over", 10, 1000, 1, true)
 	st, body := h.claim("over", 1)
 	if st != 200 {

@@ -30,15 +30,15 @@ type Node struct {
 	log     *slog.Logger
 	store   *shard.Store
 	journal *ledger.Journal
-	rdb     redis.UniversalClient
+	rdb     Redis
 	flusher *ledger.Flusher
 	verify  *wire.Verifier
 	metrics *metrics
 
 	ln      net.Listener
 	server  *fasthttp.Server
-	gossip  *gossip.Bound   // the gossip address, bound by New; Start turns it into cluster
-	cluster *gossip.Cluster // nil until Start
+	gossip  *gossip.Bound // the gossip address, bound by New (nil with Options.Cluster); Start turns it into cluster
+	cluster Cluster       // nil until Start
 
 	codes atomic.Pointer[map[string]hotRain] // per rain code: what the claim path needs, lock-free
 
@@ -97,13 +97,15 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if err := n.openJournal(); err != nil {
-		n.gossip.Close()
+		n.closeGossip()
 		n.closeOwnListener()
 		return nil, err
 	}
-	ropt, _ := redis.ParseURL(opts.RedisURL) // validated
-	n.rdb = redis.NewClient(ropt)
-	n.flusher = ledger.NewFlusher(n.journal, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
+	if n.rdb = opts.Redis; n.rdb == nil {
+		ropt, _ := redis.ParseURL(opts.RedisURL) // validated
+		n.rdb = ledger.NewRedisClient(redis.NewClient(ropt))
+	}
+	n.flusher = ledger.NewFlusherTo(n.journal, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
 	n.metrics = newMetrics(n)
 	n.server = n.newServer()
 	return n, nil
@@ -117,6 +119,9 @@ func (n *Node) listen() error {
 		if n.ln, err = net.Listen("tcp", n.opts.HTTPAddr); err != nil {
 			return fmt.Errorf("%w: http %s: %v", ErrListen, n.opts.HTTPAddr, err)
 		}
+	}
+	if n.opts.Cluster != nil {
+		return nil
 	}
 	g := gossip.DefaultOptions()
 	if n.opts.FastGossip {
@@ -133,6 +138,13 @@ func (n *Node) listen() error {
 		return fmt.Errorf("%w: gossip: %v", ErrOptions, err)
 	}
 	return nil
+}
+
+// closeGossip releases the gossip address if New bound one and Start did not take it.
+func (n *Node) closeGossip() {
+	if n.gossip != nil {
+		n.gossip.Close()
+	}
 }
 
 // closeOwnListener closes the HTTP listener if New bound it (not one given in Options), when
@@ -183,11 +195,15 @@ func (n *Node) Incarnation() uint64 { return n.journal.Incarnation() }
 // Start starts gossiping on the address New bound (joining the cluster in the background),
 // serving and flushing.
 func (n *Node) Start() error {
-	c, err := n.gossip.Start()
-	if err != nil {
-		return fmt.Errorf("node: gossip: %w", err)
+	if n.gossip == nil {
+		n.cluster = n.opts.Cluster
+	} else {
+		c, err := n.gossip.Start()
+		if err != nil {
+			return fmt.Errorf("node: gossip: %w", err)
+		}
+		n.cluster = c
 	}
-	n.cluster = c
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
 	n.bg.Add(5)
@@ -202,7 +218,7 @@ func (n *Node) Start() error {
 		}
 	}()
 	n.ready.Store(true)
-	n.log.Info("serving", "http", n.HTTPAddr(), "gossip", c.GossipAddr())
+	n.log.Info("serving", "http", n.HTTPAddr(), "gossip", n.cluster.GossipAddr())
 	return nil
 }
 
@@ -252,7 +268,7 @@ func (n *Node) shutdown() error {
 		}
 		n.cluster.Shutdown()
 	}
-	n.gossip.Close() // releases the address if Start never ran
+	n.closeGossip() // releases the address if Start never ran
 	n.ln.Close()
 	n.rdb.Close()
 	if err := n.journal.Close(); err != nil {
@@ -277,7 +293,7 @@ func (n *Node) recordLeftovers(ctx context.Context) {
 			n.log.Warn("record leftover", "rain", code, "err", err)
 			continue
 		}
-		if err := ledger.RecordLeftover(ctx, n.rdb, code, n.opts.ID, p.RemainingAmount); err != nil {
+		if err := n.rdb.RecordLeftover(ctx, code, n.opts.ID, p.RemainingAmount); err != nil {
 			n.log.Warn("record leftover", "rain", code, "err", err)
 		}
 	}

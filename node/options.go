@@ -56,6 +56,14 @@ type Options struct {
 	FastGossip bool         // memberlist local timings (tests)
 	Listener   net.Listener // optional: serve on this instead of binding HTTPAddr (tests)
 	Logger     *slog.Logger // nil = slog.Default()
+
+	// Redis, if set, is used instead of a client dialled from RedisURL (which may then be ""),
+	// e.g. a ledger.MemRedis in handler tests; Close closes it. nil = dial RedisURL.
+	Redis Redis
+	// Cluster, if set, is used instead of memberlist: nothing is bound on GossipAddr and Join is
+	// ignored, e.g. a LoneCluster in handler tests; Close leaves and shuts it down. nil =
+	// memberlist on GossipAddr.
+	Cluster Cluster
 }
 
 // Limits on request bodies.
@@ -112,7 +120,7 @@ func (o *Options) validate() error {
 		return bad("gossip", "required")
 	case o.DataDir == "":
 		return bad("data", "required")
-	case o.RedisURL == "":
+	case o.RedisURL == "" && o.Redis == nil:
 		return bad("redis", "required")
 	case len(o.Join) > gossip.MaxJoin:
 		return bad("join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
@@ -135,7 +143,7 @@ func (o *Options) validate() error {
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	}
-	if _, err := redis.ParseURL(o.RedisURL); err != nil {
+	if _, err := redis.ParseURL(o.RedisURL); err != nil && o.Redis == nil {
 		return bad("redis", err.Error())
 	}
 	if err := gossip.CheckAddr(o.GossipAddr); err != nil {

@@ -117,7 +117,7 @@ func (n *Node) compact(ctx context.Context, code string, now int64) error {
 		return fmt.Errorf("%d of %d claims flushed", fc, t.Count)
 	}
 	if t.Count > 0 {
-		acked, why, err := ledger.WalletAcked(ctx, n.rdb, code, n.opts.WalletGroup)
+		acked, why, err := n.rdb.WalletAcked(ctx, code, n.opts.WalletGroup)
 		if err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (n *Node) compact(ctx context.Context, code string, now int64) error {
 	}
 	tomb := &ledger.Tombstone{Count: t.Count, Amount: t.Amount, Max: t.Max, LastSeq: t.LastSeq}
 	if p, ok := n.store.Progress(code, now); ok && p.Started {
-		if err := ledger.RecordLeftover(ctx, n.rdb, code, n.opts.ID, p.RemainingAmount); err != nil {
+		if err := n.rdb.RecordLeftover(ctx, code, n.opts.ID, p.RemainingAmount); err != nil {
 			return fmt.Errorf("record leftover: %w", err)
 		}
 		tomb.Leftover, tomb.HasLeftover = p.RemainingAmount, true
@@ -152,7 +152,7 @@ func (n *Node) compact(ctx context.Context, code string, now int64) error {
 // reassertTombstones puts every compacted rain's tombstone back into Redis where Redis lost it.
 func (n *Node) reassertTombstones(ctx context.Context) {
 	for code, tomb := range n.tombstones() {
-		wrote, err := ledger.Reassert(ctx, n.rdb, code, n.opts.ID, n.journal.Incarnation(), tomb)
+		wrote, err := n.rdb.Reassert(ctx, code, n.opts.ID, n.journal.Incarnation(), tomb)
 		switch {
 		case err != nil:
 			n.log.Warn("re-assert compacted rain", "rain", code, "err", err)

@@ -46,7 +46,7 @@ func TestDiscardBeforeSlice(t *testing.T) {
 // unchanged. Claims of it then answer 410 finished, and a Redis that loses its totals gets them
 // back from the tombstone.
 func TestRetentionCompacts(t *testing.T) {
-	h := newHarness(t, false, func(o *Options) { o.Retention = time.Hour })
+	h := newRedisHarness(t, false, func(o *Options) { o.Retention = time.Hour })
 	h.rainOf("old", 10, 1000, 1, true)
 	var paid int64
 	for u := uint64(1); u <= 4; u++ {
@@ -73,12 +73,12 @@ func TestRetentionCompacts(t *testing.T) {
 	if _, ok := h.n.journal.Totals("old"); !ok || h.n.compaction.Waiting() != 1 {
 		t.Fatalf("compacted with no wallet group on the credit stream (waiting %d)", h.n.compaction.Waiting())
 	}
-	ackAll(t, h.n.rdb, "old", "wallet", 1)
+	ackAll(t, h.rdb(), "old", "wallet", 1)
 	h.n.compactDue(ctx, stopAt.Add(61*time.Minute))
 	if _, ok := h.n.journal.Totals("old"); !ok {
 		t.Fatal("compacted while the wallet had acknowledged only 3 of 4 credit entries")
 	}
-	ackAll(t, h.n.rdb, "old", "wallet", 0)
+	ackAll(t, h.rdb(), "old", "wallet", 0)
 	h.n.compactDue(ctx, stopAt.Add(61*time.Minute))
 	if _, ok := h.n.journal.Totals("old"); ok || h.n.compaction.Waiting() != 0 {
 		t.Fatalf("not compacted after its retention and the wallet's acks (waiting %d)", h.n.compaction.Waiting())
@@ -88,24 +88,24 @@ func TestRetentionCompacts(t *testing.T) {
 	if st, body := h.do("GET", "/v1/rains/old", nil, nil); st != 200 || !strings.Contains(body, `"status":"finished"`) {
 		t.Fatalf("public view of a compacted rain: %d %s", st, body)
 	}
-	tot, err := ledger.ReadTotals(ctx, h.n.rdb, "old")
+	tot, err := h.held().ReadTotals(ctx, "old")
 	if err != nil || tot.ClaimedCount != 4 || tot.ClaimedAmount != paid {
 		t.Fatalf("redis after compaction: %+v %v (paid %d)", tot, err, paid)
 	}
-	nodes, err := ledger.ReadNodes(ctx, h.n.rdb, "old")
+	nodes, err := h.held().ReadNodes(ctx, "old")
 	if l, ok := nodes["n1"].Leftover(); err != nil || !ok || l != 1000-paid {
 		t.Fatalf("leftover recorded %+v %v, want %d", nodes["n1"], err, 1000-paid)
 	}
 	// Redis loses everything: the tombstone puts the node's share back, once.
-	if err := h.n.rdb.FlushAll(ctx).Err(); err != nil {
+	if err := h.rdb().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	h.n.reassertTombstones(ctx)
 	h.n.reassertTombstones(ctx)
-	if tot2, err := ledger.ReadTotals(ctx, h.n.rdb, "old"); err != nil || tot2 != tot {
+	if tot2, err := h.held().ReadTotals(ctx, "old"); err != nil || tot2 != tot {
 		t.Fatalf("redis totals after a wipe and re-assert: %+v %v, want %+v", tot2, err, tot)
 	}
-	nodes2, err := ledger.ReadNodes(ctx, h.n.rdb, "old")
+	nodes2, err := h.held().ReadNodes(ctx, "old")
 	if err != nil || nodes2["n1"] != nodes["n1"] {
 		t.Fatalf("nodes hash after re-assert: %+v %v, want %+v", nodes2["n1"], err, nodes["n1"])
 	}
@@ -113,11 +113,11 @@ func TestRetentionCompacts(t *testing.T) {
 	h.restart()
 	st, body = h.claim("old", 9)
 	wantError(t, st, body, 410, "finished")
-	if err := h.n.rdb.FlushAll(ctx).Err(); err != nil {
+	if err := h.rdb().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	h.n.reassertTombstones(ctx)
-	if tot2, err := ledger.ReadTotals(ctx, h.n.rdb, "old"); err != nil || tot2 != tot {
+	if tot2, err := h.held().ReadTotals(ctx, "old"); err != nil || tot2 != tot {
 		t.Fatalf("redis totals after a restart, a wipe and re-assert: %+v %v, want %+v", tot2, err, tot)
 	}
 	sl := h.rainSlice("old", 10, 1000)

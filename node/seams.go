@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"redrain/ledger"
+)
+
+// Redis is what the node needs of Redis: the flusher's sink, and the calls of graceful leave,
+// restart, retention and re-assert. ledger.RedisClient is the real one (dialled from
+// Options.RedisURL); ledger.MemRedis keeps the same rules in memory, for handler tests.
+type Redis interface {
+	ledger.Sink
+	RecordLeftover(ctx context.Context, code, node string, amount int64) error
+	ClearLeftover(ctx context.Context, code, node string) error
+	Reassert(ctx context.Context, code, node string, incarnation uint64, t ledger.Tombstone) (wrote bool, err error)
+	WalletAcked(ctx context.Context, code, group string) (ok bool, why string, err error)
+	Close() error
+}
+
+// Cluster is what the node needs of its gossip membership once started: whether it has joined
+// (/readyz), its address, and a graceful leave. *gossip.Cluster is the real one (memberlist on
+// Options.GossipAddr); LoneCluster is a cluster of one, for handler tests.
+type Cluster interface {
+	Joined() bool
+	GossipAddr() string
+	Leave(timeout time.Duration) error
+	Shutdown() error
+}
+
+// LoneCluster is a Cluster of this node alone, joined from the start, bound to no address. A
+// node built on it hears no gossip news: lifecycle changes come only by the internal API.
+type LoneCluster struct{}
+
+// Joined is always true: there is no one else to join.
+func (LoneCluster) Joined() bool { return true }
+
+// GossipAddr is "": nothing is bound.
+func (LoneCluster) GossipAddr() string { return "" }
+
+// Leave has no one to tell.
+func (LoneCluster) Leave(time.Duration) error { return nil }
+
+// Shutdown has nothing to stop.
+func (LoneCluster) Shutdown() error { return nil }
