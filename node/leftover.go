@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"time"
-
 )
 
 // Leftover records: a node that stops gracefully records each started rain's unclaimed remainder
