@@ -49,7 +49,17 @@ const (
 	DefaultMaxBackoff      = 5 * time.Second
 )
 
-func (o *FlusherOptions) fill(j *Journal) {
+// Source is what the flusher reads of a journal: its identity, each rain's totals and records.
+// *Journal is the real one, MemJournal the in-memory one.
+type Source interface {
+	NodeID() string
+	Incarnation() uint64
+	Totals(code string) (t Totals, ok bool)
+	AllTotals() map[string]Totals
+	Scan(code string, afterSeq uint64, max int, fn func(seq uint64, r Record) bool) error
+}
+
+func (o *FlusherOptions) fill(j Source) {
 	if o.NodeID == "" {
 		o.NodeID = j.NodeID()
 	}
@@ -80,15 +90,18 @@ func (o *FlusherOptions) fill(j *Journal) {
 	if o.MaxBatch < 1 || o.MaxBatch > MaxFlushBatch {
 		panic(fmt.Sprintf("ledger: FlusherOptions.MaxBatch %d not in 1..%d", o.MaxBatch, MaxFlushBatch))
 	}
+	if jj, ok := j.(*Journal); ok && o.Logger == nil {
+		o.Logger = jj.log
+	}
 	if o.Logger == nil {
-		o.Logger = j.log
+		o.Logger = slog.Default()
 	}
 }
 
 // Flusher moves journaled claims to Redis, exactly once (see the package comment). Its methods
 // are safe for concurrent use; batches are applied one at a time.
 type Flusher struct {
-	j     *Journal
+	j     Source
 	rdb   Sink
 	opts  FlusherOptions
 	log   *slog.Logger
@@ -119,9 +132,9 @@ func NewFlusher(j *Journal, rdb redis.UniversalClient, opts FlusherOptions) *Flu
 	return NewFlusherTo(j, NewRedisClient(rdb), opts)
 }
 
-// NewFlusherTo returns a flusher for j's claims into sink (a RedisClient, or a MemRedis in
-// tests). It panics as NewFlusher does.
-func NewFlusherTo(j *Journal, rdb Sink, opts FlusherOptions) *Flusher {
+// NewFlusherTo returns a flusher for j's claims (a *Journal, or a MemJournal in tests) into
+// sink (a RedisClient, or a MemRedis in tests). It panics as NewFlusher does.
+func NewFlusherTo(j Source, rdb Sink, opts FlusherOptions) *Flusher {
 	opts.fill(j)
 	return &Flusher{j: j, rdb: rdb, opts: opts, log: opts.Logger,
 		field: MarkerField(opts.NodeID, j.Incarnation()), kick: make(chan struct{}, 1),
@@ -369,7 +382,7 @@ func (f *Flusher) Lag() (claims int64, seconds float64) {
 		p := f.progress(code)
 		if behind := t.Count - p.count; behind > 0 {
 			claims += behind
-			if r, ok, err := f.j.firstAfter(code, p.marker); err == nil && ok {
+			if r, ok, err := firstAfter(f.j, code, p.marker); err == nil && ok {
 				seconds = max(seconds, now.Sub(time.Unix(0, r.UnixNano)).Seconds())
 			}
 		}

@@ -232,7 +232,7 @@ func scanBucket(b *bolt.Bucket, code string, afterSeq uint64, max int, fn func(s
 }
 
 // firstAfter returns the first record of the rain after afterSeq, if any.
-func (j *Journal) firstAfter(code string, afterSeq uint64) (r Record, ok bool, err error) {
+func firstAfter(j Source, code string, afterSeq uint64) (r Record, ok bool, err error) {
 	err = j.Scan(code, afterSeq, 1, func(_ uint64, rr Record) bool {
 		r, ok = rr, true
 		return false
