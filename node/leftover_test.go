@@ -57,7 +57,7 @@ func TestReturningNodeClearsLeftover(t *testing.T) {
 	if err != nil || nodes["n1"].HasLeftover || nodes["n1"].HasLeftoverAt {
 		t.Fatalf("leftover record still there after the node served again: %+v %v", nodes["n1"], err)
 	}
-	if m, _, _ := h.n.journal.Rain("back"); m.LeftoverRecorded {
+	if m, _, _ := h.n.journal.(*ledger.Journal).Rain("back"); m.LeftoverRecorded {
 		t.Fatal("journal still says a leftover record may exist")
 	}
 	for u := uint64(21); u <= 24; u++ {

@@ -29,7 +29,7 @@ type Node struct {
 	opts    Options
 	log     *slog.Logger
 	store   *shard.Store
-	journal *ledger.Journal
+	journal Journal
 	rdb     Redis
 	flusher *ledger.Flusher
 	verify  *wire.Verifier
@@ -155,17 +155,21 @@ func (n *Node) closeOwnListener() {
 	}
 }
 
-// openJournal opens the journal and rebuilds the store from it.
+// openJournal opens the journal (or takes Options.Journal) and rebuilds the store from it.
 func (n *Node) openJournal() error {
-	jo := ledger.DefaultOptions(filepath.Join(n.opts.DataDir, "journal.db"), n.opts.ID)
-	jo.Logger = n.log
-	if n.opts.WALSize != 0 {
-		jo.WALSize = n.opts.WALSize
-	}
-	jo.ApplyEvery = n.opts.ApplyEvery
-	j, err := ledger.Open(jo)
-	if err != nil {
-		return fmt.Errorf("node: open journal: %w", err)
+	j := n.opts.Journal
+	if j == nil {
+		jo := ledger.DefaultOptions(filepath.Join(n.opts.DataDir, "journal.db"), n.opts.ID)
+		jo.Logger = n.log
+		if n.opts.WALSize != 0 {
+			jo.WALSize = n.opts.WALSize
+		}
+		jo.ApplyEvery = n.opts.ApplyEvery
+		lj, err := ledger.Open(jo)
+		if err != nil {
+			return fmt.Errorf("node: open journal: %w", err)
+		}
+		j = lj
 	}
 	n.journal = j
 	began := time.Now()

@@ -64,6 +64,10 @@ type Options struct {
 	// ignored, e.g. a LoneCluster in handler tests; Close leaves and shuts it down. nil =
 	// memberlist on GossipAddr.
 	Cluster Cluster
+	// Journal, if set, is used instead of opening DataDir/journal.db (DataDir may then be ""),
+	// e.g. a ledger.MemJournal of this node's ID; New recovers from it, Close closes it. WALSize
+	// and ApplyEvery are then ignored. nil = open DataDir/journal.db.
+	Journal Journal
 }
 
 // Limits on request bodies.
@@ -118,8 +122,10 @@ func (o *Options) validate() error {
 		return bad("http", "required")
 	case o.GossipAddr == "":
 		return bad("gossip", "required")
-	case o.DataDir == "":
+	case o.DataDir == "" && o.Journal == nil:
 		return bad("data", "required")
+	case o.Journal != nil && o.Journal.NodeID() != o.ID:
+		return bad("id", fmt.Sprintf("the journal given belongs to node %q", o.Journal.NodeID()))
 	case o.RedisURL == "" && o.Redis == nil:
 		return bad("redis", "required")
 	case len(o.Join) > gossip.MaxJoin:

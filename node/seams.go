@@ -5,7 +5,27 @@ import (
 	"time"
 
 	"redrain/ledger"
+	"redrain/rain"
 )
+
+// Journal is what the node needs of its journal: claims appended durably (the flusher's
+// ledger.Source reads them back), rains and slices stored, replayed at start, reopened after a
+// failed commit. *ledger.Journal is the real one (bbolt and a write-ahead log in DataDir);
+// ledger.MemJournal keeps the same rules in memory, for tests of a node built from fakes. See
+// ledger's errors for what Append's failures mean to the node (ErrCommit, ErrUnavailable).
+type Journal interface {
+	ledger.Source
+	Append(r ledger.Record) (seq uint64, err error)
+	PutRain(m ledger.RainMeta) error
+	PutSlice(s rain.Slice) error
+	DropSlices(code string, epoch uint64) error
+	DropRain(tomb ledger.RainMeta) error
+	Recover() (*ledger.Recovery, error)
+	Failed() bool
+	Reopen() ([]ledger.Record, error)
+	Stats() ledger.Stats
+	Close() error
+}
 
 // Redis is what the node needs of Redis: the flusher's sink, and the calls of graceful leave,
 // restart, retention and re-assert. ledger.RedisClient is the real one (dialled from
