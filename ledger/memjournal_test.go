@@ -36,8 +36,12 @@ func TestMemJournalMatchesJournal(t *testing.T) {
 		func(j journalUnderTest) []any { return []any{j.PutRain(RainMeta{Code: "a", MaxPerUser: 1})} },
 		func(j journalUnderTest) []any { return []any{j.PutRain(RainMeta{Code: "b", MaxPerUser: 2})} },
 		func(j journalUnderTest) []any { return []any{j.PutRain(RainMeta{Code: "{bad}"}) != nil} },
-		func(j journalUnderTest) []any { return []any{j.PutSlice(slice("a", 1, 2)), j.PutSlice(slice("a", 1, 1))} },
-		func(j journalUnderTest) []any { return []any{j.PutSlice(slice("a", 2, 1)), j.PutSlice(slice("b", 1, 1))} },
+		func(j journalUnderTest) []any {
+			return []any{j.PutSlice(slice("a", 1, 2)), j.PutSlice(slice("a", 1, 1))}
+		},
+		func(j journalUnderTest) []any {
+			return []any{j.PutSlice(slice("a", 2, 1)), j.PutSlice(slice("b", 1, 1))}
+		},
 		func(j journalUnderTest) []any { return []any{j.DropSlices("a", 2)} },
 		func(j journalUnderTest) []any {
 			var out []any
