@@ -65,6 +65,14 @@
 // node's count has not moved, so a node that came back and served can never have its old record
 // counted against packets it paid.
 //
+// # In-memory stand-ins
+//
+// The flusher reads a Source (a *Journal) and writes to a Sink (a RedisClient, on go-redis).
+// MemJournal and MemRedis keep the same rules in memory, for unit tests of their callers (a
+// node built from fakes needs no file, redis-server or fsync); the tests compare each with the
+// real one call by call (TestMemJournalMatchesJournal, TestMemRedisMatchesRedis). Durability is
+// not among those rules: a MemJournal survives no process.
+//
 // # Layout (bbolt buckets)
 //
 //	meta       incarnation, node id, format version, last sequence
