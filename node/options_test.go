@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"redrain/ledger"
 )
 
 // New refuses a bad option or an address it cannot bind before it creates anything on disk.
@@ -31,6 +33,8 @@ func TestNewRefusesBeforeTheDisk(t *testing.T) {
 		{"http port out of range", func(o *Options) { o.HTTPAddr = "127.0.0.1:99999" }, ErrListen},
 		{"http port in use", func(o *Options) { o.HTTPAddr = busy }, ErrListen},
 		{"gossip port in use", func(o *Options) { o.GossipAddr = busy }, ErrListen},
+		{"no redis URL, none given", func(o *Options) { o.RedisURL = "" }, ErrOptions},
+		{"a journal of another node", func(o *Options) { o.Journal = ledger.NewMemJournal("n2", 1) }, ErrOptions},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,5 +53,24 @@ func TestNewRefusesBeforeTheDisk(t *testing.T) {
 				t.Fatalf("data dir touched (%v)", err)
 			}
 		})
+	}
+}
+
+// With Options.Redis, Cluster and Journal a node needs no RedisURL, DataDir or gossip address
+// of its own, and binds no gossip port.
+func TestNewFromFakesNeedsNoURLOrDir(t *testing.T) {
+	o := LocalOptions("n1", "", "", testSecret)
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.Redis, o.Cluster, o.Journal = ledger.NewMemRedis(), LoneCluster{}, ledger.NewMemJournal("n1", 1)
+	n, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer n.Close()
+	if err := n.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if n.GossipAddr() != "" || n.Incarnation() != 1 {
+		t.Fatalf("gossip address %q, incarnation %x", n.GossipAddr(), n.Incarnation())
 	}
 }
