@@ -13,7 +13,7 @@ import (
 // journaled and flushed; a failed commit answers 503 and settles its packet after the repair
 // (kept when the record reached the journal, released when it did not); a restart on the same
 // journal and Redis recovers every claim. Nothing on disk, no redis-server, no memberlist.
-func TestNodeFromFakes(t *testing.T) {
+func TestClaimHandlerFromFakes(t *testing.T) {
 	mem := ledger.NewMemJournal("n1", 0xfeed)
 	h := newHarness(t, false, func(o *Options) { o.Journal, o.DataDir = mem, "" })
 	h.rainOf("fake", 10, 1000, 1, true)
