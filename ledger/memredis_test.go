@@ -115,3 +115,47 @@ func compareHeld(t *testing.T, ctx context.Context, real, mem sinkUnderTest, cod
 		}
 	}
 }
+
+// The flusher on fakes (a MemJournal into a MemRedis): every claim reaches the totals and the
+// credit entries once, batch by batch, while it runs beside the appends, and again after a
+// wipe. No file, no redis-server.
+func TestFlusherOnFakes(t *testing.T) {
+	j, r := NewMemJournal("n1", 0xbeef), NewMemRedis()
+	f := NewFlusherTo(j, r, flusherOptions())
+	ctx := flushCtx(t)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(runCtx) }()
+	var sum int64
+	for i := range 950 {
+		rec := claim("r", i)
+		if _, err := j.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		sum += rec.Amount
+		f.Notify()
+	}
+	stop()
+	<-done
+	check := func(when string) {
+		t.Helper()
+		if err := f.FlushRain(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		tot, _ := r.ReadTotals(ctx, "r")
+		credits, _ := r.ReadCredits(ctx, "r")
+		ids := map[string]bool{}
+		for _, c := range credits {
+			ids[c.ClaimID] = true
+		}
+		if tot.ClaimedCount != 950 || tot.ClaimedAmount != sum || len(credits) != 950 || len(ids) != 950 {
+			t.Fatalf("%s: totals %+v, %d credits (%d ids); want 950 claims of %d", when, tot, len(credits), len(ids), sum)
+		}
+		if c, a, ok := f.Flushed("r"); !ok || c != 950 || a != sum {
+			t.Fatalf("%s: flushed %d/%d %v", when, c, a, ok)
+		}
+	}
+	check("after the run")
+	r.FlushAll()
+	check("after a wipe")
+}
