@@ -13,6 +13,7 @@ import (
 
 	"redrain/internal/wire"
 	"redrain/ledger"
+	"redrain/rain"
 	"redrain/shard"
 )
 
@@ -359,7 +360,7 @@ func splitInternalRain(path string) (code, action string, ok bool) {
 		return "", "", false
 	}
 	code, action, found = strings.Cut(rest, "/")
-	if !found || !validCode([]byte(code)) {
+	if !found || !rain.ValidCode(code) {
 		return "", "", false
 	}
 	switch action {
