@@ -85,22 +85,22 @@ func (o *Options) fill() error {
 	}
 	switch {
 	case o.Path == "":
-		return fmt.Errorf("%w: Path is empty", ErrBadOptions)
+		return fmt.Errorf("%w: Path is empty", ErrOptions)
 	case o.NodeID == "":
-		return fmt.Errorf("%w: NodeID is empty", ErrBadOptions)
+		return fmt.Errorf("%w: NodeID is empty", ErrOptions)
 	case o.MaxBatch < 1 || o.MaxBatch > MaxMaxBatch:
-		return fmt.Errorf("%w: MaxBatch %d not in 1..%d", ErrBadOptions, o.MaxBatch, MaxMaxBatch)
+		return fmt.Errorf("%w: MaxBatch %d not in 1..%d", ErrOptions, o.MaxBatch, MaxMaxBatch)
 	case o.QueueLen < 1:
-		return fmt.Errorf("%w: QueueLen %d < 1", ErrBadOptions, o.QueueLen)
+		return fmt.Errorf("%w: QueueLen %d < 1", ErrOptions, o.QueueLen)
 	case o.OpenTimeout < 0:
-		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrBadOptions, o.OpenTimeout)
+		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrOptions, o.OpenTimeout)
 	case o.WALSize < 1<<20:
-		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrBadOptions, o.WALSize)
+		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrOptions, o.WALSize)
 	case o.WALSize < maxFrame(o.MaxBatch):
-		return fmt.Errorf("%w: WALSize %d cannot hold a frame of MaxBatch %d records (%d bytes)", ErrBadOptions,
+		return fmt.Errorf("%w: WALSize %d cannot hold a frame of MaxBatch %d records (%d bytes)", ErrOptions,
 			o.WALSize, o.MaxBatch, maxFrame(o.MaxBatch))
 	case o.ApplyEvery < 0 || o.ApplyRecords < 1:
-		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrBadOptions, o.ApplyEvery, o.ApplyRecords)
+		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrOptions, o.ApplyEvery, o.ApplyRecords)
 	}
 	return nil
 }
@@ -431,7 +431,9 @@ func (j *Journal) NodeID() string { return j.opts.NodeID }
 func (j *Journal) Path() string { return j.opts.Path }
 
 // Append journals r and returns its sequence once the commit holding it is fsynced. It fails with
-// ErrBadRecord (r invalid), ErrClosed (after Close) or ErrCommit (nothing of r was made durable).
+// ErrBadRecord (r invalid, not written), ErrClosed (after Close, not written), ErrUnavailable (an
+// earlier commit failed and the journal awaits Reopen; not written) or ErrCommit (the commit
+// holding r failed: r may or may not be in the file, and only Reopen says which).
 func (j *Journal) Append(r Record) (seq uint64, err error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
