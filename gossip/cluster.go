@@ -112,12 +112,6 @@ func (c *Cluster) startLoops(probeInterval time.Duration) {
 	go c.pruneLoop()
 }
 
-// LocalMember is this member as the cluster sees it.
-func (c *Cluster) LocalMember() Member {
-	m, _ := c.Member(c.opts.Meta.ID)
-	return m
-}
-
 // GossipAddr is the host:port peers reach this member at: the bound address (with port 0 in
 // BindAddr, the port picked), or AdvertiseAddr.
 func (c *Cluster) GossipAddr() string { return c.addr }

@@ -149,3 +149,9 @@ func indexOf(states []State, s State, from int) int {
 	}
 	return -1
 }
+
+// LocalMember is this member as the cluster sees it (tests only).
+func (c *Cluster) LocalMember() Member {
+	m, _ := c.Member(c.opts.Meta.ID)
+	return m
+}
