@@ -61,7 +61,9 @@ func DefaultOptions(path, node string) Options {
 		OpenTimeout: DefaultOpenTimeout}
 }
 
-func (o *Options) fill() error {
+// defaultAndCheck sets each zero field of o to its default and reports (ErrOptions, naming the
+// field) what is still invalid.
+func (o *Options) defaultAndCheck() error {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
@@ -233,7 +235,7 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan st
 // log holds beyond the file into it, and starts the writer. A file another opener holds fails
 // with ErrLocked after Options.OpenTimeout.
 func Open(opts Options) (*Journal, error) {
-	if err := opts.fill(); err != nil {
+	if err := opts.defaultAndCheck(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
@@ -465,13 +467,13 @@ func (j *Journal) writer() {
 	for {
 		select {
 		case r := <-j.queue:
-			batch = j.fill(append(batch[:0], r))
+			batch = j.topUpBatch(append(batch[:0], r))
 			j.commitAndAnswer(batch)
 			runtime.Gosched() // let the waiters just answered queue their next record
 		case <-j.quit:
 			// No sender can enqueue any more (Close holds the lock first): commit the rest.
 			for len(j.queue) > 0 {
-				batch = j.fill(batch[:0])
+				batch = j.topUpBatch(batch[:0])
 				j.commitAndAnswer(batch)
 			}
 			return
@@ -479,8 +481,8 @@ func (j *Journal) writer() {
 	}
 }
 
-// fill adds queued requests to batch without waiting, up to MaxBatch.
-func (j *Journal) fill(batch []*request) []*request {
+// topUpBatch adds queued requests to batch without waiting, up to MaxBatch.
+func (j *Journal) topUpBatch(batch []*request) []*request {
 	for len(batch) < j.opts.MaxBatch {
 		select {
 		case r := <-j.queue:
@@ -616,7 +618,7 @@ func (j *Journal) commit(batch []*request) error {
 		if err := j.rotate(); err != nil {
 			return err
 		}
-		if !j.wal[j.active].fits(payload) { // more than MaxBatch records (Options.fill bounds the rest)
+		if !j.wal[j.active].fits(payload) { // more than MaxBatch records (Options.defaultAndCheck bounds the rest)
 			return fmt.Errorf("ledger: a frame of %d records (%d bytes) does not fit a log file of %d", len(batch),
 				payload, j.opts.WALSize)
 		}
