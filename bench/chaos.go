@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"redrain/coordinator"
+	"redrain/internal/poll"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -47,8 +49,8 @@ type ChaosResult struct {
 // ErrChaos: the scenario could not run (a process would not start, the rain could not begin).
 var ErrChaos = errors.New("bench chaos")
 
-// Chaos runs the scenario. A violated invariant is in the result's Verdict, not an error.
-func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
+// setDefaults sets each zero field of o to its default.
+func (o *ChaosOptions) setDefaults() {
 	if o.Count == 0 {
 		o.Count = 30_000
 	}
@@ -67,24 +69,38 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+}
+
+// startChaosRain creates the scenario's rain, prepares and starts it, and returns its code.
+func startChaosRain(ctx context.Context, c *LocalCluster, o ChaosOptions) (string, error) {
+	adm := c.Admin()
+	r, err := adm.Create(ctx, rain.Config{AnchorID: 1, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser, DurationS: 3600})
+	if err != nil {
+		return "", fmt.Errorf("%w: create: %v", ErrChaos, err)
+	}
+	for _, step := range []string{"prepare", "start"} {
+		if _, err := adm.Act(ctx, r.Code, step, 1); err != nil {
+			return "", fmt.Errorf("%w: %s: %v", ErrChaos, step, err)
+		}
+	}
+	return r.Code, nil
+}
+
+// Chaos runs the scenario. A violated invariant is in the result's Verdict, not an error.
+func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
+	o.setDefaults()
 	c, err := StartCluster(ctx, ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrChaos, err)
 	}
 	defer c.Stop()
-	adm := c.Admin()
-	r, err := adm.Create(ctx, rain.Config{AnchorID: 1, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser, DurationS: 3600})
+	code, err := startChaosRain(ctx, c, o)
 	if err != nil {
-		return nil, fmt.Errorf("%w: create: %v", ErrChaos, err)
+		return nil, err
 	}
-	for _, step := range []string{"prepare", "start"} {
-		if _, err := adm.Act(ctx, r.Code, step, 1); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrChaos, step, err)
-		}
-	}
-	fmt.Fprintf(o.Out, "rain %s: %d packets, %d cents, 3 nodes; claims flowing from %d users\n", r.Code, o.Count, o.Amount, o.Users)
-	t := StartTapper(c, r.Code, o.Users, o.Conns)
-	res := &ChaosResult{Code: r.Code}
+	fmt.Fprintf(o.Out, "rain %s: %d packets, %d cents, 3 nodes; claims flowing from %d users\n", code, o.Count, o.Amount, o.Users)
+	t := StartTapper(c, code, o.Users, o.Conns)
+	res := &ChaosResult{Code: code}
 	faults := []struct {
 		name string
 		do   func() (string, error)
@@ -120,75 +136,70 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 			st.Took.Round(time.Millisecond), st.Failed, comment)
 	}
 	answers := t.drain(ctx, c)
-	res.Verdict, err = chaosVerdict(ctx, c, r.Code, answers, o, res)
+	res.Verdict, err = chaosVerdict(ctx, c, code, answers, o, res)
 	return res, err
 }
 
 // chaosVerdict waits until Redis holds what the live nodes journaled and checks the invariants.
 func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []Answer, o ChaosOptions, res *ChaosResult) (*Verdict, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		rep, err := c.Admin().Report(ctx, code)
-		flushed := err == nil
+	var rep *coordinator.Report
+	flushed := func() bool {
+		var err error
+		rep, err = c.Admin().Report(ctx, code)
+		done := err == nil
 		for _, n := range rep.Nodes {
-			flushed = flushed && (n.State != "alive" || n.FlushedAmount == n.ClaimedAmount)
+			done = done && (n.State != "alive" || n.FlushedAmount == n.ClaimedAmount)
 		}
-		if flushed {
-			res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
-			credits, totals, nodes, err := ReadRedis(ctx, c.Client(), code)
-			if err != nil {
-				return nil, err
-			}
-			v := Check(answers, credits, totals, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
-			for _, p := range CheckReport(rep) {
-				v.fail("report: %s", p)
-			}
-			return v, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute", ErrChaos)
-		}
-		time.Sleep(50 * time.Millisecond) // poll pace
+		return done
 	}
+	if err := poll.Until(ctx, time.Minute, 50*time.Millisecond, flushed); err != nil {
+		return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute (%v)", ErrChaos, err)
+	}
+	res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
+	credits, totals, nodes, err := ReadRedis(ctx, c.Client(), code)
+	if err != nil {
+		return nil, err
+	}
+	v := Check(answers, credits, totals, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
+	for _, p := range CheckReport(rep) {
+		v.fail("report: %s", p)
+	}
+	return v, nil
 }
 
 func (t *Tapper) waitOKs(ctx context.Context, n int64) error {
 	target := t.oks.Load() + n
-	deadline := time.Now().Add(time.Minute)
-	for t.oks.Load() < target {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%w: claims stopped flowing (%d answered)", ErrChaos, t.oks.Load())
-		}
-		time.Sleep(20 * time.Millisecond) // poll pace
+	if poll.Until(ctx, time.Minute, 20*time.Millisecond, func() bool { return t.oks.Load() >= target }) != nil {
+		return fmt.Errorf("%w: claims stopped flowing (%d answered)", ErrChaos, t.oks.Load())
 	}
 	return nil
 }
 
-// drain keeps tapping until the live nodes have nothing left, then stops.
+// drain keeps tapping until the live nodes have nothing left (or two minutes pass), then stops.
 func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		left := int64(0)
-		for _, n := range c.Nodes {
-			if n.Proc == nil || n.Proc.Exited() {
-				continue
-			}
-			var pl wire.ProgressList
-			if err := wc.Do(ctx, "GET", n.HTTP, wire.PathProgress, nil, &pl); err != nil {
-				left++
-				continue
-			}
-			for _, p := range pl.Rains {
-				left += p.RemainingCount
-			}
-		}
-		if left == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // poll pace
-	}
+	_ = poll.Until(ctx, 2*time.Minute, 50*time.Millisecond, func() bool { return liveLeft(ctx, c, wc) == 0 })
 	return t.Stop()
+}
+
+// liveLeft is how many packets the live nodes still hold; a live node that does not answer
+// counts as one.
+func liveLeft(ctx context.Context, c *LocalCluster, wc *wire.Client) int64 {
+	left := int64(0)
+	for _, n := range c.Nodes {
+		if n.Proc == nil || n.Proc.Exited() {
+			continue
+		}
+		var pl wire.ProgressList
+		if err := wc.Do(ctx, "GET", n.HTTP, wire.PathProgress, nil, &pl); err != nil {
+			left++
+			continue
+		}
+		for _, p := range pl.Rains {
+			left += p.RemainingCount
+		}
+	}
+	return left
 }
 
 // ChaosTable prints the outcome.

@@ -27,7 +27,6 @@ const (
 	// rather than a connection reset. A larger declared body is refused unread and the
 	// connection closed (fasthttp has no lingering close), and the client may see a reset.
 	maxReadBody = 1 << 20
-	MaxCodeLen  = 64 // a longer {code} is unknown without a lookup
 	// MaxHeaderBytes bounds a request's line and headers (fasthttp's ReadBufferSize), as on the
 	// node: more is 431 headers_too_large, so a long path is still read and answered 404.
 	MaxHeaderBytes = 8 << 10
@@ -262,7 +261,8 @@ func route(method, path string) (request, *apiError) {
 		if req.code == "" {
 			shape = ""
 		}
-		if shape != "" && !validCode(req.code) {
+		// A code that is not rain.ValidCode (say, too long) names no rain: unknown without a lookup.
+		if shape != "" && !rain.ValidCode(req.code) {
 			return req, errUnknownRain
 		}
 	}
@@ -300,20 +300,6 @@ func allow(byMethod map[string]string) string {
 		return m
 	}
 	return ""
-}
-
-// validCode: 1..MaxCodeLen characters of the base64url alphabet.
-func validCode(code string) bool {
-	if code == "" || len(code) > MaxCodeLen {
-		return false
-	}
-	for i := 0; i < len(code); i++ {
-		ch := code[i]
-		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // dispatch runs the action and writes its success answer.

@@ -55,7 +55,7 @@ func TestCreateDefaultsAndGet(t *testing.T) {
 	c := newAPI(t)
 	before := time.Now().Add(-time.Second)
 	r := c.create(t, `{"anchor_id":7,"total_amount":1000,"total_count":10}`)
-	if len(r.Code) != 22 || !validCode(r.Code) {
+	if len(r.Code) != 22 || !rain.ValidCode(r.Code) {
 		t.Fatalf("code %q: want 22 base64url characters", r.Code)
 	}
 	want := Rain{Code: r.Code, AnchorID: 7, Status: rain.Waiting, TotalAmount: 1000, TotalCount: 10,
@@ -283,7 +283,7 @@ func TestRoutes(t *testing.T) {
 	c.expectError(t, 404, "not_found", "GET", "/v1/rains/", "")
 	c.expectError(t, 404, "unknown_rain", "GET", "/v1/rains/AAAAAAAAAAAAAAAAAAAAAA", "")
 	c.expectError(t, 404, "unknown_rain", "GET", "/v1/rains/has.dot", "")
-	c.expectError(t, 404, "unknown_rain", "GET", "/v1/rains/"+strings.Repeat("a", MaxCodeLen+1), "")
+	c.expectError(t, 404, "unknown_rain", "GET", "/v1/rains/"+strings.Repeat("a", rain.MaxCodeLen+1), "")
 	c.expectError(t, 404, "unknown_rain", "GET", "/v1/rains/AAAAAAAAAAAAAAAAAAAAAA/report", "")
 	for _, op := range []string{"prepare", "start", "stop"} {
 		c.expectError(t, 404, "unknown_rain", "POST", "/v1/rains/AAAAAAAAAAAAAAAAAAAAAA/"+op, anchorJSON(1))

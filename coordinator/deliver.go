@@ -41,31 +41,60 @@ func (c *Coordinator) tell(nodes []string, path string, msg any, until time.Time
 
 // deliver is one node's delivery of tell.
 func (c *Coordinator) deliver(node, path string, msg any, until time.Time) {
-	backoff := firstBackoff
-	var last error
-	for attempt := 1; ; attempt++ {
-		if addr, ok := c.aliveAddr(node); ok {
-			ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
-			last = c.post(ctx, addr, path, msg)
-			cancel()
-			var se *wire.StatusError
-			if last == nil {
-				return
-			}
-			if errors.As(last, &se) && se.Status/100 == 4 {
-				c.log.Warn("node refused", "node", node, "path", path, "err", last)
-				return
-			}
+	var last error // the last POST's error; not changed by an attempt that found the node gone
+	try := func() error {
+		addr, ok := c.aliveAddr(node)
+		if !ok {
+			return errNotAlive
 		}
-		if !time.Now().Add(backoff).Before(until) {
-			c.log.Warn("giving up telling node", "node", node, "path", path, "attempts", attempt, "err", last)
-			return
+		ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
+		defer cancel()
+		last = c.post(ctx, addr, path, msg)
+		return last
+	}
+	inTime := func(backoff time.Duration) bool { return time.Now().Add(backoff).Before(until) }
+	switch end, attempts, _ := untilAck(c.ctx, try, inTime); end {
+	case refused:
+		c.log.Warn("node refused", "node", node, "path", path, "err", last)
+	case gaveUp:
+		c.log.Warn("giving up telling node", "node", node, "path", path, "attempts", attempts, "err", last)
+	}
+}
+
+var errNotAlive = errors.New("node is not an alive member")
+
+// ackEnd is how untilAck ended.
+type ackEnd int
+
+const (
+	acked     ackEnd = iota // try returned nil
+	refused                 // try returned a 4xx *wire.StatusError: retrying cannot help
+	gaveUp                  // again said the next attempt would come too late
+	cancelled               // ctx ended while waiting to retry
+)
+
+// untilAck is the coordinator's one retry-until-ack loop: it calls try until it returns nil or a
+// 4xx *wire.StatusError, waiting between attempts a backoff that doubles from firstBackoff up to
+// maxBackoff. Before each wait it asks again(backoff), when again is not nil, whether to go on.
+// It returns how it ended, the number of attempts and try's last error.
+func untilAck(ctx context.Context, try func() error, again func(backoff time.Duration) bool) (ackEnd, int, error) {
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		err := try()
+		var se *wire.StatusError
+		switch {
+		case err == nil:
+			return acked, attempt, nil
+		case errors.As(err, &se) && se.Status/100 == 4:
+			return refused, attempt, err
+		case again != nil && !again(backoff):
+			return gaveUp, attempt, err
 		}
 		t := time.NewTimer(backoff)
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
-			return
+			return cancelled, attempt, err
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)

@@ -223,24 +223,13 @@ func (c *Coordinator) sendSlices(r *record, plan []rain.Slice, live []gossip.Mem
 	return first
 }
 
-// callUntil POSTs msg until the node acks, the node refuses it (4xx), or ctx ends.
+// callUntil POSTs msg until the node acks, the node refuses it (4xx), or ctx ends (untilAck).
 func (c *Coordinator) callUntil(ctx context.Context, addr, path string, msg any) error {
-	backoff := firstBackoff
-	for {
-		err := c.post(ctx, addr, path, msg)
-		var se *wire.StatusError
-		if err == nil || errors.As(err, &se) && se.Status/100 == 4 {
-			return err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
+	end, _, err := untilAck(ctx, func() error { return c.post(ctx, addr, path, msg) }, nil)
+	if end == cancelled {
+		return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 	}
+	return err
 }
 
 // post makes one signed POST and checks the ack.

@@ -1,10 +1,6 @@
 package coordinator
 
-import (
-	"time"
-
-	"redrain/rain"
-)
+import "redrain/rain"
 
 // Rain is the rain object of the admin API (SPEC.md). Timestamps are RFC 3339 in UTC with
 // milliseconds; a time not (yet) set is null, never omitted. ClaimedCount, ClaimedAmount and
@@ -85,14 +81,11 @@ type Node struct {
 	Slices int    `json:"slices"`
 }
 
-// timeFormat is RFC 3339 with milliseconds, always in UTC.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
 func stamp(ns int64) *string {
 	if ns == 0 {
 		return nil
 	}
-	s := time.Unix(0, ns).UTC().Format(timeFormat)
+	s := rain.FormatTime(ns)
 	return &s
 }
 

@@ -112,12 +112,6 @@ func (c *Cluster) startLoops(probeInterval time.Duration) {
 	go c.pruneLoop()
 }
 
-// LocalMember is this member as the cluster sees it.
-func (c *Cluster) LocalMember() Member {
-	m, _ := c.Member(c.opts.Meta.ID)
-	return m
-}
-
 // GossipAddr is the host:port peers reach this member at: the bound address (with port 0 in
 // BindAddr, the port picked), or AdvertiseAddr.
 func (c *Cluster) GossipAddr() string { return c.addr }
@@ -168,14 +162,6 @@ func (c *Cluster) Publish(n News) error {
 	}
 	c.queue.QueueBroadcast(newNewsBroadcast(n)) // under mu, so the queue holds the latest version
 	return nil
-}
-
-// NewsFor returns the latest news known about a rain.
-func (c *Cluster) NewsFor(code string) (News, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.news.byCode[code]
-	return n, ok
 }
 
 // Leave marks this member as leaving in its gossip metadata and waits up to timeout (0: no

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"redrain/rain"
 )
 
 // Kinds of News.
@@ -27,8 +29,8 @@ type News struct {
 // Validate reports (wrapping ErrInvalidNews) what makes n unfit to publish.
 func (n News) Validate() error {
 	switch {
-	case n.Code == "" || len(n.Code) > MaxCodeLen:
-		return fmt.Errorf("%w: code must be 1..%d bytes", ErrInvalidNews, MaxCodeLen)
+	case !rain.ValidCode(n.Code):
+		return fmt.Errorf("%w: code must be 1..%d base64url characters", ErrInvalidNews, rain.MaxCodeLen)
 	case n.Kind != KindStarted && n.Kind != KindStopped:
 		return fmt.Errorf("%w: kind %q", ErrInvalidNews, n.Kind)
 	case n.Version == 0:

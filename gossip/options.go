@@ -52,7 +52,6 @@ const (
 	DefaultBindAddr = "127.0.0.1:7946"
 	MaxIDLen        = 128 // bytes of Meta.ID
 	MaxJoin         = 64  // entries of Options.Join
-	MaxCodeLen      = 128 // bytes of News.Code
 )
 
 // DefaultOptions returns production timings (memberlist's LAN config); Meta and Secret are left

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"redrain/internal/testcluster"
+	"redrain/rain"
 )
 
 func TestGossipKeyIsPinned(t *testing.T) {
@@ -70,7 +71,7 @@ func TestNewsValidate(t *testing.T) {
 	ok := News{Code: "c", Kind: KindStopped, Version: 1}
 	bad := []News{
 		{Kind: KindStarted, Version: 1},
-		{Code: strings.Repeat("c", MaxCodeLen+1), Kind: KindStarted, Version: 1},
+		{Code: strings.Repeat("c", rain.MaxCodeLen+1), Kind: KindStarted, Version: 1},
 		{Code: "c", Kind: "", Version: 1},
 		{Code: "c", Kind: KindStarted},
 	}

@@ -25,6 +25,7 @@ var (
 	// ErrBadCredit: DecodeCredits or AppendCredits was given an entry that is not a credit-stream
 	// entry of this format (the message says what is wrong); none of its claims is returned.
 	ErrBadCredit = errors.New("ledger: bad credit-stream entry")
-	// ErrBadOptions: Options or FlusherOptions failed validation (the message names the field).
-	ErrBadOptions = errors.New("ledger: bad options")
+	// ErrOptions: Open was given Options that fail validation (the message names the field).
+	// NewFlusher does not return it: bad FlusherOptions are a programmer error, and it panics.
+	ErrOptions = errors.New("ledger: bad options")
 )

@@ -61,7 +61,9 @@ func DefaultOptions(path, node string) Options {
 		OpenTimeout: DefaultOpenTimeout}
 }
 
-func (o *Options) fill() error {
+// defaultAndCheck sets each zero field of o to its default and reports (ErrOptions, naming the
+// field) what is still invalid.
+func (o *Options) defaultAndCheck() error {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
@@ -85,22 +87,22 @@ func (o *Options) fill() error {
 	}
 	switch {
 	case o.Path == "":
-		return fmt.Errorf("%w: Path is empty", ErrBadOptions)
+		return fmt.Errorf("%w: Path is empty", ErrOptions)
 	case o.NodeID == "":
-		return fmt.Errorf("%w: NodeID is empty", ErrBadOptions)
+		return fmt.Errorf("%w: NodeID is empty", ErrOptions)
 	case o.MaxBatch < 1 || o.MaxBatch > MaxMaxBatch:
-		return fmt.Errorf("%w: MaxBatch %d not in 1..%d", ErrBadOptions, o.MaxBatch, MaxMaxBatch)
+		return fmt.Errorf("%w: MaxBatch %d not in 1..%d", ErrOptions, o.MaxBatch, MaxMaxBatch)
 	case o.QueueLen < 1:
-		return fmt.Errorf("%w: QueueLen %d < 1", ErrBadOptions, o.QueueLen)
+		return fmt.Errorf("%w: QueueLen %d < 1", ErrOptions, o.QueueLen)
 	case o.OpenTimeout < 0:
-		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrBadOptions, o.OpenTimeout)
+		return fmt.Errorf("%w: OpenTimeout %v < 0", ErrOptions, o.OpenTimeout)
 	case o.WALSize < 1<<20:
-		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrBadOptions, o.WALSize)
+		return fmt.Errorf("%w: WALSize %d < 1 MiB", ErrOptions, o.WALSize)
 	case o.WALSize < maxFrame(o.MaxBatch):
-		return fmt.Errorf("%w: WALSize %d cannot hold a frame of MaxBatch %d records (%d bytes)", ErrBadOptions,
+		return fmt.Errorf("%w: WALSize %d cannot hold a frame of MaxBatch %d records (%d bytes)", ErrOptions,
 			o.WALSize, o.MaxBatch, maxFrame(o.MaxBatch))
 	case o.ApplyEvery < 0 || o.ApplyRecords < 1:
-		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrBadOptions, o.ApplyEvery, o.ApplyRecords)
+		return fmt.Errorf("%w: ApplyEvery %v < 0 or ApplyRecords %d < 1", ErrOptions, o.ApplyEvery, o.ApplyRecords)
 	}
 	return nil
 }
@@ -233,7 +235,7 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan st
 // log holds beyond the file into it, and starts the writer. A file another opener holds fails
 // with ErrLocked after Options.OpenTimeout.
 func Open(opts Options) (*Journal, error) {
-	if err := opts.fill(); err != nil {
+	if err := opts.defaultAndCheck(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
@@ -431,7 +433,9 @@ func (j *Journal) NodeID() string { return j.opts.NodeID }
 func (j *Journal) Path() string { return j.opts.Path }
 
 // Append journals r and returns its sequence once the commit holding it is fsynced. It fails with
-// ErrBadRecord (r invalid), ErrClosed (after Close) or ErrCommit (nothing of r was made durable).
+// ErrBadRecord (r invalid, not written), ErrClosed (after Close, not written), ErrUnavailable (an
+// earlier commit failed and the journal awaits Reopen; not written) or ErrCommit (the commit
+// holding r failed: r may or may not be in the file, and only Reopen says which).
 func (j *Journal) Append(r Record) (seq uint64, err error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
@@ -463,13 +467,13 @@ func (j *Journal) writer() {
 	for {
 		select {
 		case r := <-j.queue:
-			batch = j.fill(append(batch[:0], r))
+			batch = j.topUpBatch(append(batch[:0], r))
 			j.commitAndAnswer(batch)
 			runtime.Gosched() // let the waiters just answered queue their next record
 		case <-j.quit:
 			// No sender can enqueue any more (Close holds the lock first): commit the rest.
 			for len(j.queue) > 0 {
-				batch = j.fill(batch[:0])
+				batch = j.topUpBatch(batch[:0])
 				j.commitAndAnswer(batch)
 			}
 			return
@@ -477,8 +481,8 @@ func (j *Journal) writer() {
 	}
 }
 
-// fill adds queued requests to batch without waiting, up to MaxBatch.
-func (j *Journal) fill(batch []*request) []*request {
+// topUpBatch adds queued requests to batch without waiting, up to MaxBatch.
+func (j *Journal) topUpBatch(batch []*request) []*request {
 	for len(batch) < j.opts.MaxBatch {
 		select {
 		case r := <-j.queue:
@@ -614,7 +618,7 @@ func (j *Journal) commit(batch []*request) error {
 		if err := j.rotate(); err != nil {
 			return err
 		}
-		if !j.wal[j.active].fits(payload) { // more than MaxBatch records (Options.fill bounds the rest)
+		if !j.wal[j.active].fits(payload) { // more than MaxBatch records (Options.defaultAndCheck bounds the rest)
 			return fmt.Errorf("ledger: a frame of %d records (%d bytes) does not fit a log file of %d", len(batch),
 				payload, j.opts.WALSize)
 		}

@@ -153,8 +153,8 @@ func TestOpenChecks(t *testing.T) {
 	}
 	for _, bad := range []Options{{NodeID: "n"}, {Path: o.Path}, {Path: o.Path, NodeID: "n1", MaxBatch: -1},
 		{Path: o.Path, NodeID: "n1", MaxBatch: MaxMaxBatch + 1}} {
-		if _, err := Open(bad); !errors.Is(err, ErrBadOptions) {
-			t.Errorf("Open(%+v) = %v, want ErrBadOptions", bad, err)
+		if _, err := Open(bad); !errors.Is(err, ErrOptions) {
+			t.Errorf("Open(%+v) = %v, want ErrOptions", bad, err)
 		}
 	}
 }

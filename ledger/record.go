@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
-	"strings"
 
 	"redrain/rain"
 )
@@ -24,18 +23,15 @@ type Record struct {
 // RecordSize is the length of an encoded record.
 const RecordSize = 45
 
-// MaxCodeLen bounds a rain code's length in the journal.
-const MaxCodeLen = 128
-
 const recordVersion = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// checkCode refuses codes the journal and the Redis keys cannot hold: empty, longer than
-// MaxCodeLen, or with a brace (the code is the keys' {hash tag}).
+// checkCode refuses a code that is not rain.ValidCode. Such a code has no braces, so it is safe
+// as the Redis keys' {hash tag}, and fits the journal's one-byte length.
 func checkCode(code string) error {
-	if code == "" || len(code) > MaxCodeLen || strings.ContainsAny(code, "{}") {
-		return fmt.Errorf("%w: rain code %.40q: want 1..%d bytes without braces", ErrBadRecord, code, MaxCodeLen)
+	if !rain.ValidCode(code) {
+		return fmt.Errorf("%w: rain code %.40q: want 1..%d base64url characters", ErrBadRecord, code, rain.MaxCodeLen)
 	}
 	return nil
 }

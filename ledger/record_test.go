@@ -4,6 +4,8 @@ import (
 	"errors"
 	"regexp"
 	"testing"
+
+	"redrain/rain"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -68,7 +70,7 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 func TestRecordValidate(t *testing.T) {
-	long := string(make([]byte, MaxCodeLen+1))
+	long := string(make([]byte, rain.MaxCodeLen+1))
 	for _, r := range []Record{
 		{Code: "", User: 1, Amount: 1},
 		{Code: long, User: 1, Amount: 1},

@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"redrain/rain"
 )
 
 // The write-ahead log: two preallocated files beside the bbolt file, "<path>.wal0" and
@@ -31,11 +33,11 @@ const (
 	walHeaderSize = 32
 	// DefaultWALSize is the size of each of the two log files.
 	DefaultWALSize  = 16 << 20
-	maxFramePayload = MaxMaxBatch * (1 + MaxCodeLen + RecordSize)
+	maxFramePayload = MaxMaxBatch * (1 + rain.MaxCodeLen + RecordSize)
 )
 
 // maxFrame is the largest frame a batch of n records can make.
-func maxFrame(n int) int64 { return walHeaderSize + int64(n)*(1+MaxCodeLen+RecordSize) }
+func maxFrame(n int) int64 { return walHeaderSize + int64(n)*(1+rain.MaxCodeLen+RecordSize) }
 
 // walFile is one of the two log files.
 type walFile struct {

@@ -160,7 +160,7 @@ func checkAcceptedSlice(t *testing.T, body []byte) {
 		t.Fatalf("accepted a slice that does not decode: %v: %s", err, body)
 	}
 	s, r := a.Slice, a.Rules
-	if s.Node != "n1" || s.Epoch == 0 || s.Validate() != nil || r.Code != s.Code || !validCode([]byte(s.Code)) ||
+	if s.Node != "n1" || s.Epoch == 0 || s.Validate() != nil || r.Code != s.Code || !rain.ValidCode(s.Code) ||
 		r.MaxPerUser < 1 || r.MaxPerUser > rain.MaxMaxPerUser || r.MinClaimIntervalMS < 0 || r.MinClaimIntervalMS > rain.MaxMinClaimInterval {
 		t.Fatalf("accepted an invalid slice: %s", body)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"redrain/internal/wire"
 	"redrain/ledger"
+	"redrain/rain"
 	"redrain/shard"
 )
 
@@ -243,7 +244,7 @@ func (n *Node) handleView(ctx *fasthttp.RequestCtx, code []byte) {
 		v.Status = "raining"
 	}
 	if p.StartsAt != 0 {
-		s, e := rfc3339(p.StartsAt), rfc3339(p.EndsAt)
+		s, e := rain.FormatTime(p.StartsAt), rain.FormatTime(p.EndsAt)
 		v.StartedAt, v.EndsAt = &s, &e
 	}
 	writeJSON(ctx, 200, v)
@@ -265,14 +266,11 @@ func (n *Node) viewCompacted(ctx *fasthttp.RequestCtx, code string) {
 	}
 	v := rainView{Code: code, Status: "finished"}
 	if m.StartsAt != 0 {
-		s, e := rfc3339(m.StartsAt), rfc3339(m.EndsAt)
+		s, e := rain.FormatTime(m.StartsAt), rain.FormatTime(m.EndsAt)
 		v.StartedAt, v.EndsAt = &s, &e
 	}
 	writeJSON(ctx, 200, v)
 }
-
-// rfc3339 formats like the coordinator: RFC 3339 in UTC with milliseconds.
-func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
@@ -359,7 +357,7 @@ func splitInternalRain(path string) (code, action string, ok bool) {
 		return "", "", false
 	}
 	code, action, found = strings.Cut(rest, "/")
-	if !found || !validCode([]byte(code)) {
+	if !found || !rain.ValidCode(code) {
 		return "", "", false
 	}
 	switch action {

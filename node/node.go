@@ -454,7 +454,7 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 	switch {
 	case sl.Node != n.opts.ID:
 		return fmt.Errorf("%w: slice is for node %q, not %q", ErrBadRequest, sl.Node, n.opts.ID)
-	case r.Code != sl.Code || !validCode([]byte(sl.Code)):
+	case r.Code != sl.Code || !rain.ValidCode(sl.Code):
 		return fmt.Errorf("%w: bad rain code", ErrBadRequest)
 	case r.MaxPerUser < 1 || r.MaxPerUser > rain.MaxMaxPerUser:
 		return fmt.Errorf("%w: max_per_user out of range", ErrBadRequest)

@@ -116,7 +116,7 @@ var (
 func (o *Options) validate() error {
 	bad := func(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrOptions, field, msg) }
 	switch {
-	case o.ID == "" || len(o.ID) > 64 || !validCode([]byte(o.ID)):
+	case o.ID == "" || len(o.ID) > 64 || !urlSafe([]byte(o.ID)):
 		return bad("id", "required, 1..64 characters of [A-Za-z0-9_-]")
 	case o.HTTPAddr == "":
 		return bad("http", "required")

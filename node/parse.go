@@ -4,10 +4,8 @@ import (
 	"bytes"
 
 	"redrain/internal/userid"
+	"redrain/rain"
 )
-
-// MaxCodeLen bounds a rain code in a path; real codes are 22 characters.
-const MaxCodeLen = 64
 
 var (
 	rainsPrefix = []byte("/v1/rains/")
@@ -15,7 +13,7 @@ var (
 )
 
 // parseRainPath splits "/v1/rains/{code}" or "/v1/rains/{code}/claim" into the code and whether
-// it is a claim. ok is false for anything else, including an empty, long or non-URL-safe code.
+// it is a claim. ok is false for anything else, including a code that is not rain.ValidCode.
 func parseRainPath(path []byte) (code []byte, claim, ok bool) {
 	if !bytes.HasPrefix(path, rainsPrefix) {
 		return nil, false, false
@@ -24,26 +22,14 @@ func parseRainPath(path []byte) (code []byte, claim, ok bool) {
 	if bytes.HasSuffix(rest, claimSuffix) {
 		rest, claim = rest[:len(rest)-len(claimSuffix)], true
 	}
-	if !validCode(rest) {
+	if !rain.ValidCode(rest) {
 		return nil, false, false
 	}
 	return rest, claim, true
 }
 
-// validCode reports whether b is a plausible rain code: 1..MaxCodeLen URL-safe base64 characters.
-func validCode(b []byte) bool {
-	if len(b) == 0 || len(b) > MaxCodeLen {
-		return false
-	}
-	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// urlSafe reports whether every byte of b is base64url, as a node ID's must be (options.go).
+func urlSafe(b []byte) bool { return rain.URLSafe(b) }
 
 // parseUserID parses the X-User-Id header (see userid.Parse).
 func parseUserID(b []byte) (uint64, bool) { return userid.Parse(b) }

@@ -130,15 +130,6 @@ func (a *Amounts) Set(i int, v int64) {
 	a.small[i] = uint32(v)
 }
 
-// Swap exchanges packets i and j.
-func (a *Amounts) Swap(i, j int) {
-	if a.big != nil {
-		a.big[i], a.big[j] = a.big[j], a.big[i]
-		return
-	}
-	a.small[i], a.small[j] = a.small[j], a.small[i]
-}
-
 // Sum adds every amount.
 func (a *Amounts) Sum() int64 {
 	var s int64

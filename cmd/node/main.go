@@ -71,7 +71,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.StringVar(&o.WalletGroup, "wallet-group", o.WalletGroup, "the wallet's consumer group on the credit streams: records are dropped only once it acknowledged them")
 	fs.StringVar(&o.Auth, "auth", node.AuthGateway, "who names the user: gateway (X-User-Id) or token (signed user tokens)")
 	fs.StringVar(&o.UserKey, "user-key", "", "token mode: key the platform signs user tokens with")
-	fs.Float64Var(&o.IPRate, "ip-rate", 0, "claims per second one client address may make (0 = no limit)")
+	fs.Float64Var(&o.IPRate, "ip-rate", 0, "claims per second one client address may make, fractions too (0.5: one every 2 s; 0 = no limit)")
 	fs.IntVar(&o.IPBurst, "ip-burst", 0, "burst of the per-address limit (0 = 2 x --ip-rate)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")

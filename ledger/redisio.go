@@ -10,6 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// The ledger's Redis API: the keys and fields of a rain, and reading and writing them (totals,
+// per-node totals, leftovers, flush markers). The flush itself is script.go.
+
 // RainsKey is the ZSET of started rains (code -> start unix seconds), written by the coordinator.
 const RainsKey = "redrain:rains"
 
