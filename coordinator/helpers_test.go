@@ -206,7 +206,6 @@ type fakeNode struct {
 	badSigs  int                            // requests refused for their signature
 	rules    map[string]wire.RainRules      // code -> rules received
 	seen     map[string]map[uint64]struct{} // code -> epochs of slices received (acked or not)
-	news     map[string]gossip.News         // code -> the newest news gossip brought
 }
 
 // newFakeNode starts a fake node that joins the cluster at join.
@@ -215,7 +214,7 @@ func newFakeNode(t testing.TB, id string, join ...string) *fakeNode {
 	f := &fakeNode{t: t, id: id, verifier: wire.NewVerifier(testSecret),
 		starts: map[string][]wire.Start{}, stops: map[string]int{}, discards: map[string][]uint64{},
 		settles: map[string]int{}, claims: map[string]wire.Progress{}, rules: map[string]wire.RainRules{},
-		seen: map[string]map[uint64]struct{}{}, news: map[string]gossip.News{}}
+		seen: map[string]map[uint64]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +225,6 @@ func newFakeNode(t testing.TB, id string, join ...string) *fakeNode {
 	o := gossip.LocalOptions()
 	o.Meta = gossip.Meta{ID: id, Role: gossip.RoleNode, HTTPAddr: f.addr}
 	o.Secret, o.Join, o.Logger = testSecret, join, testLogger()
-	o.OnNews = f.gotNews
 	if f.cluster, err = gossip.New(o); err != nil {
 		t.Fatal(err)
 	}
@@ -401,21 +399,6 @@ func (f *fakeNode) slicesOf(code string) []rain.Slice {
 		}
 	}
 	return out
-}
-
-// gotNews is the fake's gossip.Options.OnNews: n is newer than what it held of n.Code.
-func (f *fakeNode) gotNews(n gossip.News) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.news[n.Code] = n
-}
-
-// newsFor is the newest news gossip brought the fake about a rain.
-func (f *fakeNode) newsFor(code string) (gossip.News, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n, ok := f.news[code]
-	return n, ok
 }
 
 func (f *fakeNode) startsOf(code string) []wire.Start {

@@ -206,7 +206,7 @@ func TestStartStop(t *testing.T) {
 			t.Fatalf("node %s got %+v", f.id, s)
 		}
 		testcluster.Eventually(t, 5*time.Second, "started news on "+f.id, func() bool {
-			n, ok := f.newsFor(r.Code)
+			n, ok := f.cluster.NewsFor(r.Code)
 			return ok && n.Kind == gossip.KindStarted && n.Epoch == 1 && n.EndsAt/1e6 == endsAt.UnixMilli()
 		})
 	}
@@ -226,7 +226,7 @@ func TestStartStop(t *testing.T) {
 	for _, f := range tc.fakes {
 		testcluster.Eventually(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
 		testcluster.Eventually(t, 5*time.Second, "stopped news on "+f.id, func() bool {
-			n, ok := f.newsFor(r.Code)
+			n, ok := f.cluster.NewsFor(r.Code)
 			return ok && n.Kind == gossip.KindStopped && n.Version == 2 && n.StoppedAt > 0
 		})
 	}

@@ -164,6 +164,14 @@ func (c *Cluster) Publish(n News) error {
 	return nil
 }
 
+// NewsFor returns the latest news known about a rain.
+func (c *Cluster) NewsFor(code string) (News, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.news.byCode[code]
+	return n, ok
+}
+
 // Leave marks this member as leaving in its gossip metadata and waits up to timeout (0: no
 // limit) for that to go out; peers report it StateLeft as soon as the mark reaches them, and keep
 // doing so after it stops. It stops the join loop. Keep running (gossip goes on, spreading the

@@ -155,11 +155,3 @@ func (c *Cluster) LocalMember() Member {
 	m, _ := c.Member(c.opts.Meta.ID)
 	return m
 }
-
-// NewsFor returns the latest news known about a rain (tests only).
-func (c *Cluster) NewsFor(code string) (News, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.news.byCode[code]
-	return n, ok
-}
