@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/bench"
+	"redrain/internal/check"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/usertoken"
@@ -193,7 +194,7 @@ func TestAttacks(t *testing.T) {
 			var mu sync.Mutex
 			got := map[string]int{}
 			go bench.Toggle(&on, window, stop)
-			wg := atk.Pace(AttackRate, &on, stop, func(a bench.Answer) {
+			wg := atk.Pace(AttackRate, &on, stop, func(a check.Answer) {
 				mu.Lock()
 				got[bench.StatusWord(a)]++
 				mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"redrain/internal/check"
 	"redrain/internal/usertoken"
 )
 
@@ -54,7 +55,7 @@ type Attack struct {
 	Kind    string
 	Workers int
 	Local   string // the attackers' local address
-	Hit     func(w int) Answer
+	Hit     func(w int) check.Answer
 	target  AttackTarget
 }
 
@@ -67,7 +68,9 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 	case AttackHammer:
 		a.Workers, a.Local = 4, "127.0.0.66"
 		cl, tok := NewClaimerFrom(4, a.Local), t.Token(AttackHammerUser, t.Room)
-		a.Hit = func(int) Answer { return cl.ClaimWith(node(AttackHammerUser), t.Code, AttackHammerUser, tok, nil, nil) }
+		a.Hit = func(int) check.Answer {
+			return cl.ClaimWith(node(AttackHammerUser), t.Code, AttackHammerUser, tok, nil, nil)
+		}
 	case AttackBots:
 		a.Workers, a.Local = 8, "127.0.0.67"
 		cl := NewClaimerFrom(8, a.Local)
@@ -76,7 +79,7 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 			toks[i] = t.Token(AttackBotsFirst+uint64(i), t.Room)
 		}
 		var n atomic.Uint64
-		a.Hit = func(int) Answer {
+		a.Hit = func(int) check.Answer {
 			i := n.Add(1) % AttackBotCount
 			u := AttackBotsFirst + i
 			return cl.ClaimWith(node(u), t.Code, u, toks[i], nil, nil)
@@ -88,7 +91,7 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 			Room: t.Room, ExpiresAt: 1 << 40})
 		foreign := t.Token(AttackForeignUser, t.Room+1)
 		var n atomic.Uint64
-		a.Hit = func(int) Answer {
+		a.Hit = func(int) check.Answer {
 			if n.Add(1)%2 == 0 {
 				return cl.ClaimWith(node(AttackForgedUser), t.Code, AttackForgedUser, forged, nil, nil)
 			}
@@ -100,7 +103,7 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 		big := []string{"X-Junk", strings.Repeat("x", 32<<10)}
 		body := make([]byte, 128<<10) // over the 4 KiB claim and 64 KiB request limits
 		var n atomic.Uint64
-		a.Hit = func(int) Answer {
+		a.Hit = func(int) check.Answer {
 			if n.Add(1)%2 == 0 {
 				return cl.ClaimWith(node(AttackBigUser), t.Code, AttackBigUser, tok, big, nil)
 			}
@@ -152,7 +155,7 @@ func (h *Idle) Close() {
 
 // Pace runs a.Hit on a.Workers goroutines, rate requests/s in all, while on is up, until stop
 // is closed; each answer goes to got. Wait on the WaitGroup after closing stop.
-func (a *Attack) Pace(rate float64, on *atomic.Bool, stop <-chan struct{}, got func(Answer)) *sync.WaitGroup {
+func (a *Attack) Pace(rate float64, on *atomic.Bool, stop <-chan struct{}, got func(check.Answer)) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	every := time.Duration(float64(a.Workers) * float64(time.Second) / rate)
 	for w := 0; w < a.Workers; w++ {
@@ -246,7 +249,7 @@ type AttackResults struct {
 	HonestOn     int64    `json:"honest_on"`         // how many of each
 	HonestOff    int64    `json:"honest_off"`
 	Violations   []string `json:"violations"`
-	answers      []Answer
+	answers      []check.Answer
 }
 
 // attackRun is an attack running beside a run's honest load.
@@ -278,7 +281,7 @@ func startAttack(o AttackOptions, t AttackTarget, maxPer int) (*attackRun, error
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); Toggle(&r.on, o.Window, r.stop) }()
-	pw := a.Pace(o.Rate, &r.on, r.stop, func(an Answer) {
+	pw := a.Pace(o.Rate, &r.on, r.stop, func(an check.Answer) {
 		r.mu.Lock()
 		r.res.answers = append(r.res.answers, an)
 		r.mu.Unlock()

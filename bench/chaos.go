@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"redrain/internal/check"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -36,18 +37,18 @@ type ChaosStep struct {
 
 // ChaosResult is the scenario's outcome.
 type ChaosResult struct {
-	Code    string      `json:"code"`
-	Steps   []ChaosStep `json:"steps"`
-	Verdict *Verdict    `json:"verdict"`
-	Claimed int64       `json:"report_claimed"`
-	Left    int64       `json:"report_leftover"`
-	Lost    int64       `json:"report_lost"`
+	Code    string         `json:"code"`
+	Steps   []ChaosStep    `json:"steps"`
+	Verdict *check.Verdict `json:"verdict"`
+	Claimed int64          `json:"report_claimed"`
+	Left    int64          `json:"report_leftover"`
+	Lost    int64          `json:"report_lost"`
 }
 
 // ErrChaos: the scenario could not run (a process would not start, the rain could not begin).
 var ErrChaos = errors.New("bench chaos")
 
-// Chaos runs the scenario. A violated invariant is in the result's Verdict, not an error.
+// Chaos runs the scenario. A violated invariant is in the result's check.Verdict, not an error.
 func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 	if o.Count == 0 {
 		o.Count = 30_000
@@ -125,7 +126,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 }
 
 // chaosVerdict waits until Redis holds what the live nodes journaled and checks the invariants.
-func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []Answer, o ChaosOptions, res *ChaosResult) (*Verdict, error) {
+func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []check.Answer, o ChaosOptions, res *ChaosResult) (*check.Verdict, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		rep, err := c.Admin().Report(ctx, code)
@@ -135,13 +136,13 @@ func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []A
 		}
 		if flushed {
 			res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
-			credits, totals, nodes, err := ReadRedis(ctx, c.Client(), code)
+			credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), code)
 			if err != nil {
 				return nil, err
 			}
-			v := Check(answers, credits, totals, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
-			for _, p := range CheckReport(rep) {
-				v.fail("report: %s", p)
+			v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
+			for _, p := range check.CheckReport(rep) {
+				v.Fail("report: %s", p)
 			}
 			return v, nil
 		}
@@ -165,7 +166,7 @@ func (t *Tapper) waitOKs(ctx context.Context, n int64) error {
 }
 
 // drain keeps tapping until the live nodes have nothing left, then stops.
-func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
+func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []check.Answer {
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

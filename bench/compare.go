@@ -17,6 +17,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/check"
 	"redrain/internal/proc"
 	"redrain/rain"
 )
@@ -448,8 +449,8 @@ func (c *comparer) startBaseline(ctx context.Context, dir string) (*LocalBaselin
 
 // checkBaseline checks what the baseline can promise: claim_ids unique, caps held, and every
 // packet either answered or still in the list (when every request got an answer).
-func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []Answer) (*Verdict, error) {
-	v := &Verdict{}
+func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []check.Answer) (*check.Verdict, error) {
+	v := &check.Verdict{}
 	seen := make(map[string]bool, len(answers))
 	perUser := map[uint64]int{}
 	unanswered := 0
@@ -461,7 +462,7 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 			continue
 		}
 		if seen[a.ClaimID] {
-			v.fail("claim_id %s answered twice", a.ClaimID)
+			v.Fail("claim_id %s answered twice", a.ClaimID)
 		}
 		seen[a.ClaimID] = true
 		perUser[a.User]++
@@ -470,7 +471,7 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 	}
 	for u, n := range perUser {
 		if n > prep.MaxPerUser {
-			v.fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
+			v.Fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
 		}
 	}
 	left, leftAmount, err := listSum(ctx, b.Client(), prep.Key)
@@ -478,10 +479,10 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 		return nil, err
 	}
 	if v.AnsweredAmount > prep.TotalAmount {
-		v.fail("overpay: answered %d of %d cents", v.AnsweredAmount, prep.TotalAmount)
+		v.Fail("overpay: answered %d of %d cents", v.AnsweredAmount, prep.TotalAmount)
 	}
 	if unanswered == 0 && (int64(v.Answered)+left != prep.TotalCount || v.AnsweredAmount+leftAmount != prep.TotalAmount) {
-		v.fail("answered %d packets / %d cents + %d / %d left in the list != %d / %d", v.Answered, v.AnsweredAmount,
+		v.Fail("answered %d packets / %d cents + %d / %d left in the list != %d / %d", v.Answered, v.AnsweredAmount,
 			left, leftAmount, prep.TotalCount, prep.TotalAmount)
 	}
 	return v, nil

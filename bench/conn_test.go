@@ -228,7 +228,7 @@ func TestLoadKeepsBrokenAnswers(t *testing.T) {
 		by[w]++
 		switch {
 		case w == "network" && a.Node == dead && a.Error != "":
-		case w == "ok" && a.ClaimID == "" && a.Error == `undecodable answer: "not json"`: // Check flags it: no claim_id
+		case w == "ok" && a.ClaimID == "" && a.Error == `undecodable answer: "not json"`: // check.Check flags it: no claim_id
 		case w == "store_unavailable" && a.Status == 503 && a.Error == w:
 		default:
 			t.Fatalf("answer %+v (%s)", a, w)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"redrain/internal/check"
 )
 
 // LoadOptions say how to drive claims at one rain. Zero values mean the documented defaults.
@@ -42,7 +43,7 @@ const (
 
 // LoadResult is everything a load saw. Latencies are in microseconds.
 type LoadResult struct {
-	Answers      []Answer                // every answer, grouped by worker
+	Answers      []check.Answer          // every answer, grouped by worker
 	Latency      *hdrhistogram.Histogram // every answer
 	ClaimLatency *hdrhistogram.Histogram // 200 answers only
 	Series       []Interval              // one per Interval, the last one possibly shorter
@@ -482,11 +483,11 @@ func (w *worker) record(r answerRec, lat time.Duration, live *Live) {
 
 // answers appends w's answers to out as Answers. Their claim_ids and words are substrings of
 // one string per chunk.
-func (w *worker) answers(nodes []string, out []Answer) []Answer {
+func (w *worker) answers(nodes []string, out []check.Answer) []check.Answer {
 	for _, c := range w.chunks {
 		text := string(c.text)
 		for _, r := range c.recs {
-			a := Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
+			a := check.Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
 			if t := text[r.textOff : r.textOff+uint32(r.textLen)]; r.isID {
 				a.ClaimID = t
 			} else {
@@ -580,7 +581,7 @@ func (l *loader) gather(res *LoadResult) {
 		n += w.count()
 		alls, oks = append(alls, w.all), append(oks, w.ok)
 	}
-	res.Answers = make([]Answer, 0, n)
+	res.Answers = make([]check.Answer, 0, n)
 	for _, w := range l.workers {
 		res.Answers = w.answers(l.o.Nodes, res.Answers)
 		w.chunks = nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"redrain/internal/check"
 )
 
 // Users tap until the nodes are empty: every packet is handed out once, no user beyond its
@@ -188,19 +189,19 @@ func TestMergeHistograms(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	for _, c := range []struct {
-		a    Answer
+		a    check.Answer
 		want verdict
 	}{
-		{Answer{Status: 200, ClaimID: "x"}, tapAgain},
-		{Answer{Status: 429, Error: "user_limit"}, userDone},
-		{Answer{Status: 429, Error: "rate_limited"}, tapAgain},
-		{Answer{Status: 410, Error: "exhausted"}, nodeEmpty},
-		{Answer{Status: 410, Error: "finished"}, nodeOver},
-		{Answer{Status: 404, Error: "unknown_rain"}, nodeOver},
-		{Answer{Status: 425, Error: "not_started"}, tapAgain},
-		{Answer{Status: 503, Error: "journal_unavailable"}, tapAgain},
-		{Answer{Status: 0, Error: "dial tcp: connection refused"}, tapAgain},
-		{Answer{Status: 400, Error: "bad_user"}, userDone},
+		{check.Answer{Status: 200, ClaimID: "x"}, tapAgain},
+		{check.Answer{Status: 429, Error: "user_limit"}, userDone},
+		{check.Answer{Status: 429, Error: "rate_limited"}, tapAgain},
+		{check.Answer{Status: 410, Error: "exhausted"}, nodeEmpty},
+		{check.Answer{Status: 410, Error: "finished"}, nodeOver},
+		{check.Answer{Status: 404, Error: "unknown_rain"}, nodeOver},
+		{check.Answer{Status: 425, Error: "not_started"}, tapAgain},
+		{check.Answer{Status: 503, Error: "journal_unavailable"}, tapAgain},
+		{check.Answer{Status: 0, Error: "dial tcp: connection refused"}, tapAgain},
+		{check.Answer{Status: 400, Error: "bad_user"}, userDone},
 	} {
 		if got := judge(c.a.Status, []byte(c.a.Error)); got != c.want {
 			t.Errorf("judge(%+v) = %v, want %v", c.a, got, c.want)

@@ -15,6 +15,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"redrain/coordinator"
+	"redrain/internal/check"
 	"redrain/rain"
 )
 
@@ -101,7 +102,7 @@ func Summarize(h *hdrhistogram.Histogram) Latency {
 
 // StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
 // "network" when no answer came, "http_NNN" for an answer without a word.
-func StatusWord(a Answer) string {
+func StatusWord(a check.Answer) string {
 	switch {
 	case a.Status == 200:
 		return "ok"

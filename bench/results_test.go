@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"redrain/coordinator"
+	"redrain/internal/check"
 	"redrain/rain"
 )
 
 func sampleResults() *Results {
 	l := &LoadResult{Start: time.Unix(0, 0), Elapsed: 2 * time.Second, Stop: StopDrained, Exhausted: []bool{true, true},
 		Latency: NewHistogram(), ClaimLatency: NewHistogram(), CPU: 20 * time.Millisecond}
-	for i, a := range []Answer{
+	for i, a := range []check.Answer{
 		{Status: 200, ClaimID: "a", Amount: 1, User: 1}, {Status: 200, ClaimID: "b", Amount: 9, User: 2},
 		{Status: 200, ClaimID: "c", Amount: 5, User: 3}, {Status: 429, Error: "user_limit"},
 		{Status: 410, Error: "exhausted"}, {Status: 410, Error: "exhausted"}, {Status: 0, Error: "dial tcp: refused"},

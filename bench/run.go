@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/check"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -152,12 +153,12 @@ func Run(ctx context.Context, o RunOptions) (*Results, error) {
 	return res, err
 }
 
-// Err is ErrViolated (wrapped, with the first violation) unless every invariant held.
+// Err is check.ErrViolated (wrapped, with the first violation) unless every invariant held.
 func (r *Results) Err() error {
 	if r.Verified {
 		return nil
 	}
-	return (&Verdict{Violations: r.Violations}).Err()
+	return (&check.Verdict{Violations: r.Violations}).Err()
 }
 
 func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
@@ -219,7 +220,7 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	if _, err := t.admin.Act(ctx, code, "stop", o.Rain.AnchorID); err != nil && !isConflict(err) {
 		return nil, fmt.Errorf("stop rain %s: %w", code, err)
 	}
-	if err := check(ctx, o, t, res, answers); err != nil {
+	if err := verifyRun(ctx, o, t, res, answers); err != nil {
 		return res, err
 	}
 	if res.Attack != nil && len(res.Attack.Violations) > 0 {
@@ -255,9 +256,9 @@ func isConflict(err error) bool {
 	return errors.As(err, &e) && e.Status == 409
 }
 
-// check waits for Redis to hold the journals, then runs Check and the run's own
+// verifyRun waits for Redis to hold the journals, then runs check.Check and the run's own
 // cross-checks (journals, report), filling res.
-func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers []Answer) error {
+func verifyRun(ctx context.Context, o *RunOptions, t *target, res *Results, answers []check.Answer) error {
 	began := time.Now()
 	journaled, waitErr := waitFlushed(ctx, o, t, res.Code)
 	res.SettleWaitS = time.Since(began).Seconds()
@@ -275,15 +276,15 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 		return fmt.Errorf("report: %w", err)
 	}
 	res.Report = rep
-	credits, totals, nodes, err := ReadRedis(ctx, t.rdb, res.Code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, t.rdb, res.Code)
 	if err != nil {
 		return fmt.Errorf("read redis: %w", err)
 	}
 	res.Redis = Figures{Count: totals.ClaimedCount, Amount: totals.ClaimedAmount}
-	v := Check(answers, credits, totals, nodes, Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
 		TotalCount: o.Rain.TotalCount, MaxPerUser: o.Rain.MaxPerUser, Drained: res.Drained})
 	if waitErr != nil {
-		v.fail("%v", waitErr)
+		v.Fail("%v", waitErr)
 	}
 	crossCheck(v, res)
 	res.Violations, res.Verified = v.Violations, len(v.Violations) == 0
@@ -293,21 +294,21 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 	return nil
 }
 
-// crossCheck adds what Check cannot see: Redis against the journals and the coordinator's
-// report, the report's own invariants (CheckReport), and a drained rain's whole budget in the clients' hands.
-func crossCheck(v *Verdict, res *Results) {
+// crossCheck adds what check.Check cannot see: Redis against the journals and the coordinator's
+// report, the report's own invariants (check.CheckReport), and a drained rain's whole budget in the clients' hands.
+func crossCheck(v *check.Verdict, res *Results) {
 	if res.Redis != res.Journaled {
-		v.fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
+		v.Fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
 			res.Journaled.Count, res.Journaled.Amount)
 	}
 	if rep := res.Report; rep != nil {
 		if rep.FlushedCount != res.Redis.Count || rep.FlushedAmount != res.Redis.Amount ||
 			rep.ClaimedCount != res.Redis.Count || rep.ClaimedAmount != res.Redis.Amount {
-			v.fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
+			v.Fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
 				rep.FlushedCount, rep.FlushedAmount, res.Redis.Count, res.Redis.Amount)
 		}
-		for _, p := range CheckReport(rep) {
-			v.fail("report: %s", p)
+		for _, p := range check.CheckReport(rep) {
+			v.Fail("report: %s", p)
 		}
 	}
 	unanswered, claims, sum := res.ByStatus["network"], res.Claims, res.Amounts.Sum
@@ -324,7 +325,7 @@ func crossCheck(v *Verdict, res *Results) {
 		}
 	}
 	if res.Drained && unanswered == 0 && (sum != res.Rain.TotalAmount || claims != res.Rain.TotalCount) {
-		v.fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", claims,
+		v.Fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", claims,
 			sum, res.Rain.TotalCount, res.Rain.TotalAmount)
 	}
 }

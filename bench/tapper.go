@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"redrain/internal/check"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +12,7 @@ import (
 // every answer kept; a tap that got no answer (a dead node) pauses its worker 5 ms.
 type Tapper struct {
 	mu      sync.Mutex
-	answers []Answer
+	answers []check.Answer
 	oks     atomic.Int64
 	fails   atomic.Int64
 	cancel  context.CancelFunc
@@ -48,7 +49,7 @@ func StartTapper(c *LocalCluster, code string, users uint64, conns int) *Tapper 
 }
 
 // Stop ends the taps and returns every answer.
-func (t *Tapper) Stop() []Answer {
+func (t *Tapper) Stop() []check.Answer {
 	t.cancel()
 	t.wg.Wait()
 	return t.answers

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/check"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -31,12 +32,12 @@ func apiStatus(err error) int {
 }
 
 // drain has users claim (each routed to one node by its id) until every node says exhausted.
-func drain(t *testing.T, c *bench.LocalCluster, code string, users int, workers int) []bench.Answer {
+func drain(t *testing.T, c *bench.LocalCluster, code string, users int, workers int) []check.Answer {
 	t.Helper()
 	claimer := bench.NewClaimer(workers)
 	addrs := c.NodeAddrs()
 	var mu sync.Mutex
-	var answers []bench.Answer
+	var answers []check.Answer
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -143,16 +144,16 @@ func TestWholeRain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.CheckReport(rep) {
 		t.Error(p)
 	}
 	if v.AnsweredAmount != total || v.Answered != int(count) {
@@ -203,11 +204,11 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 		g, err := adm.Get(ctx, r.Code)
 		return err == nil && g.Status == rain.Settled
 	})
-	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), r.Code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), r.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: r.Code, TotalAmount: 100_000,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: r.Code, TotalAmount: 100_000,
 		TotalCount: 1000, MaxPerUser: 1, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
@@ -216,7 +217,7 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	if err != nil || rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount || rep.ClaimedAmount != 100_000 {
 		t.Fatalf("report after restart: %+v %v", rep, err)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.CheckReport(rep) {
 		t.Error(p)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/check"
 	"redrain/internal/testcluster"
 )
 
@@ -193,8 +194,8 @@ func TestNodeRecreatedEmpty(t *testing.T) {
 }
 
 // drainSome claims n packets from node i for distinct users.
-func drainSome(c *bench.LocalCluster, code string, i, n int) []bench.Answer {
-	var out []bench.Answer
+func drainSome(c *bench.LocalCluster, code string, i, n int) []check.Answer {
+	var out []check.Answer
 	cl := bench.NewClaimer(1)
 	for u := 1; len(out) < n; u++ {
 		a := cl.Claim(c.Nodes[i].HTTP, code, uint64(u))

@@ -10,6 +10,7 @@ import (
 
 	"redrain/bench"
 	"redrain/coordinator"
+	"redrain/internal/check"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/wire"
@@ -52,7 +53,7 @@ func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
 }
 
 // drainAll taps for every user until no node has a packet left.
-func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []bench.Answer {
+func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []check.Answer {
 	t.Helper()
 	l := bench.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
@@ -100,8 +101,8 @@ func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.
 }
 
 // verify checks SPEC's invariants against the clients' answers, and the report's own
-// (bench.CheckReport).
-func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool) (*bench.Verdict, *coordinator.Report) {
+// (check.CheckReport).
+func verify(t *testing.T, c *bench.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *coordinator.Report) {
 	t.Helper()
 	return verifyDead(t, c, code, answers, total, count, maxPer, drained, "")
 }
@@ -110,10 +111,10 @@ func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.An
 // when it died are in its journal only, so they may be missing from Redis; they must then fit
 // in the report's lost amount (an upper bound of the dead node's unflushed share) and are left
 // out of the other checks. Without a dead node every answered claim must be credited.
-func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool, dead string) (*bench.Verdict, *coordinator.Report) {
+func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *coordinator.Report) {
 	t.Helper()
 	rep := waitFlushed(t, c, code)
-	credits, totals, nodes, err := bench.ReadRedis(context.Background(), c.Client(), code)
+	credits, totals, nodes, err := check.ReadRedis(context.Background(), c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +138,12 @@ func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []benc
 		}
 		t.Logf("dead %s: %d cents answered and not yet flushed (covered by lost %d)", dead, unflushed, rep.LostAmount)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: drained})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.CheckReport(rep) {
 		t.Error(p)
 	}
 	if rep.ClaimedAmount < v.AnsweredAmount {

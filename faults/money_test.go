@@ -13,6 +13,7 @@ import (
 
 	"redrain/bench"
 	"redrain/coordinator"
+	"redrain/internal/check"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/ledger"
@@ -75,9 +76,9 @@ func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
 
 // claimOn makes n paid claims on node i for users from, from+1, ..., retrying a 503 (a node that
 // came back answers 503 until it has cleared its leftover record).
-func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint64, n int) []bench.Answer {
+func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint64, n int) []check.Answer {
 	t.Helper()
-	var out []bench.Answer
+	var out []check.Answer
 	cl := bench.NewClaimer(1)
 	u := from
 	testcluster.Eventually(t, 30*time.Second, "claims paid", func() bool {
@@ -102,7 +103,7 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 	ctx := context.Background()
 	const total, count, maxPer = int64(4000), int64(40), 5
 	a, b := startRain(t, c, total, count, maxPer), startRain(t, c, total, count, maxPer)
-	var answersA, answersB []bench.Answer
+	var answersA, answersB []check.Answer
 	for i := range c.Nodes {
 		answersA = append(answersA, claimOn(t, c, a, i, 1, 6)...)
 		answersB = append(answersB, claimOn(t, c, b, i, 1, 7)...)
@@ -141,7 +142,7 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range bench.CheckReport(after) {
+	for _, p := range check.CheckReport(after) {
 		t.Error(p)
 	}
 	if after.ClaimedAmount != before.ClaimedAmount || after.LeftoverAmount != before.LeftoverAmount ||

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/check"
 	"redrain/internal/proc"
 	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
@@ -90,7 +91,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 
 	var (
 		mu      sync.Mutex
-		answers []bench.Answer
+		answers []check.Answer
 		oks     atomic.Int64
 	)
 	claimer := bench.NewClaimer(64)
@@ -153,12 +154,12 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 			return err == nil && p.FlushedCount == p.ClaimedCount && p.RemainingCount == 0 && p.ClaimedCount == p.SliceCount
 		})
 	}
-	credits, totals, nodeSums, err := bench.ReadRedis(ctx, rs.Client(), code)
+	credits, totals, nodeSums, err := check.ReadRedis(ctx, rs.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodeSums,
-		bench.Expect{Code: code, TotalAmount: total, TotalCount: count, MaxPerUser: maxPer, Drained: true})
+	v := check.Check(answers, credits, totals, nodeSums,
+		check.Expect{Code: code, TotalAmount: total, TotalCount: count, MaxPerUser: maxPer, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
