@@ -17,6 +17,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/usertoken"
@@ -41,7 +42,7 @@ const (
 )
 
 type env struct {
-	c     *bench.LocalCluster
+	c     *cluster.LocalCluster
 	key   *usertoken.Key
 	code  string
 	total int64
@@ -52,10 +53,10 @@ func setup(t *testing.T, count, total int64, maxPer int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
 		NodeArgs:  []string{"--auth", "token", "--user-key", userKey, "--ip-rate", "50", "--ip-burst", "100", "--max-conns-per-ip", "500"},
 		CoordArgs: []string{"--user-key", userKey, "--prepare-timeout", "60s"}})
-	cfg := bench.RainConfig(anchor, total, count, maxPer, 900)
+	cfg := cluster.RainConfig(anchor, total, count, maxPer, 900)
 	cfg.RoomID = room
 	adm := c.Admin()
 	r, err := adm.Create(ctx, cfg)

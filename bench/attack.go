@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/usertoken"
 )
 
@@ -225,7 +226,7 @@ func (o *AttackOptions) defaults() {
 		o.MaxConnsPerIP = 500
 	}
 	if o.UserKey == "" {
-		o.UserKey = randomHex(16)
+		o.UserKey = cluster.RandomHex(16)
 	}
 }
 

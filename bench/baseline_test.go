@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/cluster"
 	"redrain/internal/testredis"
 )
 
@@ -115,12 +116,12 @@ func TestBaselinePrepareAPI(t *testing.T) {
 	b, _ := startBaseline(t, "tok")
 	ctx := context.Background()
 	var out bench.BaselinePrepared
-	err := bench.NewAdmin(b.Addr(), "wrong").Do(ctx, "POST", "/v1/rains", bench.BaselinePrepare{TotalAmount: 10, TotalCount: 5}, &out)
-	var apiErr *bench.APIError
+	err := cluster.NewAdmin(b.Addr(), "wrong").Do(ctx, "POST", "/v1/rains", bench.BaselinePrepare{TotalAmount: 10, TotalCount: 5}, &out)
+	var apiErr *cluster.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 401 {
 		t.Fatalf("wrong token: %v", err)
 	}
-	admin := bench.NewAdmin(b.Addr(), "tok")
+	admin := cluster.NewAdmin(b.Addr(), "tok")
 	for _, bad := range []bench.BaselinePrepare{{TotalAmount: 4, TotalCount: 5}, {TotalAmount: 10, TotalCount: 0},
 		{TotalAmount: 10, TotalCount: 5, MaxPerUser: 5000}} {
 		if err := admin.Do(ctx, "POST", "/v1/rains", bad, &out); !errors.As(err, &apiErr) || apiErr.Status != 400 {

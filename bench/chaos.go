@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -68,7 +69,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	c, err := StartCluster(ctx, ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
+	c, err := cluster.StartCluster(ctx, cluster.ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrChaos, err)
 	}
@@ -126,7 +127,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 }
 
 // chaosVerdict waits until Redis holds what the live nodes journaled and checks the invariants.
-func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []check.Answer, o ChaosOptions, res *ChaosResult) (*check.Verdict, error) {
+func chaosVerdict(ctx context.Context, c *cluster.LocalCluster, code string, answers []check.Answer, o ChaosOptions, res *ChaosResult) (*check.Verdict, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		rep, err := c.Admin().Report(ctx, code)
@@ -166,7 +167,7 @@ func (t *Tapper) waitOKs(ctx context.Context, n int64) error {
 }
 
 // drain keeps tapping until the live nodes have nothing left, then stops.
-func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []check.Answer {
+func (t *Tapper) drain(ctx context.Context, c *cluster.LocalCluster) []check.Answer {
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

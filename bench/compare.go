@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 	"redrain/rain"
 )
@@ -370,7 +371,7 @@ func (c *comparer) oursRound(ctx context.Context, n int, dir string) (*CompareRo
 }
 
 // clusterServers are the processes a claim costs: the nodes and Redis (not the coordinator).
-func clusterServers(c *LocalCluster) []*proc.Proc {
+func clusterServers(c *cluster.LocalCluster) []*proc.Proc {
 	var ps []*proc.Proc
 	for _, n := range c.Nodes {
 		ps = append(ps, n.Proc)
@@ -701,9 +702,9 @@ func (c *comparer) prepare(ctx context.Context) (*PrepareCompare, error) {
 
 func (c *comparer) prepareOurs(ctx context.Context, n, amount int64) (PrepareFigures, error) {
 	f := PrepareFigures{Nodes: c.o.Nodes}
-	var lc *LocalCluster
+	var lc *cluster.LocalCluster
 	err := spawnOn(c.serverCPUs, func() (err error) {
-		lc, err = StartCluster(ctx, ClusterOptions{Nodes: c.o.Nodes, BinDir: c.o.BinDir,
+		lc, err = cluster.StartCluster(ctx, cluster.ClusterOptions{Nodes: c.o.Nodes, BinDir: c.o.BinDir,
 			Dir: filepath.Join(c.dirOrTemp(), "prepare-ours"), FastGossip: c.o.FastGossip})
 		return err
 	})

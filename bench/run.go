@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -252,7 +253,7 @@ func startRain(ctx context.Context, o *RunOptions, t *target) (string, time.Dura
 }
 
 func isConflict(err error) bool {
-	var e *APIError
+	var e *cluster.APIError
 	return errors.As(err, &e) && e.Status == 409
 }
 
@@ -368,11 +369,11 @@ func readTotals(ctx context.Context, rdb redis.UniversalClient, code string) (Fi
 // target is the cluster a run drives: local processes or a running cluster.
 type target struct {
 	desc  string
-	admin *Admin
+	admin *cluster.Admin
 	nodes []string // claim addresses
 	rdb   redis.UniversalClient
 	wire  *wire.Client // nil: journals are read from the coordinator's report
-	local *LocalCluster
+	local *cluster.LocalCluster
 	dir   string // the local cluster's Dir when Run made it
 	log   *slog.Logger
 }
@@ -391,7 +392,7 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 		dir, t.dir = d, d
 	}
 	o.Logger.Info("starting local cluster", "nodes", max(o.LocalNodes, 1), "dir", dir)
-	co := ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
+	co := cluster.ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
 		AdminToken: o.AdminToken, FastGossip: o.FastGossip}
 	if at := o.Attack; at.Kind != "" {
 		if at.Kind == AttackIdle {
@@ -401,7 +402,7 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 			"--ip-burst", fmt.Sprint(at.IPBurst), "--max-conns-per-ip", fmt.Sprint(at.MaxConnsPerIP)}
 		co.CoordArgs = []string{"--user-key", at.UserKey}
 	}
-	c, err := StartCluster(ctx, co)
+	c, err := cluster.StartCluster(ctx, co)
 	if err != nil {
 		if t.dir != "" && !o.Keep {
 			os.RemoveAll(t.dir)
@@ -421,7 +422,7 @@ func openRemote(ctx context.Context, o *RunOptions) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: RedisURL (--redis): %v", ErrRunOptions, err)
 	}
-	t := &target{desc: o.Coordinator, admin: NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
+	t := &target{desc: o.Coordinator, admin: cluster.NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
 	if o.Secret != "" {
 		t.wire = wire.NewClient(o.Secret, 5*time.Second)
 	}

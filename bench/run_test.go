@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -23,7 +24,7 @@ func TestRunTargetsRunningCluster(t *testing.T) {
 	testcluster.Bin(t, "node")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2})
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2})
 	out := t.TempDir()
 	res, err := bench.Run(ctx, bench.RunOptions{Coordinator: c.CoordHTTP, AdminToken: c.Opts.AdminToken, RedisURL: c.RedisURL(),
 		Rain: rain.Config{TotalAmount: 40_000, TotalCount: 2000, MaxPerUser: 10},

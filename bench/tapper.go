@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ type Tapper struct {
 }
 
 // StartTapper starts conns workers tapping for users 1..users, round after round, until Stop.
-func StartTapper(c *LocalCluster, code string, users uint64, conns int) *Tapper {
+func StartTapper(c *cluster.LocalCluster, code string, users uint64, conns int) *Tapper {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tapper{cancel: cancel}
 	cl, addrs := NewClaimer(conns), c.NodeAddrs()

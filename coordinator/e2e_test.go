@@ -11,6 +11,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -18,13 +19,13 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
-func startCluster(t *testing.T, nodes int, coordinatorLast bool) *bench.LocalCluster {
+func startCluster(t *testing.T, nodes int, coordinatorLast bool) *cluster.LocalCluster {
 	t.Helper()
-	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: nodes, CoordinatorLast: coordinatorLast})
+	return testlocal.Cluster(t, cluster.ClusterOptions{Nodes: nodes, CoordinatorLast: coordinatorLast})
 }
 
 func apiStatus(err error) int {
-	var e *bench.APIError
+	var e *cluster.APIError
 	if errors.As(err, &e) {
 		return e.Status
 	}
@@ -32,7 +33,7 @@ func apiStatus(err error) int {
 }
 
 // drain has users claim (each routed to one node by its id) until every node says exhausted.
-func drain(t *testing.T, c *bench.LocalCluster, code string, users int, workers int) []check.Answer {
+func drain(t *testing.T, c *cluster.LocalCluster, code string, users int, workers int) []check.Answer {
 	t.Helper()
 	claimer := bench.NewClaimer(workers)
 	addrs := c.NodeAddrs()
@@ -83,7 +84,7 @@ func TestWholeRain(t *testing.T) {
 		t.Fatalf("created %+v", r)
 	}
 	// Refusals before the rain runs.
-	if _, err := bench.NewAdmin(c.CoordHTTP, "wrong").Get(ctx, code); apiStatus(err) != 401 {
+	if _, err := cluster.NewAdmin(c.CoordHTTP, "wrong").Get(ctx, code); apiStatus(err) != 401 {
 		t.Fatalf("wrong token: %v", err)
 	}
 	if _, err := adm.Act(ctx, code, "prepare", 12); apiStatus(err) != 403 {

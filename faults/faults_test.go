@@ -10,13 +10,14 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 )
 
 // kill -9 a node mid-rain and restart it with the same data dir: it recovers, serves the rest of
 // its slice and flushes what it had not; the whole budget is paid exactly once.
 func TestNodeCrashAndRestart(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(3_000_000), int64(15_000), 5
 	code := startRain(t, c, total, count, maxPer)
 	l := bench.StartTapper(c, code, 5000, 24)
@@ -51,7 +52,7 @@ func TestNodeCrashAndRestart(t *testing.T) {
 // kill -9 redis-server mid-rain and start it again empty: claims keep being served meanwhile,
 // and afterwards Redis totals are whole again, rebuilt from the journals.
 func TestRedisLostMidRain(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(2_000_000), int64(12_000), 5
 	code := startRain(t, c, total, count, maxPer)
 	l := bench.StartTapper(c, code, 4000, 24)
@@ -76,7 +77,7 @@ func TestRedisLostMidRain(t *testing.T) {
 // flushed is lost; the report balances; the others drain. When it comes back, lost turns into
 // claimed + leftover exactly.
 func TestNodeLostForGood(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_500_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
 	l := bench.StartTapper(c, code, 3000, 16)
@@ -123,7 +124,7 @@ func TestNodeLostForGood(t *testing.T) {
 // SIGTERM a node mid-rain: in-flight claims finish, nothing is lost, it leaves the cluster
 // cleanly and its remainder is leftover, not lost.
 func TestNodeGracefulStop(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_000_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
 	l := bench.StartTapper(c, code, 3000, 24)
@@ -150,7 +151,7 @@ func TestNodeGracefulStop(t *testing.T) {
 
 // A node re-created under the same id with an empty data dir never repeats a claim_id.
 func TestNodeRecreatedEmpty(t *testing.T) {
-	c := cluster(t, 2)
+	c := startCluster(t, 2)
 	code := startRain(t, c, 100_000, 1000, 10)
 	first := drainSome(c, code, 0, 300)
 	// Let n1 flush first: wiping a data dir loses what it had not flushed (disk loss, not a
@@ -194,7 +195,7 @@ func TestNodeRecreatedEmpty(t *testing.T) {
 }
 
 // drainSome claims n packets from node i for distinct users.
-func drainSome(c *bench.LocalCluster, code string, i, n int) []check.Answer {
+func drainSome(c *cluster.LocalCluster, code string, i, n int) []check.Answer {
 	var out []check.Answer
 	cl := bench.NewClaimer(1)
 	for u := 1; len(out) < n; u++ {
@@ -211,10 +212,10 @@ func drainSome(c *bench.LocalCluster, code string, i, n int) []check.Answer {
 // it: the rain is not half-prepared for ever (back to waiting, its epoch abandoned), no node
 // ever serves the abandoned epoch, and a new prepare works.
 func TestCoordinatorKilledMidPrepare(t *testing.T) {
-	c := cluster(t, 3, "--prepare-timeout", "60s")
+	c := startCluster(t, 3, "--prepare-timeout", "60s")
 	ctx := context.Background()
 	adm := c.Admin()
-	r, err := adm.Create(ctx, bench.RainConfig(anchor, 300_000, 3000, 3, 900))
+	r, err := adm.Create(ctx, cluster.RainConfig(anchor, 300_000, 3000, 3, 900))
 	if err != nil {
 		t.Fatal(err)
 	}

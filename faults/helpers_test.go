@@ -11,6 +11,7 @@ import (
 	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/wire"
@@ -21,14 +22,14 @@ func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
 const anchor = 77
 
-// cluster starts redis, a coordinator and n nodes as processes for the test.
-func cluster(t *testing.T, n int, coordArgs ...string) *bench.LocalCluster {
+// startCluster starts redis, a coordinator and n nodes as processes for the test.
+func startCluster(t *testing.T, n int, coordArgs ...string) *cluster.LocalCluster {
 	t.Helper()
-	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: n, CoordArgs: coordArgs})
+	return testlocal.Cluster(t, cluster.ClusterOptions{Nodes: n, CoordArgs: coordArgs})
 }
 
 // startRain creates, prepares and starts a rain.
-func startRain(t *testing.T, c *bench.LocalCluster, total, count int64, maxPer int) string {
+func startRain(t *testing.T, c *cluster.LocalCluster, total, count int64, maxPer int) string {
 	t.Helper()
 	ctx := context.Background()
 	adm := c.Admin()
@@ -53,7 +54,7 @@ func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
 }
 
 // drainAll taps for every user until no node has a packet left.
-func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []check.Answer {
+func drainAll(t *testing.T, c *cluster.LocalCluster, code string, users uint64) []check.Answer {
 	t.Helper()
 	l := bench.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
@@ -68,7 +69,7 @@ func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []
 }
 
 // progress reads a node's internal progress for the rain.
-func progress(c *bench.LocalCluster, i int, code string) (wire.Progress, error) {
+func progress(c *cluster.LocalCluster, i int, code string) (wire.Progress, error) {
 	var pl wire.ProgressList
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	if err := wc.Do(context.Background(), "GET", c.Nodes[i].HTTP, wire.PathProgress+"?code="+code, nil, &pl); err != nil {
@@ -81,7 +82,7 @@ func progress(c *bench.LocalCluster, i int, code string) (wire.Progress, error) 
 }
 
 // waitFlushed waits until Redis holds everything the live nodes journaled.
-func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.Report {
+func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *coordinator.Report {
 	t.Helper()
 	var rep *coordinator.Report
 	testcluster.Eventually(t, 60*time.Second, "redis == journals", func() bool {
@@ -102,7 +103,7 @@ func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.
 
 // verify checks SPEC's invariants against the clients' answers, and the report's own
 // (check.CheckReport).
-func verify(t *testing.T, c *bench.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *coordinator.Report) {
+func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *coordinator.Report) {
 	t.Helper()
 	return verifyDead(t, c, code, answers, total, count, maxPer, drained, "")
 }
@@ -111,7 +112,7 @@ func verify(t *testing.T, c *bench.LocalCluster, code string, answers []check.An
 // when it died are in its journal only, so they may be missing from Redis; they must then fit
 // in the report's lost amount (an upper bound of the dead node's unflushed share) and are left
 // out of the other checks. Without a dead node every answered claim must be credited.
-func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *coordinator.Report) {
+func verifyDead(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *coordinator.Report) {
 	t.Helper()
 	rep := waitFlushed(t, c, code)
 	credits, totals, nodes, err := check.ReadRedis(context.Background(), c.Client(), code)
@@ -152,7 +153,7 @@ func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []chec
 	return v, rep
 }
 
-func nodeState(t *testing.T, c *bench.LocalCluster, id string) string {
+func nodeState(t *testing.T, c *cluster.LocalCluster, id string) string {
 	nodes, err := c.Admin().Nodes(context.Background())
 	if err != nil {
 		return ""

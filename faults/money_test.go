@@ -14,6 +14,7 @@ import (
 	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/ledger"
@@ -25,7 +26,7 @@ import (
 // report used to keep n1's old leftover and show lost -465. Now every figure is >= 0 and n1's line
 // balances by construction, while the rain runs and after it settles.
 func TestLeftoverOfAReturningNode(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(6000), int64(60), 5
 	code := startRain(t, c, total, count, maxPer)
 	ctx := context.Background()
@@ -76,7 +77,7 @@ func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
 
 // claimOn makes n paid claims on node i for users from, from+1, ..., retrying a 503 (a node that
 // came back answers 503 until it has cleared its leftover record).
-func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint64, n int) []check.Answer {
+func claimOn(t *testing.T, c *cluster.LocalCluster, code string, i int, from uint64, n int) []check.Answer {
 	t.Helper()
 	var out []check.Answer
 	cl := bench.NewClaimer(1)
@@ -98,7 +99,7 @@ func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint6
 // tombstones and its report is unchanged; B's claims all come back to the credit stream from the
 // journals. (The audit saw 166 paid claims vanish: compaction had dropped the only copy.)
 func TestRetentionThenRedisLoss(t *testing.T) {
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2,
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2,
 		NodeArgs: []string{"--retention", "2s", "--janitor-interval", "200ms"}})
 	ctx := context.Background()
 	const total, count, maxPer = int64(4000), int64(40), 5
@@ -173,7 +174,7 @@ func walletAcksAll(t *testing.T, rdb *redis.Client, code string) {
 }
 
 // metric reads one unlabelled gauge from node i's /metrics; -1 if it cannot.
-func metric(c *bench.LocalCluster, i int, name string) float64 {
+func metric(c *cluster.LocalCluster, i int, name string) float64 {
 	resp, err := http.Get("http://" + c.Nodes[i].HTTP + "/metrics")
 	if err != nil {
 		return -1
