@@ -18,6 +18,7 @@ import (
 	"redrain/bench"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/usertoken"
@@ -91,7 +92,7 @@ func (e *env) honest(t *testing.T, first uint64, n int, d time.Duration, attacki
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := bench.NewClaimerFrom(1, bench.HonestAddr(i))
+			cl := tap.NewClaimerFrom(1, bench.HonestAddr(i))
 			u := first + uint64(i)
 			tok := e.token(u, room)
 			t0 := time.Now()

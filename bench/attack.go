@@ -11,6 +11,7 @@ import (
 
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/usertoken"
 )
 
@@ -39,7 +40,7 @@ const (
 
 // AttackTarget is what an attack aims at: a token-mode rain.
 type AttackTarget struct {
-	Nodes []string // claim addresses; users are routed to them by Route
+	Nodes []string // claim addresses; users are routed to them by tap.Route
 	Code  string
 	Room  int64
 	Key   *usertoken.Key
@@ -64,17 +65,17 @@ type Attack struct {
 // address per kind), honest users belong elsewhere (HonestAddr).
 func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 	a := &Attack{Kind: kind, target: t}
-	node := func(u uint64) string { return t.Nodes[Route(u, len(t.Nodes))] }
+	node := func(u uint64) string { return t.Nodes[tap.Route(u, len(t.Nodes))] }
 	switch kind {
 	case AttackHammer:
 		a.Workers, a.Local = 4, "127.0.0.66"
-		cl, tok := NewClaimerFrom(4, a.Local), t.Token(AttackHammerUser, t.Room)
+		cl, tok := tap.NewClaimerFrom(4, a.Local), t.Token(AttackHammerUser, t.Room)
 		a.Hit = func(int) check.Answer {
 			return cl.ClaimWith(node(AttackHammerUser), t.Code, AttackHammerUser, tok, nil, nil)
 		}
 	case AttackBots:
 		a.Workers, a.Local = 8, "127.0.0.67"
-		cl := NewClaimerFrom(8, a.Local)
+		cl := tap.NewClaimerFrom(8, a.Local)
 		toks := make([]string, AttackBotCount)
 		for i := range toks {
 			toks[i] = t.Token(AttackBotsFirst+uint64(i), t.Room)
@@ -87,7 +88,7 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 		}
 	case AttackForged:
 		a.Workers, a.Local = 4, "127.0.0.68"
-		cl := NewClaimerFrom(4, a.Local)
+		cl := tap.NewClaimerFrom(4, a.Local)
 		forged := usertoken.NewKey([]byte("guessed-key-guessed-key")).Mint(usertoken.Claims{User: AttackForgedUser,
 			Room: t.Room, ExpiresAt: 1 << 40})
 		foreign := t.Token(AttackForeignUser, t.Room+1)
@@ -100,7 +101,7 @@ func NewAttack(kind string, t AttackTarget) (*Attack, error) {
 		}
 	case AttackOversized:
 		a.Workers, a.Local = 2, "127.0.0.69"
-		cl, tok := NewClaimerFrom(2, a.Local), t.Token(AttackBigUser, t.Room)
+		cl, tok := tap.NewClaimerFrom(2, a.Local), t.Token(AttackBigUser, t.Room)
 		big := []string{"X-Junk", strings.Repeat("x", 32<<10)}
 		body := make([]byte, 128<<10) // over the 4 KiB claim and 64 KiB request limits
 		var n atomic.Uint64

@@ -9,6 +9,7 @@ import (
 
 	"redrain/bench"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testredis"
 )
 
@@ -39,7 +40,7 @@ func TestBaselineServesTheList(t *testing.T) {
 	if n, err := srv.Client().LLen(ctx, bench.BaselineKey("r1")).Result(); err != nil || n != 250 || p.Key != bench.BaselineKey("r1") {
 		t.Fatalf("list holds %d (%v), key %q; want 250", n, err, p.Key)
 	}
-	c := bench.NewClaimer(4)
+	c := tap.NewClaimer(4)
 	ids := map[string]bool{}
 	var sum int64
 	for u := uint64(1); u <= 84; u++ { // 84 users x 3 = 252 taps >= 250 packets
@@ -132,7 +133,7 @@ func TestBaselinePrepareAPI(t *testing.T) {
 		out.Code == "" || out.TotalCount != 5 || out.MaxPerUser != 1 {
 		t.Fatalf("prepare: %+v %v", out, err)
 	}
-	if a := bench.NewClaimer(1).Claim(b.Addr(), out.Code, 7); a.Status != 200 || a.Amount < 1 {
+	if a := tap.NewClaimer(1).Claim(b.Addr(), out.Code, 7); a.Status != 200 || a.Amount < 1 {
 		t.Fatalf("claim: %+v", a)
 	}
 }

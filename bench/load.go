@@ -10,11 +10,12 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"redrain/internal/check"
+	"redrain/internal/tap"
 )
 
 // LoadOptions say how to drive claims at one rain. Zero values mean the documented defaults.
 type LoadOptions struct {
-	Nodes     []string      // claim API addresses (host:port); each user is routed to one by Route
+	Nodes     []string      // claim API addresses (host:port); each user is routed to one by tap.Route
 	Code      string        // the rain
 	Users     int           // simulated users, ids FirstUser .. FirstUser+Users-1; 0 means 1000
 	FirstUser uint64        // 0 means 1
@@ -323,7 +324,7 @@ func splitUsers(o LoadOptions) []*worker {
 	for i := 0; i < o.Users; i++ {
 		id := o.FirstUser + uint64(i)
 		w := ws[i%len(ws)]
-		u := simUser{id: id, node: Route(id, len(o.Nodes))}
+		u := simUser{id: id, node: tap.Route(id, len(o.Nodes))}
 		if o.Token != nil {
 			u.token = o.Token(id)
 		}
@@ -419,7 +420,7 @@ func (w *worker) tap(l *loader, u simUser, due time.Time) (status int, word []by
 	case err != nil:
 		c.text = appendError(c.text, "undecodable answer: ", err.Error())
 	default:
-		amount, id, wd, perr := ParseAnswer(body)
+		amount, id, wd, perr := tap.ParseAnswer(body)
 		switch {
 		case perr != nil:
 			c.text = appendError(c.text, "undecodable answer: ", strconv.Quote(string(body[:min(len(body), 64)])))

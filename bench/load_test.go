@@ -9,6 +9,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"redrain/internal/check"
+	"redrain/internal/tap"
 )
 
 // Users tap until the nodes are empty: every packet is handed out once, no user beyond its
@@ -27,7 +28,7 @@ func TestLoadClosedDrains(t *testing.T) {
 	perUser := map[uint64]int{}
 	var claims, seriesClaims, seriesAnswers int64
 	for _, an := range res.Answers {
-		if want := nodes[Route(an.User, 2)]; an.Node != want {
+		if want := nodes[tap.Route(an.User, 2)]; an.Node != want {
 			t.Fatalf("user %d tapped %s, routed to %s", an.User, an.Node, want)
 		}
 		if an.Status != 200 {

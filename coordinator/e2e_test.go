@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -35,7 +35,7 @@ func apiStatus(err error) int {
 // drain has users claim (each routed to one node by its id) until every node says exhausted.
 func drain(t *testing.T, c *cluster.LocalCluster, code string, users int, workers int) []check.Answer {
 	t.Helper()
-	claimer := bench.NewClaimer(workers)
+	claimer := tap.NewClaimer(workers)
 	addrs := c.NodeAddrs()
 	var mu sync.Mutex
 	var answers []check.Answer
@@ -52,7 +52,7 @@ func drain(t *testing.T, c *cluster.LocalCluster, code string, users int, worker
 				}
 				user := uint64(u)
 				for { // a user taps until refused
-					a := claimer.Claim(addrs[bench.Route(user, len(addrs))], code, user)
+					a := claimer.Claim(addrs[tap.Route(user, len(addrs))], code, user)
 					mu.Lock()
 					answers = append(answers, a)
 					mu.Unlock()
@@ -121,7 +121,7 @@ func TestWholeRain(t *testing.T) {
 		t.Fatalf("after prepare: %+v %v", r, err)
 	}
 	// A claim before start: 425 not_started.
-	a := bench.NewClaimer(1).Claim(c.Nodes[0].HTTP, code, 1)
+	a := tap.NewClaimer(1).Claim(c.Nodes[0].HTTP, code, 1)
 	if a.Status != 425 || a.Error != "not_started" {
 		t.Fatalf("claim before start: %+v", a)
 	}
@@ -189,7 +189,7 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	first := drain(t, c, r.Code, 300, 8)
 	c.Coord.Kill()
 	// Nodes keep serving while the coordinator is down.
-	a := bench.NewClaimer(1).Claim(c.Nodes[0].HTTP, r.Code, 100_000)
+	a := tap.NewClaimer(1).Claim(c.Nodes[0].HTTP, r.Code, 100_000)
 	if a.Status != 200 {
 		t.Fatalf("claim with the coordinator down: %+v", a)
 	}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 )
 
@@ -20,7 +20,7 @@ func TestNodeCrashAndRestart(t *testing.T) {
 	c := startCluster(t, 3)
 	const total, count, maxPer = int64(3_000_000), int64(15_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 5000, 24)
+	l := tap.StartTapper(c, code, 5000, 24)
 	waitOKs(t, l, count/4)
 	before, _ := progress(c, 1, code)
 	okBefore := l.OKs()
@@ -55,7 +55,7 @@ func TestRedisLostMidRain(t *testing.T) {
 	c := startCluster(t, 3)
 	const total, count, maxPer = int64(2_000_000), int64(12_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 4000, 24)
+	l := tap.StartTapper(c, code, 4000, 24)
 	waitOKs(t, l, count/5)
 	c.Redis.Kill()
 	down := l.OKs()
@@ -80,7 +80,7 @@ func TestNodeLostForGood(t *testing.T) {
 	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_500_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 3000, 16)
+	l := tap.StartTapper(c, code, 3000, 16)
 	waitOKs(t, l, count/4)
 	c.Nodes[2].Proc.Kill()
 	killed := time.Now()
@@ -90,7 +90,7 @@ func TestNodeLostForGood(t *testing.T) {
 	// The other two drain their slices.
 	for _, i := range []int{0, 1} {
 		for u := uint64(10_000); ; u++ {
-			a := bench.NewClaimer(1).Claim(c.Nodes[i].HTTP, code, u)
+			a := tap.NewClaimer(1).Claim(c.Nodes[i].HTTP, code, u)
 			answers = append(answers, a)
 			if a.Status != 200 {
 				break
@@ -127,7 +127,7 @@ func TestNodeGracefulStop(t *testing.T) {
 	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_000_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 3000, 24)
+	l := tap.StartTapper(c, code, 3000, 24)
 	waitOKs(t, l, count/4)
 	began := time.Now()
 	if err := c.Nodes[1].Proc.Term(30 * time.Second); err != nil {
@@ -197,7 +197,7 @@ func TestNodeRecreatedEmpty(t *testing.T) {
 // drainSome claims n packets from node i for distinct users.
 func drainSome(c *cluster.LocalCluster, code string, i, n int) []check.Answer {
 	var out []check.Answer
-	cl := bench.NewClaimer(1)
+	cl := tap.NewClaimer(1)
 	for u := 1; len(out) < n; u++ {
 		a := cl.Claim(c.Nodes[i].HTTP, code, uint64(u))
 		out = append(out, a)

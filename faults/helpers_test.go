@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/wire"
@@ -47,7 +47,7 @@ func startRain(t *testing.T, c *cluster.LocalCluster, total, count int64, maxPer
 }
 
 // waitOKs waits until the load has had n more successful claims.
-func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
+func waitOKs(t *testing.T, l *tap.Tapper, n int64) {
 	t.Helper()
 	target := l.OKs() + n
 	testcluster.Eventually(t, 60*time.Second, "claims flowing", func() bool { return l.OKs() >= target })
@@ -56,7 +56,7 @@ func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
 // drainAll taps for every user until no node has a packet left.
 func drainAll(t *testing.T, c *cluster.LocalCluster, code string, users uint64) []check.Answer {
 	t.Helper()
-	l := bench.StartTapper(c, code, users, 16)
+	l := tap.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
 		for i := range c.Nodes {
 			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"redrain/bench"
 	"redrain/coordinator"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/ledger"
@@ -80,7 +80,7 @@ func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
 func claimOn(t *testing.T, c *cluster.LocalCluster, code string, i int, from uint64, n int) []check.Answer {
 	t.Helper()
 	var out []check.Answer
-	cl := bench.NewClaimer(1)
+	cl := tap.NewClaimer(1)
 	u := from
 	testcluster.Eventually(t, 30*time.Second, "claims paid", func() bool {
 		a := cl.Claim(c.Nodes[i].HTTP, code, u)

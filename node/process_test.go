@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
 	"redrain/internal/check"
 	"redrain/internal/proc"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 	"redrain/internal/wire"
@@ -94,7 +94,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 		answers []check.Answer
 		oks     atomic.Int64
 	)
-	claimer := bench.NewClaimer(64)
+	claimer := tap.NewClaimer(64)
 	const users = 4000
 	var next atomic.Uint64
 	var wg sync.WaitGroup
@@ -109,7 +109,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 					return
 				}
 				user := (u-1)%users + 1
-				np := nodes[bench.Route(user, len(nodes))]
+				np := nodes[tap.Route(user, len(nodes))]
 				a := claimer.Claim(np.http, code, user)
 				if a.Status == 200 {
 					oks.Add(1)
@@ -139,7 +139,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 	wg.Wait()
 	// Drain what is left (users that hit the dead node come back), as more taps would.
 	for user := uint64(1); user <= users; user++ {
-		np := nodes[bench.Route(user, len(nodes))]
+		np := nodes[tap.Route(user, len(nodes))]
 		for {
 			a := claimer.Claim(np.http, code, user)
 			answers = append(answers, a)
