@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"redrain/internal/check"
 	"runtime"
 	"strconv"
 	"strings"
@@ -224,7 +225,7 @@ func TestLoadKeepsBrokenAnswers(t *testing.T) {
 		Time: 300 * time.Millisecond})
 	by := map[string]int{}
 	for _, a := range res.Answers {
-		w := StatusWord(a)
+		w := check.StatusWord(a)
 		by[w]++
 		switch {
 		case w == "network" && a.Node == dead && a.Error != "":

@@ -67,7 +67,7 @@ func TestLoadUsersDone(t *testing.T) {
 	}
 	ok, limit := map[uint64]int{}, map[uint64]int{}
 	for _, an := range res.Answers {
-		switch StatusWord(an) {
+		switch check.StatusWord(an) {
 		case "ok":
 			ok[an.User]++
 		case "user_limit":

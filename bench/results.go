@@ -15,6 +15,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"redrain/coordinator"
+	"redrain/internal/attack"
 	"redrain/internal/check"
 	"redrain/rain"
 )
@@ -100,20 +101,6 @@ func Summarize(h *hdrhistogram.Histogram) Latency {
 		P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max()}
 }
 
-// StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
-// "network" when no answer came, "http_NNN" for an answer without a word.
-func StatusWord(a check.Answer) string {
-	switch {
-	case a.Status == 200:
-		return "ok"
-	case a.Status == 0:
-		return "network"
-	case a.Error != "" && !strings.ContainsAny(a.Error, " :"):
-		return a.Error
-	}
-	return "http_" + strconv.Itoa(a.Status)
-}
-
 // FillLoad sets the answer-derived fields of r from a load.
 func (r *Results) FillLoad(l *LoadResult) {
 	r.StartedAt, r.ElapsedS, r.Stop, r.Series = l.Start, l.Elapsed.Seconds(), l.Stop, l.Series
@@ -122,7 +109,7 @@ func (r *Results) FillLoad(l *LoadResult) {
 	r.ByStatus = map[string]int64{}
 	r.Amounts = Amounts{}
 	for _, a := range l.Answers {
-		r.ByStatus[StatusWord(a)]++
+		r.ByStatus[check.StatusWord(a)]++
 		if a.Status != 200 {
 			continue
 		}
@@ -183,7 +170,7 @@ func Table(w io.Writer, r *Results) error {
 		row("attack answers", "%s", statusLine(a.ByWord))
 		row("attack packets", "%s (%s cents), cap %s, most to one attack user %d", Commas(a.Packets), Commas(a.Amount),
 			Commas(a.Cap), a.MaxPerBot)
-		if a.Kind == AttackIdle {
+		if a.Kind == attack.KindIdle {
 			row("idle conns", "%s held, %s refused at dial", Commas(int64(a.IdleHeld)), Commas(int64(a.IdleRefused)))
 		}
 		ratio := 0.0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/attack"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
 	"redrain/internal/usertoken"
@@ -79,8 +80,8 @@ func (o *RunOptions) validate() error {
 		return bad("LocalNodes (--nodes) must be >= 1")
 	case o.Attack.Kind != "" && o.Coordinator != "":
 		return bad("Attack (--attack) needs a local cluster (no --coordinator)")
-	case o.Attack.Kind != "" && !slices.Contains(AttackKinds, o.Attack.Kind):
-		return bad("Attack (--attack) must be one of %v", AttackKinds)
+	case o.Attack.Kind != "" && !slices.Contains(attack.Kinds, o.Attack.Kind):
+		return bad("Attack (--attack) must be one of %v", attack.Kinds)
 	case o.Attack.Rate < 0 || o.Attack.IPRate < 0 || o.Attack.IPBurst < 0 || o.Attack.MaxConnsPerIP < 0:
 		return bad("attack rate and limits must not be negative")
 	}
@@ -182,9 +183,9 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	}
 	var atk *attackRun
 	if o.Attack.Kind != "" {
-		tg := AttackTarget{Nodes: t.nodes, Code: code, Room: o.Rain.RoomID, Key: usertoken.NewKey([]byte(o.Attack.UserKey))}
+		tg := attack.Target{Nodes: t.nodes, Code: code, Room: o.Rain.RoomID, Key: usertoken.NewKey([]byte(o.Attack.UserKey))}
 		lo.Token = func(u uint64) string { return tg.Token(u, tg.Room) }
-		lo.LocalAddr = HonestAddr
+		lo.LocalAddr = attack.HonestAddr
 		if atk, err = startAttack(o.Attack, tg, o.Rain.MaxPerUser); err != nil {
 			return nil, err
 		}
@@ -395,8 +396,8 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 	co := cluster.ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
 		AdminToken: o.AdminToken, FastGossip: o.FastGossip}
 	if at := o.Attack; at.Kind != "" {
-		if at.Kind == AttackIdle {
-			RaiseFileLimit(4 * AttackIdleConns)
+		if at.Kind == attack.KindIdle {
+			attack.RaiseFileLimit(4 * attack.IdleConns)
 		}
 		co.NodeArgs = []string{"--auth", "token", "--user-key", at.UserKey, "--ip-rate", fmt.Sprint(at.IPRate),
 			"--ip-burst", fmt.Sprint(at.IPBurst), "--max-conns-per-ip", fmt.Sprint(at.MaxConnsPerIP)}

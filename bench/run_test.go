@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/attack"
 	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
@@ -59,7 +60,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		{Load: bench.LoadOptions{Rate: -1}},                           // negative rate
 		{Attack: bench.AttackOptions{Kind: "nuke"}},                   // unknown attack
 		{Coordinator: "127.0.0.1:1", AdminToken: "t", RedisURL: "redis://127.0.0.1:1",
-			Attack: bench.AttackOptions{Kind: bench.AttackForged}}, // attack needs a local cluster
+			Attack: bench.AttackOptions{Kind: attack.KindForged}}, // attack needs a local cluster
 	} {
 		if _, err := bench.Run(context.Background(), o); !errors.Is(err, bench.ErrRunOptions) {
 			t.Errorf("Run(%+v) = %v, want ErrRunOptions", o, err)

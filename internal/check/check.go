@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -199,4 +201,18 @@ func readCredits(ctx context.Context, rdb redis.UniversalClient, code string) ([
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
+}
+
+// StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
+// "network" when no answer came, "http_NNN" for an answer without a word.
+func StatusWord(a Answer) string {
+	switch {
+	case a.Status == 200:
+		return "ok"
+	case a.Status == 0:
+		return "network"
+	case a.Error != "" && !strings.ContainsAny(a.Error, " :"):
+		return a.Error
+	}
+	return "http_" + strconv.Itoa(a.Status)
 }
