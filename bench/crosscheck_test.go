@@ -3,7 +3,7 @@ package bench
 import (
 	"testing"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/check"
 	"redrain/rain"
 )
@@ -45,10 +45,10 @@ func TestCrossCheck(t *testing.T) {
 }
 
 // drainedReport is the coordinator's report of the honest rain, drained and flushed.
-func drainedReport() *coordinator.Report {
-	return &coordinator.Report{Code: "r", Status: "settled", TotalAmount: 210, TotalCount: 6, ClaimedAmount: 210,
+func drainedReport() *adminapi.Report {
+	return &adminapi.Report{Code: "r", Status: "settled", TotalAmount: 210, TotalCount: 6, ClaimedAmount: 210,
 		ClaimedCount: 6, FlushedAmount: 210, FlushedCount: 6, MaxAmount: 60,
-		Nodes: []coordinator.NodeReport{{Node: "n1", State: "alive", SliceAmount: 210, SliceCount: 6,
+		Nodes: []adminapi.NodeReport{{Node: "n1", State: "alive", SliceAmount: 210, SliceCount: 6,
 			ClaimedAmount: 210, ClaimedCount: 6, FlushedAmount: 210}}}
 }
 

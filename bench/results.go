@@ -14,7 +14,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/attack"
 	"redrain/internal/check"
 	"redrain/rain"
@@ -22,33 +22,33 @@ import (
 
 // Results are one bench run, as printed (Table) and written to results.json.
 type Results struct {
-	Code          string              `json:"code"`
-	Cluster       string              `json:"cluster"` // "local" or the coordinator's URL
-	Nodes         []string            `json:"nodes"`   // claim addresses
-	Rain          rain.Config         `json:"rain"`
-	Load          LoadSpec            `json:"load"`
-	PrepareS      float64             `json:"prepare_s"` // the prepare call's wall time
-	StartedAt     time.Time           `json:"started_at"`
-	ElapsedS      float64             `json:"elapsed_s"` // first send to last answer
-	Stop          string              `json:"stop"`      // why the load stopped (Stop* constants)
-	Answers       int64               `json:"answers"`
-	Claims        int64               `json:"claims"` // 200 answers
-	ClaimsPerSec  float64             `json:"claims_per_s"`
-	AnswersPerSec float64             `json:"answers_per_s"`
-	LoadCPUS      float64             `json:"load_cpu_s"` // bench's own CPU time over the load (the driver's)
-	ByStatus      map[string]int64    `json:"by_status"`  // "ok", or the error word, "network", "http_NNN"
-	ClaimLatency  Latency             `json:"claim_latency_us"`
-	AnswerLatency Latency             `json:"answer_latency_us"`
-	Amounts       Amounts             `json:"amounts"` // of the 200 answers, cents
-	Drained       bool                `json:"drained"` // every node answered exhausted
-	SettleWaitS   float64             `json:"settle_wait_s"`
-	Journaled     Figures             `json:"journaled"` // the nodes' journals (or the report's claimed figures)
-	Redis         Figures             `json:"redis"`     // redrain:{CODE}:totals
-	Report        *coordinator.Report `json:"report,omitempty"`
-	Series        []Interval          `json:"series"`
-	Attack        *AttackResults      `json:"attack,omitempty"` // bench run --attack
-	Verified      bool                `json:"verified"`
-	Violations    []string            `json:"violations"`
+	Code          string           `json:"code"`
+	Cluster       string           `json:"cluster"` // "local" or the coordinator's URL
+	Nodes         []string         `json:"nodes"`   // claim addresses
+	Rain          rain.Config      `json:"rain"`
+	Load          LoadSpec         `json:"load"`
+	PrepareS      float64          `json:"prepare_s"` // the prepare call's wall time
+	StartedAt     time.Time        `json:"started_at"`
+	ElapsedS      float64          `json:"elapsed_s"` // first send to last answer
+	Stop          string           `json:"stop"`      // why the load stopped (Stop* constants)
+	Answers       int64            `json:"answers"`
+	Claims        int64            `json:"claims"` // 200 answers
+	ClaimsPerSec  float64          `json:"claims_per_s"`
+	AnswersPerSec float64          `json:"answers_per_s"`
+	LoadCPUS      float64          `json:"load_cpu_s"` // bench's own CPU time over the load (the driver's)
+	ByStatus      map[string]int64 `json:"by_status"`  // "ok", or the error word, "network", "http_NNN"
+	ClaimLatency  Latency          `json:"claim_latency_us"`
+	AnswerLatency Latency          `json:"answer_latency_us"`
+	Amounts       Amounts          `json:"amounts"` // of the 200 answers, cents
+	Drained       bool             `json:"drained"` // every node answered exhausted
+	SettleWaitS   float64          `json:"settle_wait_s"`
+	Journaled     Figures          `json:"journaled"` // the nodes' journals (or the report's claimed figures)
+	Redis         Figures          `json:"redis"`     // redrain:{CODE}:totals
+	Report        *adminapi.Report `json:"report,omitempty"`
+	Series        []Interval       `json:"series"`
+	Attack        *AttackResults   `json:"attack,omitempty"` // bench run --attack
+	Verified      bool             `json:"verified"`
+	Violations    []string         `json:"violations"`
 }
 
 // LoadSpec is the load a run applied.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/check"
 	"redrain/rain"
 )
@@ -32,7 +32,7 @@ func sampleResults() *Results {
 	r := &Results{Code: "CODE", Cluster: "local", Nodes: []string{"x", "y"},
 		Rain: rain.Config{TotalAmount: 15, TotalCount: 3, MaxPerUser: 1, Algorithm: rain.DoubleAverage},
 		Load: LoadSpec{Mode: "closed", Users: 12345, Conns: 64, TimeS: 10}, Redis: Figures{3, 15}, Journaled: Figures{3, 15},
-		Report: &coordinator.Report{Status: rain.Finished, ClaimedAmount: 15, TotalAmount: 15}, Verified: true, Violations: []string{}}
+		Report: &adminapi.Report{Status: rain.Finished, ClaimedAmount: 15, TotalAmount: 15}, Verified: true, Violations: []string{}}
 	r.FillLoad(l)
 	return r
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
 	"redrain/internal/tap"
@@ -82,9 +82,9 @@ func progress(c *cluster.LocalCluster, i int, code string) (wire.Progress, error
 }
 
 // waitFlushed waits until Redis holds everything the live nodes journaled.
-func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *coordinator.Report {
+func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *adminapi.Report {
 	t.Helper()
-	var rep *coordinator.Report
+	var rep *adminapi.Report
 	testcluster.Eventually(t, 60*time.Second, "redis == journals", func() bool {
 		r, err := c.Admin().Report(context.Background(), code)
 		if err != nil {
@@ -103,7 +103,7 @@ func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *coordinato
 
 // verify checks SPEC's invariants against the clients' answers, and the report's own
 // (check.CheckReport).
-func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *coordinator.Report) {
+func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *adminapi.Report) {
 	t.Helper()
 	return verifyDead(t, c, code, answers, total, count, maxPer, drained, "")
 }
@@ -112,7 +112,7 @@ func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.
 // when it died are in its journal only, so they may be missing from Redis; they must then fit
 // in the report's lost amount (an upper bound of the dead node's unflushed share) and are left
 // out of the other checks. Without a dead node every answered claim must be credited.
-func verifyDead(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *coordinator.Report) {
+func verifyDead(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *adminapi.Report) {
 	t.Helper()
 	rep := waitFlushed(t, c, code)
 	credits, totals, nodes, err := check.ReadRedis(context.Background(), c.Client(), code)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
 	"redrain/internal/tap"
@@ -61,7 +61,7 @@ func TestLeftoverOfAReturningNode(t *testing.T) {
 
 // checkReturned checks n1's line: dead, no leftover (its record was superseded when it came back),
 // lost = slice - claimed >= 0.
-func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
+func checkReturned(t *testing.T, nodes []adminapi.NodeReport, when string) {
 	t.Helper()
 	for _, n := range nodes {
 		if n.Node != "n1" {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/internal/cluster"
 	"redrain/internal/proc"
 	"redrain/internal/testcluster"
@@ -34,8 +34,8 @@ type kit struct {
 	extra []*cluster.LocalNode // node processes started beside the cluster's: outsiders, late members
 	http  *http.Client
 
-	raining  *coordinator.Rain // on sale (started by the join subtest)
-	prepared *coordinator.Rain // prepared, not started
+	raining  *adminapi.Rain // on sale (started by the join subtest)
+	prepared *adminapi.Rain // prepared, not started
 
 	outsiderSecret string // the wrong secret an outsider holds
 	wrongToken     string // the wrong admin token an outsider tried
@@ -191,7 +191,7 @@ func (k *kit) claim(t *testing.T, addr, code string, user uint64) (int, string) 
 }
 
 // createPrepare creates a rain of the test's anchor and prepares it.
-func (k *kit) createPrepare(t *testing.T, count, amount int64) *coordinator.Rain {
+func (k *kit) createPrepare(t *testing.T, count, amount int64) *adminapi.Rain {
 	t.Helper()
 	adm := k.c.Admin()
 	r, err := adm.Create(context.Background(), rain.Config{AnchorID: anchor, TotalAmount: amount, TotalCount: count,

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/ledger"
 )
 
@@ -84,11 +84,11 @@ func TestCheckCatchesDoctoredRains(t *testing.T) {
 
 // goodReport is a rain of 1000 cents part-way through: n1 alive, n2 left with a recorded
 // leftover, n3 dead, and 100 cents of budget in no slice.
-func goodReport() *coordinator.Report {
-	return &coordinator.Report{Code: "r", Status: "finished", TotalAmount: 1000, TotalCount: 100,
+func goodReport() *adminapi.Report {
+	return &adminapi.Report{Code: "r", Status: "finished", TotalAmount: 1000, TotalCount: 100,
 		ClaimedAmount: 350, ClaimedCount: 35, FlushedAmount: 300, FlushedCount: 30, MaxAmount: 20,
 		LeftoverAmount: 100 + 200 + 150, LostAmount: 200,
-		Nodes: []coordinator.NodeReport{
+		Nodes: []adminapi.NodeReport{
 			{Node: "n1", State: "alive", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 100, ClaimedCount: 10, FlushedAmount: 50, LeftoverAmount: 200},
 			{Node: "n2", State: "left", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 150, ClaimedCount: 15, FlushedAmount: 150, LeftoverAmount: 150},
 			{Node: "n3", State: "dead", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 100, ClaimedCount: 10, FlushedAmount: 100, LostAmount: 200},
@@ -101,43 +101,43 @@ func TestCheckReport(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name   string
-		doctor func(r *coordinator.Report)
+		doctor func(r *adminapi.Report)
 		want   string
 	}{
-		{"negative lost on a node that still balances", func(r *coordinator.Report) {
+		{"negative lost on a node that still balances", func(r *adminapi.Report) {
 			r.Nodes[2].LostAmount, r.Nodes[2].LeftoverAmount, r.LostAmount, r.LeftoverAmount = -50, 250, -50, 700
 		}, "lost_amount -50 < 0"},
-		{"negative leftover in total", func(r *coordinator.Report) {
+		{"negative leftover in total", func(r *adminapi.Report) {
 			r.LeftoverAmount, r.ClaimedAmount = -1, 801
 		}, "leftover_amount -1 < 0"},
-		{"node that does not balance", func(r *coordinator.Report) {
+		{"node that does not balance", func(r *adminapi.Report) {
 			r.Nodes[0].LeftoverAmount++
 		}, "n1 (alive) does not balance"},
-		{"totals that do not add up", func(r *coordinator.Report) {
+		{"totals that do not add up", func(r *adminapi.Report) {
 			r.LostAmount++
 		}, "does not balance: claimed 350 + leftover 450 + lost 201 != total 1000"},
-		{"claimed is not the nodes' sum", func(r *coordinator.Report) {
+		{"claimed is not the nodes' sum", func(r *adminapi.Report) {
 			r.ClaimedAmount, r.LeftoverAmount = 351, 449
 		}, "is not the sum of the nodes'"},
-		{"claimed count is not the nodes' sum", func(r *coordinator.Report) {
+		{"claimed count is not the nodes' sum", func(r *adminapi.Report) {
 			r.ClaimedCount++
 		}, "is not the sum of the nodes'"},
-		{"lost is not the nodes' sum", func(r *coordinator.Report) {
+		{"lost is not the nodes' sum", func(r *adminapi.Report) {
 			r.LostAmount, r.LeftoverAmount = 250, 400
 		}, "lost 250 is not the sum of the nodes' 200"},
-		{"leftover short of the nodes' and the unassigned budget", func(r *coordinator.Report) {
+		{"leftover short of the nodes' and the unassigned budget", func(r *adminapi.Report) {
 			r.Nodes[2].LeftoverAmount, r.Nodes[2].LostAmount, r.LostAmount = 50, 150, 150
 		}, "leftover 450 is not the nodes' 400 plus the 100 cents in no slice"},
-		{"slices past the budget", func(r *coordinator.Report) {
-			r.Nodes = append(r.Nodes, coordinator.NodeReport{Node: "n4", State: "alive", SliceAmount: 150, SliceCount: 5, LeftoverAmount: 150})
+		{"slices past the budget", func(r *adminapi.Report) {
+			r.Nodes = append(r.Nodes, adminapi.NodeReport{Node: "n4", State: "alive", SliceAmount: 150, SliceCount: 5, LeftoverAmount: 150})
 		}, "slices hold 95 packets / 1050 cents"},
-		{"node flushed past its slice", func(r *coordinator.Report) {
+		{"node flushed past its slice", func(r *adminapi.Report) {
 			r.Nodes[2].FlushedAmount = 301
 		}, "flushed 301 cents of a slice of 300 (overpay)"},
-		{"alive node flushed more than it journaled", func(r *coordinator.Report) {
+		{"alive node flushed more than it journaled", func(r *adminapi.Report) {
 			r.Nodes[0].FlushedAmount = 101
 		}, "more than the 100 it journaled"},
-		{"redis past the budget", func(r *coordinator.Report) {
+		{"redis past the budget", func(r *adminapi.Report) {
 			r.FlushedAmount = 1001
 		}, "exceed the rain's"},
 	} {
