@@ -1,4 +1,5 @@
-// Package bench is redrain's load harness: it starts or targets a cluster, drives claims from
-// simulated users, records every answer, and checks SPEC.md's invariants against Redis and the
-// nodes' journals; it also serves the Redis-list baseline for comparison.
+// Package bench is redrain's load tool and a leaf nothing imports: the load driver, the Redis-list
+// baseline server, `run`/`compare`/`ceiling` with their results, charts and CPU pinning. The
+// local cluster, the claim client, the invariant checker, chaos and attack kits it drives live
+// in internal/ packages it shares with the tests.
 package bench
