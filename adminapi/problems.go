@@ -14,7 +14,7 @@ const MaxProblems = 50
 //   - no node flushed more than its slice (an overpay), nor Redis more than the budget, and
 //     an alive node flushed no more than it journaled.
 //
-// Tests and the benchmark run it on every report they read (check.CheckReport); the
+// Tests and the benchmark run it on every report they read (check.Report); the
 // coordinator's own tests run it too.
 func (r *Report) Problems() []string {
 	var out []string

@@ -297,7 +297,7 @@ func verifyRun(ctx context.Context, o *RunOptions, t *target, res *Results, answ
 }
 
 // crossCheck adds what check.Check cannot see: Redis against the journals and the coordinator's
-// report, the report's own invariants (check.CheckReport), and a drained rain's whole budget in the clients' hands.
+// report, the report's own invariants (check.Report), and a drained rain's whole budget in the clients' hands.
 func crossCheck(v *check.Verdict, res *Results) {
 	if res.Redis != res.Journaled {
 		v.Fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
@@ -309,7 +309,7 @@ func crossCheck(v *check.Verdict, res *Results) {
 			v.Fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
 				rep.FlushedCount, rep.FlushedAmount, res.Redis.Count, res.Redis.Amount)
 		}
-		for _, p := range check.CheckReport(rep) {
+		for _, p := range check.Report(rep) {
 			v.Fail("report: %s", p)
 		}
 	}

@@ -154,7 +154,7 @@ func TestWholeRain(t *testing.T) {
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range check.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 	if v.AnsweredAmount != total || v.Answered != int(count) {
@@ -218,7 +218,7 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	if err != nil || rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount || rep.ClaimedAmount != 100_000 {
 		t.Fatalf("report after restart: %+v %v", rep, err)
 	}
-	for _, p := range check.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 }

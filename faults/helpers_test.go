@@ -102,7 +102,7 @@ func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *adminapi.R
 }
 
 // verify checks SPEC's invariants against the clients' answers, and the report's own
-// (check.CheckReport).
+// (check.Report).
 func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *adminapi.Report) {
 	t.Helper()
 	return verifyDead(t, c, code, answers, total, count, maxPer, drained, "")
@@ -144,7 +144,7 @@ func verifyDead(t *testing.T, c *cluster.LocalCluster, code string, answers []ch
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range check.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 	if rep.ClaimedAmount < v.AnsweredAmount {

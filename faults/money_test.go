@@ -143,7 +143,7 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range check.CheckReport(after) {
+	for _, p := range check.Report(after) {
 		t.Error(p)
 	}
 	if after.ClaimedAmount != before.ClaimedAmount || after.LeftoverAmount != before.LeftoverAmount ||

@@ -143,7 +143,7 @@ func verdict(ctx context.Context, c *cluster.LocalCluster, code string, answers 
 				return nil, err
 			}
 			v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
-			for _, p := range check.CheckReport(rep) {
+			for _, p := range check.Report(rep) {
 				v.Fail("report: %s", p)
 			}
 			return v, nil

@@ -143,13 +143,13 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	return v
 }
 
-// CheckReport lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
+// Report lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
 // when it breaks none: every figure >= 0, claimed + leftover + lost == total and per node
 // slice == claimed + leftover + lost, the totals are the nodes' sums (leftover plus the budget
 // in no slice), no node flushed more than its slice. The rules are adminapi.Report.Problems,
 // written once beside Report so the coordinator's own tests run them too. Every test and run
 // that reads a report checks it with this.
-func CheckReport(rep *adminapi.Report) []string { return rep.Problems() }
+func Report(rep *adminapi.Report) []string { return rep.Problems() }
 
 func checkMaps[K comparable](v *Verdict, what string, want, got map[K]int64) {
 	for k, w := range want {

@@ -96,7 +96,7 @@ func goodReport() *adminapi.Report {
 }
 
 func TestCheckReport(t *testing.T) {
-	if ps := CheckReport(goodReport()); len(ps) != 0 {
+	if ps := Report(goodReport()); len(ps) != 0 {
 		t.Fatalf("a good report is flagged: %q", ps)
 	}
 	for _, c := range []struct {
@@ -144,7 +144,7 @@ func TestCheckReport(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := goodReport()
 			c.doctor(r)
-			ps := CheckReport(r)
+			ps := Report(r)
 			if !strings.Contains(strings.Join(ps, "\n"), c.want) {
 				t.Fatalf("want a problem containing %q, got %q", c.want, ps)
 			}
