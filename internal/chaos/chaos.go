@@ -50,7 +50,7 @@ type Result struct {
 // ErrNotRun: the scenario could not run (a process would not start, the rain could not begin).
 var ErrNotRun = errors.New("chaos")
 
-// Run runs the scenario. A violated invariant is in the result's check.Verdict, not an error.
+// Run runs the scenario. A violated invariant is in the result's Verdict, not an error.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Count == 0 {
 		o.Count = 30_000
