@@ -15,7 +15,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"redrain/bench"
+	"redrain/internal/attack"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/usertoken"
@@ -29,7 +32,7 @@ var checkP99 = flag.Bool("abuse.p99", false, "fail when honest users' p99 under 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// 5,000 idle connections need file descriptors, here and in the node processes (inherited).
-	bench.RaiseFileLimit(20000)
+	attack.RaiseFileLimit(20000)
 	os.Exit(testcluster.Main(m))
 }
 
@@ -40,7 +43,7 @@ const (
 )
 
 type env struct {
-	c     *bench.LocalCluster
+	c     *cluster.LocalCluster
 	key   *usertoken.Key
 	code  string
 	total int64
@@ -51,10 +54,10 @@ func setup(t *testing.T, count, total int64, maxPer int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 1, BinDir: filepath.Dir(testcluster.PlainBin(t, "node")),
 		NodeArgs:  []string{"--auth", "token", "--user-key", userKey, "--ip-rate", "50", "--ip-burst", "100", "--max-conns-per-ip", "500"},
 		CoordArgs: []string{"--user-key", userKey, "--prepare-timeout", "60s"}})
-	cfg := bench.RainConfig(anchor, total, count, maxPer, 900)
+	cfg := cluster.RainConfig(anchor, total, count, maxPer, 900)
 	cfg.RoomID = room
 	adm := c.Admin()
 	r, err := adm.Create(ctx, cfg)
@@ -73,8 +76,8 @@ func (e *env) token(user uint64, rm int64) string {
 	return e.key.Mint(usertoken.Claims{User: user, Room: rm, ExpiresAt: time.Now().Add(time.Hour).Unix()})
 }
 
-func (e *env) target() bench.AttackTarget {
-	return bench.AttackTarget{Nodes: []string{e.c.Nodes[0].HTTP}, Code: e.code, Room: room, Key: e.key}
+func (e *env) target() attack.Target {
+	return attack.Target{Nodes: []string{e.c.Nodes[0].HTTP}, Code: e.code, Room: room, Key: e.key}
 }
 
 // honest runs n honest users, each on its own address 127.0.1.x, tapping at a modest pace
@@ -89,7 +92,7 @@ func (e *env) honest(t *testing.T, first uint64, n int, d time.Duration, attacki
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := bench.NewClaimerFrom(1, bench.HonestAddr(i))
+			cl := tap.NewClaimerFrom(1, attack.HonestAddr(i))
 			u := first + uint64(i)
 			tok := e.token(u, room)
 			t0 := time.Now()
@@ -152,12 +155,12 @@ func TestAttacks(t *testing.T) {
 		kind  string
 		check func(t *testing.T, got map[string]int)
 	}{
-		{kind: bench.AttackHammer, check: func(t *testing.T, got map[string]int) {
+		{kind: attack.KindHammer, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] > maxPer {
 				t.Errorf("one bot got %d packets, cap %d", got["ok"], maxPer)
 			}
 		}},
-		{kind: bench.AttackBots, check: func(t *testing.T, got map[string]int) {
+		{kind: attack.KindBots, check: func(t *testing.T, got map[string]int) {
 			// --ip-rate 50 --ip-burst 100 over the phase: at most burst + rate*seconds packets.
 			limit := 100 + 50*int(phase/time.Second+1)
 			if got["ok"] > limit {
@@ -171,12 +174,12 @@ func TestAttacks(t *testing.T) {
 				t.Errorf("%d requests from one address and the address limit never answered", sent)
 			}
 		}},
-		{kind: bench.AttackForged, check: func(t *testing.T, got map[string]int) {
+		{kind: attack.KindForged, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] != 0 || got["bad_token"] == 0 || got["wrong_room"] == 0 {
 				t.Errorf("forged/foreign answers %v: want only bad_token and wrong_room", got)
 			}
 		}},
-		{kind: bench.AttackOversized, check: func(t *testing.T, got map[string]int) {
+		{kind: attack.KindOversized, check: func(t *testing.T, got map[string]int) {
 			if got["ok"] != 0 {
 				t.Errorf("oversized requests got %d packets", got["ok"])
 			}
@@ -184,7 +187,7 @@ func TestAttacks(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.kind, func(t *testing.T) {
-			atk, err := bench.NewAttack(sc.kind, e.target())
+			atk, err := attack.New(sc.kind, e.target())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,10 +195,10 @@ func TestAttacks(t *testing.T) {
 			var on atomic.Bool
 			var mu sync.Mutex
 			got := map[string]int{}
-			go bench.Toggle(&on, window, stop)
-			wg := atk.Pace(AttackRate, &on, stop, func(a bench.Answer) {
+			go attack.Toggle(&on, window, stop)
+			wg := atk.Pace(AttackRate, &on, stop, func(a check.Answer) {
 				mu.Lock()
-				got[bench.StatusWord(a)]++
+				got[check.StatusWord(a)]++
 				mu.Unlock()
 			})
 			quietLat, attacked, _ := e.honest(t, honestBase, honestUsers, phase, &on)
@@ -216,11 +219,11 @@ func TestAttacks(t *testing.T) {
 		quietLat, _, _ := e.honest(t, honestBase, honestUsers, phase/2, &never)
 		honestBase += 100
 		base := p99(quietLat)
-		atk, err := bench.NewAttack(bench.AttackIdle, e.target())
+		atk, err := attack.New(attack.KindIdle, e.target())
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle := atk.Hold(bench.AttackIdleConns)
+		idle := atk.Hold(attack.IdleConns)
 		defer idle.Close()
 		refused := idle.Refused
 		// Let the node take in the flood (accept, per-address refusals) before measuring.

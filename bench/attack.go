@@ -2,198 +2,18 @@ package bench
 
 import (
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"redrain/internal/usertoken"
+	"redrain/internal/attack"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
 )
-
-// Attack kinds (`bench run --attack KIND`), SPEC's abuse scenarios.
-const (
-	AttackHammer    = "hammer"    // one bot user hammering: it gets its cap, then 429s
-	AttackBots      = "bots"      // 1,000 bot ids from one address: held to the address limit
-	AttackForged    = "forged"    // forged tokens and tokens of another room: nothing
-	AttackOversized = "oversized" // oversized headers and bodies: nothing
-	AttackIdle      = "idle"      // 5,000 idle connections (slowloris)
-)
-
-// AttackKinds lists every kind.
-var AttackKinds = []string{AttackHammer, AttackBots, AttackForged, AttackOversized, AttackIdle}
-
-// Attack user ids sit far above any honest user's.
-const (
-	AttackHammerUser  uint64 = 1<<40 + 1
-	AttackBotsFirst   uint64 = 1<<40 + 1_000
-	AttackBotCount           = 1000
-	AttackForgedUser  uint64 = 1<<40 + 7
-	AttackForeignUser uint64 = 1<<40 + 8
-	AttackBigUser     uint64 = 1<<40 + 9
-	AttackIdleConns          = 5000
-)
-
-// AttackTarget is what an attack aims at: a token-mode rain.
-type AttackTarget struct {
-	Nodes []string // claim addresses; users are routed to them by Route
-	Code  string
-	Room  int64
-	Key   *usertoken.Key
-}
-
-// Token mints an hour-long token of user for room.
-func (t AttackTarget) Token(user uint64, room int64) string {
-	return t.Key.Mint(usertoken.Claims{User: user, Room: room, ExpiresAt: time.Now().Add(time.Hour).Unix()})
-}
-
-// Attack is one scenario: Hit sends one attack request (worker w of Workers); an idle attack
-// has no Hit, it holds connections instead (Hold).
-type Attack struct {
-	Kind    string
-	Workers int
-	Local   string // the attackers' local address
-	Hit     func(w int) Answer
-	target  AttackTarget
-}
-
-// NewAttack prepares an attack of kind on t. The attackers are bound to 127.0.0.66..70 (one
-// address per kind), honest users belong elsewhere (HonestAddr).
-func NewAttack(kind string, t AttackTarget) (*Attack, error) {
-	a := &Attack{Kind: kind, target: t}
-	node := func(u uint64) string { return t.Nodes[Route(u, len(t.Nodes))] }
-	switch kind {
-	case AttackHammer:
-		a.Workers, a.Local = 4, "127.0.0.66"
-		cl, tok := NewClaimerFrom(4, a.Local), t.Token(AttackHammerUser, t.Room)
-		a.Hit = func(int) Answer { return cl.ClaimWith(node(AttackHammerUser), t.Code, AttackHammerUser, tok, nil, nil) }
-	case AttackBots:
-		a.Workers, a.Local = 8, "127.0.0.67"
-		cl := NewClaimerFrom(8, a.Local)
-		toks := make([]string, AttackBotCount)
-		for i := range toks {
-			toks[i] = t.Token(AttackBotsFirst+uint64(i), t.Room)
-		}
-		var n atomic.Uint64
-		a.Hit = func(int) Answer {
-			i := n.Add(1) % AttackBotCount
-			u := AttackBotsFirst + i
-			return cl.ClaimWith(node(u), t.Code, u, toks[i], nil, nil)
-		}
-	case AttackForged:
-		a.Workers, a.Local = 4, "127.0.0.68"
-		cl := NewClaimerFrom(4, a.Local)
-		forged := usertoken.NewKey([]byte("guessed-key-guessed-key")).Mint(usertoken.Claims{User: AttackForgedUser,
-			Room: t.Room, ExpiresAt: 1 << 40})
-		foreign := t.Token(AttackForeignUser, t.Room+1)
-		var n atomic.Uint64
-		a.Hit = func(int) Answer {
-			if n.Add(1)%2 == 0 {
-				return cl.ClaimWith(node(AttackForgedUser), t.Code, AttackForgedUser, forged, nil, nil)
-			}
-			return cl.ClaimWith(node(AttackForeignUser), t.Code, AttackForeignUser, foreign, nil, nil)
-		}
-	case AttackOversized:
-		a.Workers, a.Local = 2, "127.0.0.69"
-		cl, tok := NewClaimerFrom(2, a.Local), t.Token(AttackBigUser, t.Room)
-		big := []string{"X-Junk", strings.Repeat("x", 32<<10)}
-		body := make([]byte, 128<<10) // over the 4 KiB claim and 64 KiB request limits
-		var n atomic.Uint64
-		a.Hit = func(int) Answer {
-			if n.Add(1)%2 == 0 {
-				return cl.ClaimWith(node(AttackBigUser), t.Code, AttackBigUser, tok, big, nil)
-			}
-			return cl.ClaimWith(node(AttackBigUser), t.Code, AttackBigUser, tok, nil, body)
-		}
-	case AttackIdle:
-		a.Local = "127.0.0.70"
-	default:
-		return nil, fmt.Errorf("bench: unknown attack %q (want one of %v)", kind, AttackKinds)
-	}
-	return a, nil
-}
-
-// HonestAddr is honest worker i's local address: 127.0.1.1, 127.0.1.2, ... (250 per /24).
-func HonestAddr(i int) string { return fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250) }
-
-// Idle holds open connections, each with a claim request's first lines and never the rest.
-type Idle struct {
-	conns   []net.Conn
-	Refused int // dials that failed
-}
-
-// Hold opens n idle connections from a.Local, round robin over the nodes.
-func (a *Attack) Hold(n int) *Idle {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(a.Local)}, Timeout: 5 * time.Second}
-	h := &Idle{}
-	for i := 0; i < n; i++ {
-		c, err := d.Dial("tcp", a.target.Nodes[i%len(a.target.Nodes)])
-		if err != nil {
-			h.Refused++
-			continue
-		}
-		c.Write([]byte("POST /v1/rains/" + a.target.Code + "/claim HTTP/1.1\r\nHost: x\r\n")) // and never finish
-		h.conns = append(h.conns, c)
-	}
-	return h
-}
-
-// Held is how many connections are open.
-func (h *Idle) Held() int { return len(h.conns) }
-
-// Close closes them all.
-func (h *Idle) Close() {
-	for _, c := range h.conns {
-		c.Close()
-	}
-	h.conns = nil
-}
-
-// Pace runs a.Hit on a.Workers goroutines, rate requests/s in all, while on is up, until stop
-// is closed; each answer goes to got. Wait on the WaitGroup after closing stop.
-func (a *Attack) Pace(rate float64, on *atomic.Bool, stop <-chan struct{}, got func(Answer)) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	every := time.Duration(float64(a.Workers) * float64(time.Second) / rate)
-	for w := 0; w < a.Workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					if on.Load() {
-						got(a.Hit(w))
-					}
-				}
-			}
-		}()
-	}
-	return &wg
-}
-
-// Toggle flips on every window until stop, and leaves it down.
-func Toggle(on *atomic.Bool, window time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(window)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			on.Store(false)
-			return
-		case <-t.C:
-			on.Store(!on.Load())
-		}
-	}
-}
 
 // AttackOptions turn on an attack in `bench run` (local cluster only).
 type AttackOptions struct {
-	Kind          string        // "" = none; else one of AttackKinds
+	Kind          string        // "" = none; else one of attack.Kinds
 	Rate          float64       // attack requests/s; 0 means 2000
 	Window        time.Duration // the attack is on and off in turns of this; 0 means 500 ms (idle: at least 2 s)
 	IPRate        float64       // node --ip-rate; 0 means 50
@@ -209,7 +29,7 @@ func (o *AttackOptions) defaults() {
 	if o.Window <= 0 {
 		o.Window = 500 * time.Millisecond
 	}
-	if o.Kind == AttackIdle {
+	if o.Kind == attack.KindIdle {
 		o.Window = max(o.Window, 2*time.Second)
 	}
 	if o.IPRate <= 0 {
@@ -222,7 +42,7 @@ func (o *AttackOptions) defaults() {
 		o.MaxConnsPerIP = 500
 	}
 	if o.UserKey == "" {
-		o.UserKey = randomHex(16)
+		o.UserKey = cluster.RandomHex(16)
 	}
 }
 
@@ -246,13 +66,13 @@ type AttackResults struct {
 	HonestOn     int64    `json:"honest_on"`         // how many of each
 	HonestOff    int64    `json:"honest_off"`
 	Violations   []string `json:"violations"`
-	answers      []Answer
+	answers      []check.Answer
 }
 
 // attackRun is an attack running beside a run's honest load.
 type attackRun struct {
 	o      AttackOptions
-	a      *Attack
+	a      *attack.Attack
 	on     atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -261,24 +81,24 @@ type attackRun struct {
 	began  time.Time
 	nodes  int
 	maxPer int
-	idle   *Idle
+	idle   *attack.Idle
 }
 
-func startAttack(o AttackOptions, t AttackTarget, maxPer int) (*attackRun, error) {
-	a, err := NewAttack(o.Kind, t)
+func startAttack(o AttackOptions, t attack.Target, maxPer int) (*attackRun, error) {
+	a, err := attack.New(o.Kind, t)
 	if err != nil {
 		return nil, err
 	}
 	r := &attackRun{o: o, a: a, stop: make(chan struct{}), began: time.Now(), nodes: len(t.Nodes), maxPer: maxPer,
 		res: &AttackResults{Kind: o.Kind, Rate: o.Rate, WindowS: o.Window.Seconds(), ByWord: map[string]int64{}}}
-	if o.Kind == AttackIdle {
+	if o.Kind == attack.KindIdle {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.idleLoop() }()
 		return r, nil
 	}
 	r.wg.Add(1)
-	go func() { defer r.wg.Done(); Toggle(&r.on, o.Window, r.stop) }()
-	pw := a.Pace(o.Rate, &r.on, r.stop, func(an Answer) {
+	go func() { defer r.wg.Done(); attack.Toggle(&r.on, o.Window, r.stop) }()
+	pw := a.Pace(o.Rate, &r.on, r.stop, func(an check.Answer) {
 		r.mu.Lock()
 		r.res.answers = append(r.res.answers, an)
 		r.mu.Unlock()
@@ -293,7 +113,7 @@ func startAttack(o AttackOptions, t AttackTarget, maxPer int) (*attackRun, error
 func (r *attackRun) idleLoop() {
 	t := time.NewTicker(r.o.Window)
 	defer t.Stop()
-	var h *Idle
+	var h *attack.Idle
 	for {
 		select {
 		case <-r.stop:
@@ -305,7 +125,7 @@ func (r *attackRun) idleLoop() {
 		case <-t.C:
 		}
 		if h == nil {
-			h = r.a.Hold(AttackIdleConns)
+			h = r.a.Hold(attack.IdleConns)
 			r.res.IdleHeld, r.res.IdleRefused = max(r.res.IdleHeld, h.Held()), max(r.res.IdleRefused, h.Refused)
 			r.on.Store(true)
 		} else {
@@ -325,7 +145,7 @@ func (r *attackRun) finish(l *LoadResult) *AttackResults {
 	per := map[uint64]int64{}
 	for _, an := range res.answers {
 		res.Requests++
-		res.ByWord[StatusWord(an)]++
+		res.ByWord[check.StatusWord(an)]++
 		if an.Status == 200 {
 			res.Packets++
 			res.Amount += an.Amount
@@ -334,9 +154,9 @@ func (r *attackRun) finish(l *LoadResult) *AttackResults {
 		}
 	}
 	switch res.Kind {
-	case AttackHammer:
+	case attack.KindHammer:
 		res.Cap = int64(r.maxPer)
-	case AttackBots:
+	case attack.KindBots:
 		res.Cap = int64(r.nodes) * (int64(r.o.IPBurst) + int64(r.o.IPRate*(secs+1)))
 	}
 	res.Violations = []string{}
@@ -354,18 +174,4 @@ func (r *attackRun) finish(l *LoadResult) *AttackResults {
 		res.HonestOn, res.HonestOff = l.LatencyOn.TotalCount(), l.LatencyOff.TotalCount()
 	}
 	return res
-}
-
-// RaiseFileLimit lifts the soft open-files limit to at least n where the hard limit allows
-// (idle connections need descriptors, here and in the nodes started after, which inherit it).
-func RaiseFileLimit(n uint64) {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil || l.Cur >= n {
-		return
-	}
-	l.Cur = min(max(l.Max, n), 1<<20)
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
-		l.Cur = l.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 )
 
@@ -46,7 +47,7 @@ func StartBaseline(ctx context.Context, o BaselineProcOptions) (*LocalBaseline, 
 	if err != nil {
 		return nil, err
 	}
-	b := &LocalBaseline{AdminToken: randomHex(16)}
+	b := &LocalBaseline{AdminToken: cluster.RandomHex(16)}
 	if err := b.start(ctx, o, bin, redisBin); err != nil {
 		b.Stop()
 		return nil, err
@@ -78,7 +79,8 @@ func (b *LocalBaseline) start(ctx context.Context, o BaselineProcOptions, bin, r
 		return err
 	}
 	b.rdb = redis.NewClient(&redis.Options{Addr: b.RedisAddr})
-	if b.Redis, err = startRedis(ctx, redisBin, b.RedisAddr, o.Dir, b.rdb); err != nil {
+	ping := func(ctx context.Context) error { return b.rdb.Ping(ctx).Err() }
+	if b.Redis, err = proc.StartRedis(ctx, redisBin, b.RedisAddr, o.Dir, ping); err != nil {
 		return err
 	}
 	if b.Addr, err = proc.FreeAddr(); err != nil {
@@ -91,7 +93,7 @@ func (b *LocalBaseline) start(ctx context.Context, o BaselineProcOptions, bin, r
 	if b.Server, err = proc.Start("baseline", bin, args, nil, filepath.Join(o.Dir, "baseline.log")); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	wctx, cancel := context.WithTimeout(ctx, cluster.StartTimeout)
 	defer cancel()
 	return b.Server.WaitHTTP(wctx, "http://"+b.Addr+"/healthz")
 }
@@ -100,7 +102,7 @@ func (b *LocalBaseline) start(ctx context.Context, o BaselineProcOptions, bin, r
 func (b *LocalBaseline) Prepare(ctx context.Context, p BaselinePrepare) (BaselinePrepared, time.Duration, error) {
 	var out BaselinePrepared
 	began := time.Now()
-	err := NewAdmin(b.Addr, b.AdminToken).Do(ctx, "POST", "/v1/rains", p, &out)
+	err := cluster.NewAdmin(b.Addr, b.AdminToken).Do(ctx, "POST", "/v1/rains", p, &out)
 	return out, time.Since(began), err
 }
 

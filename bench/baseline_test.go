@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testredis"
 )
 
@@ -38,7 +40,7 @@ func TestBaselineServesTheList(t *testing.T) {
 	if n, err := srv.Client().LLen(ctx, bench.BaselineKey("r1")).Result(); err != nil || n != 250 || p.Key != bench.BaselineKey("r1") {
 		t.Fatalf("list holds %d (%v), key %q; want 250", n, err, p.Key)
 	}
-	c := bench.NewClaimer(4)
+	c := tap.NewClaimer(4)
 	ids := map[string]bool{}
 	var sum int64
 	for u := uint64(1); u <= 84; u++ { // 84 users x 3 = 252 taps >= 250 packets
@@ -115,12 +117,12 @@ func TestBaselinePrepareAPI(t *testing.T) {
 	b, _ := startBaseline(t, "tok")
 	ctx := context.Background()
 	var out bench.BaselinePrepared
-	err := bench.NewAdmin(b.Addr(), "wrong").Do(ctx, "POST", "/v1/rains", bench.BaselinePrepare{TotalAmount: 10, TotalCount: 5}, &out)
-	var apiErr *bench.APIError
+	err := cluster.NewAdmin(b.Addr(), "wrong").Do(ctx, "POST", "/v1/rains", bench.BaselinePrepare{TotalAmount: 10, TotalCount: 5}, &out)
+	var apiErr *cluster.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 401 {
 		t.Fatalf("wrong token: %v", err)
 	}
-	admin := bench.NewAdmin(b.Addr(), "tok")
+	admin := cluster.NewAdmin(b.Addr(), "tok")
 	for _, bad := range []bench.BaselinePrepare{{TotalAmount: 4, TotalCount: 5}, {TotalAmount: 10, TotalCount: 0},
 		{TotalAmount: 10, TotalCount: 5, MaxPerUser: 5000}} {
 		if err := admin.Do(ctx, "POST", "/v1/rains", bad, &out); !errors.As(err, &apiErr) || apiErr.Status != 400 {
@@ -131,7 +133,7 @@ func TestBaselinePrepareAPI(t *testing.T) {
 		out.Code == "" || out.TotalCount != 5 || out.MaxPerUser != 1 {
 		t.Fatalf("prepare: %+v %v", out, err)
 	}
-	if a := bench.NewClaimer(1).Claim(b.Addr(), out.Code, 7); a.Status != 200 || a.Amount < 1 {
+	if a := tap.NewClaimer(1).Claim(b.Addr(), out.Code, 7); a.Status != 200 || a.Amount < 1 {
 		t.Fatalf("claim: %+v", a)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/bench"
+	"redrain/internal/tap"
 )
 
 // The ceiling answers every claim over 127.0.0.1 with the same 200 body in the node's answer
@@ -25,7 +26,7 @@ func TestCeilingAnswersEveryClaimTheSame(t *testing.T) {
 		}
 	})
 
-	cl := bench.NewClaimer(4)
+	cl := tap.NewClaimer(4)
 	for u := uint64(1); u <= 50; u++ {
 		a := cl.Claim(c.Addr(), "nkiMV7DnQ2Ck0a9y1r8Jxw", u)
 		if a.Status != 200 || a.Amount != 1000 || a.ClaimID != "ceiling-0000000000000000-1" || a.Error != "" {

@@ -17,6 +17,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 	"redrain/rain"
 )
@@ -369,7 +371,7 @@ func (c *comparer) oursRound(ctx context.Context, n int, dir string) (*CompareRo
 }
 
 // clusterServers are the processes a claim costs: the nodes and Redis (not the coordinator).
-func clusterServers(c *LocalCluster) []*proc.Proc {
+func clusterServers(c *cluster.LocalCluster) []*proc.Proc {
 	var ps []*proc.Proc
 	for _, n := range c.Nodes {
 		ps = append(ps, n.Proc)
@@ -448,8 +450,8 @@ func (c *comparer) startBaseline(ctx context.Context, dir string) (*LocalBaselin
 
 // checkBaseline checks what the baseline can promise: claim_ids unique, caps held, and every
 // packet either answered or still in the list (when every request got an answer).
-func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []Answer) (*Verdict, error) {
-	v := &Verdict{}
+func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []check.Answer) (*check.Verdict, error) {
+	v := &check.Verdict{}
 	seen := make(map[string]bool, len(answers))
 	perUser := map[uint64]int{}
 	unanswered := 0
@@ -461,7 +463,7 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 			continue
 		}
 		if seen[a.ClaimID] {
-			v.fail("claim_id %s answered twice", a.ClaimID)
+			v.Fail("claim_id %s answered twice", a.ClaimID)
 		}
 		seen[a.ClaimID] = true
 		perUser[a.User]++
@@ -470,7 +472,7 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 	}
 	for u, n := range perUser {
 		if n > prep.MaxPerUser {
-			v.fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
+			v.Fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
 		}
 	}
 	left, leftAmount, err := listSum(ctx, b.Client(), prep.Key)
@@ -478,10 +480,10 @@ func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared,
 		return nil, err
 	}
 	if v.AnsweredAmount > prep.TotalAmount {
-		v.fail("overpay: answered %d of %d cents", v.AnsweredAmount, prep.TotalAmount)
+		v.Fail("overpay: answered %d of %d cents", v.AnsweredAmount, prep.TotalAmount)
 	}
 	if unanswered == 0 && (int64(v.Answered)+left != prep.TotalCount || v.AnsweredAmount+leftAmount != prep.TotalAmount) {
-		v.fail("answered %d packets / %d cents + %d / %d left in the list != %d / %d", v.Answered, v.AnsweredAmount,
+		v.Fail("answered %d packets / %d cents + %d / %d left in the list != %d / %d", v.Answered, v.AnsweredAmount,
 			left, leftAmount, prep.TotalCount, prep.TotalAmount)
 	}
 	return v, nil
@@ -702,9 +704,9 @@ func (c *comparer) prepare(ctx context.Context) (*PrepareCompare, error) {
 
 func (c *comparer) prepareOurs(ctx context.Context, n, amount int64) (PrepareFigures, error) {
 	f := PrepareFigures{Nodes: c.o.Nodes}
-	var lc *LocalCluster
+	var lc *cluster.LocalCluster
 	err := spawnOn(c.serverCPUs, func() (err error) {
-		lc, err = StartCluster(ctx, ClusterOptions{Nodes: c.o.Nodes, BinDir: c.o.BinDir,
+		lc, err = cluster.StartCluster(ctx, cluster.ClusterOptions{Nodes: c.o.Nodes, BinDir: c.o.BinDir,
 			Dir: filepath.Join(c.dirOrTemp(), "prepare-ours"), FastGossip: c.o.FastGossip})
 		return err
 	})

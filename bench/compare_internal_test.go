@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"redrain/internal/proc"
 	"runtime"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ func TestParseRedisCPU(t *testing.T) {
 
 // Server CPU is every measured process's but Redis's.
 func TestServerCPU(t *testing.T) {
-	ps := []ProcFigures{{Name: "n1", CPUSeconds: 1.5}, {Name: "n2", CPUSeconds: 0.5}, {Name: redisProc, CPUSeconds: 4}}
+	ps := []ProcFigures{{Name: "n1", CPUSeconds: 1.5}, {Name: "n2", CPUSeconds: 0.5}, {Name: proc.RedisName, CPUSeconds: 4}}
 	if got := serverCPU(ps); got != 2 {
 		t.Fatalf("serverCPU = %v, want 2", got)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"redrain/internal/check"
 	"runtime"
 	"strconv"
 	"strings"
@@ -224,11 +225,11 @@ func TestLoadKeepsBrokenAnswers(t *testing.T) {
 		Time: 300 * time.Millisecond})
 	by := map[string]int{}
 	for _, a := range res.Answers {
-		w := StatusWord(a)
+		w := check.StatusWord(a)
 		by[w]++
 		switch {
 		case w == "network" && a.Node == dead && a.Error != "":
-		case w == "ok" && a.ClaimID == "" && a.Error == `undecodable answer: "not json"`: // Check flags it: no claim_id
+		case w == "ok" && a.ClaimID == "" && a.Error == `undecodable answer: "not json"`: // check.Check flags it: no claim_id
 		case w == "store_unavailable" && a.Status == 503 && a.Error == w:
 		default:
 			t.Fatalf("answer %+v (%s)", a, w)

@@ -1,4 +1,3 @@
-// Package bench is redrain's load harness: it starts or targets a cluster, drives claims from
-// simulated users, records every answer, and checks SPEC.md's invariants against Redis and the
-// nodes' journals; it also serves the Redis-list baseline for comparison.
+// Package bench is the load tool, a leaf nothing imports: load driver, Redis-list baseline server,
+// run/compare/ceiling and their results, charts, CPU pinning (cluster, checker, kits: internal/).
 package bench

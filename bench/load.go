@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"redrain/internal/check"
+	"redrain/internal/tap"
 )
 
 // LoadOptions say how to drive claims at one rain. Zero values mean the documented defaults.
 type LoadOptions struct {
-	Nodes     []string      // claim API addresses (host:port); each user is routed to one by Route
+	Nodes     []string      // claim API addresses (host:port); each user is routed to one by tap.Route
 	Code      string        // the rain
 	Users     int           // simulated users, ids FirstUser .. FirstUser+Users-1; 0 means 1000
 	FirstUser uint64        // 0 means 1
@@ -42,7 +44,7 @@ const (
 
 // LoadResult is everything a load saw. Latencies are in microseconds.
 type LoadResult struct {
-	Answers      []Answer                // every answer, grouped by worker
+	Answers      []check.Answer          // every answer, grouped by worker
 	Latency      *hdrhistogram.Histogram // every answer
 	ClaimLatency *hdrhistogram.Histogram // 200 answers only
 	Series       []Interval              // one per Interval, the last one possibly shorter
@@ -322,7 +324,7 @@ func splitUsers(o LoadOptions) []*worker {
 	for i := 0; i < o.Users; i++ {
 		id := o.FirstUser + uint64(i)
 		w := ws[i%len(ws)]
-		u := simUser{id: id, node: Route(id, len(o.Nodes))}
+		u := simUser{id: id, node: tap.Route(id, len(o.Nodes))}
 		if o.Token != nil {
 			u.token = o.Token(id)
 		}
@@ -418,7 +420,7 @@ func (w *worker) tap(l *loader, u simUser, due time.Time) (status int, word []by
 	case err != nil:
 		c.text = appendError(c.text, "undecodable answer: ", err.Error())
 	default:
-		amount, id, wd, perr := ParseAnswer(body)
+		amount, id, wd, perr := tap.ParseAnswer(body)
 		switch {
 		case perr != nil:
 			c.text = appendError(c.text, "undecodable answer: ", strconv.Quote(string(body[:min(len(body), 64)])))
@@ -482,11 +484,11 @@ func (w *worker) record(r answerRec, lat time.Duration, live *Live) {
 
 // answers appends w's answers to out as Answers. Their claim_ids and words are substrings of
 // one string per chunk.
-func (w *worker) answers(nodes []string, out []Answer) []Answer {
+func (w *worker) answers(nodes []string, out []check.Answer) []check.Answer {
 	for _, c := range w.chunks {
 		text := string(c.text)
 		for _, r := range c.recs {
-			a := Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
+			a := check.Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
 			if t := text[r.textOff : r.textOff+uint32(r.textLen)]; r.isID {
 				a.ClaimID = t
 			} else {
@@ -580,7 +582,7 @@ func (l *loader) gather(res *LoadResult) {
 		n += w.count()
 		alls, oks = append(alls, w.all), append(oks, w.ok)
 	}
-	res.Answers = make([]Answer, 0, n)
+	res.Answers = make([]check.Answer, 0, n)
 	for _, w := range l.workers {
 		res.Answers = w.answers(l.o.Nodes, res.Answers)
 		w.chunks = nil

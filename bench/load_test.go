@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"redrain/internal/check"
+	"redrain/internal/tap"
 )
 
 // Users tap until the nodes are empty: every packet is handed out once, no user beyond its
@@ -26,7 +28,7 @@ func TestLoadClosedDrains(t *testing.T) {
 	perUser := map[uint64]int{}
 	var claims, seriesClaims, seriesAnswers int64
 	for _, an := range res.Answers {
-		if want := nodes[Route(an.User, 2)]; an.Node != want {
+		if want := nodes[tap.Route(an.User, 2)]; an.Node != want {
 			t.Fatalf("user %d tapped %s, routed to %s", an.User, an.Node, want)
 		}
 		if an.Status != 200 {
@@ -65,7 +67,7 @@ func TestLoadUsersDone(t *testing.T) {
 	}
 	ok, limit := map[uint64]int{}, map[uint64]int{}
 	for _, an := range res.Answers {
-		switch StatusWord(an) {
+		switch check.StatusWord(an) {
 		case "ok":
 			ok[an.User]++
 		case "user_limit":
@@ -188,19 +190,19 @@ func TestMergeHistograms(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	for _, c := range []struct {
-		a    Answer
+		a    check.Answer
 		want verdict
 	}{
-		{Answer{Status: 200, ClaimID: "x"}, tapAgain},
-		{Answer{Status: 429, Error: "user_limit"}, userDone},
-		{Answer{Status: 429, Error: "rate_limited"}, tapAgain},
-		{Answer{Status: 410, Error: "exhausted"}, nodeEmpty},
-		{Answer{Status: 410, Error: "finished"}, nodeOver},
-		{Answer{Status: 404, Error: "unknown_rain"}, nodeOver},
-		{Answer{Status: 425, Error: "not_started"}, tapAgain},
-		{Answer{Status: 503, Error: "journal_unavailable"}, tapAgain},
-		{Answer{Status: 0, Error: "dial tcp: connection refused"}, tapAgain},
-		{Answer{Status: 400, Error: "bad_user"}, userDone},
+		{check.Answer{Status: 200, ClaimID: "x"}, tapAgain},
+		{check.Answer{Status: 429, Error: "user_limit"}, userDone},
+		{check.Answer{Status: 429, Error: "rate_limited"}, tapAgain},
+		{check.Answer{Status: 410, Error: "exhausted"}, nodeEmpty},
+		{check.Answer{Status: 410, Error: "finished"}, nodeOver},
+		{check.Answer{Status: 404, Error: "unknown_rain"}, nodeOver},
+		{check.Answer{Status: 425, Error: "not_started"}, tapAgain},
+		{check.Answer{Status: 503, Error: "journal_unavailable"}, tapAgain},
+		{check.Answer{Status: 0, Error: "dial tcp: connection refused"}, tapAgain},
+		{check.Answer{Status: 400, Error: "bad_user"}, userDone},
 	} {
 		if got := judge(c.a.Status, []byte(c.a.Error)); got != c.want {
 			t.Errorf("judge(%+v) = %v, want %v", c.a, got, c.want)

@@ -160,14 +160,11 @@ func parseRedisCPU(info string) (float64, error) {
 	return sum, nil
 }
 
-// redisProc is the name of the Redis process among a round's processes (proc.Start's name).
-const redisProc = "redis"
-
 // serverCPU adds the CPU seconds of the processes of ps that are not Redis.
 func serverCPU(ps []ProcFigures) float64 {
 	var cpu float64
 	for _, p := range ps {
-		if p.Name != redisProc {
+		if p.Name != proc.RedisName {
 			cpu += p.CPUSeconds
 		}
 	}

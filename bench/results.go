@@ -14,39 +14,41 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/attack"
+	"redrain/internal/check"
 	"redrain/rain"
 )
 
 // Results are one bench run, as printed (Table) and written to results.json.
 type Results struct {
-	Code          string              `json:"code"`
-	Cluster       string              `json:"cluster"` // "local" or the coordinator's URL
-	Nodes         []string            `json:"nodes"`   // claim addresses
-	Rain          rain.Config         `json:"rain"`
-	Load          LoadSpec            `json:"load"`
-	PrepareS      float64             `json:"prepare_s"` // the prepare call's wall time
-	StartedAt     time.Time           `json:"started_at"`
-	ElapsedS      float64             `json:"elapsed_s"` // first send to last answer
-	Stop          string              `json:"stop"`      // why the load stopped (Stop* constants)
-	Answers       int64               `json:"answers"`
-	Claims        int64               `json:"claims"` // 200 answers
-	ClaimsPerSec  float64             `json:"claims_per_s"`
-	AnswersPerSec float64             `json:"answers_per_s"`
-	LoadCPUS      float64             `json:"load_cpu_s"` // bench's own CPU time over the load (the driver's)
-	ByStatus      map[string]int64    `json:"by_status"`  // "ok", or the error word, "network", "http_NNN"
-	ClaimLatency  Latency             `json:"claim_latency_us"`
-	AnswerLatency Latency             `json:"answer_latency_us"`
-	Amounts       Amounts             `json:"amounts"` // of the 200 answers, cents
-	Drained       bool                `json:"drained"` // every node answered exhausted
-	SettleWaitS   float64             `json:"settle_wait_s"`
-	Journaled     Figures             `json:"journaled"` // the nodes' journals (or the report's claimed figures)
-	Redis         Figures             `json:"redis"`     // redrain:{CODE}:totals
-	Report        *coordinator.Report `json:"report,omitempty"`
-	Series        []Interval          `json:"series"`
-	Attack        *AttackResults      `json:"attack,omitempty"` // bench run --attack
-	Verified      bool                `json:"verified"`
-	Violations    []string            `json:"violations"`
+	Code          string           `json:"code"`
+	Cluster       string           `json:"cluster"` // "local" or the coordinator's URL
+	Nodes         []string         `json:"nodes"`   // claim addresses
+	Rain          rain.Config      `json:"rain"`
+	Load          LoadSpec         `json:"load"`
+	PrepareS      float64          `json:"prepare_s"` // the prepare call's wall time
+	StartedAt     time.Time        `json:"started_at"`
+	ElapsedS      float64          `json:"elapsed_s"` // first send to last answer
+	Stop          string           `json:"stop"`      // why the load stopped (Stop* constants)
+	Answers       int64            `json:"answers"`
+	Claims        int64            `json:"claims"` // 200 answers
+	ClaimsPerSec  float64          `json:"claims_per_s"`
+	AnswersPerSec float64          `json:"answers_per_s"`
+	LoadCPUS      float64          `json:"load_cpu_s"` // bench's own CPU time over the load (the driver's)
+	ByStatus      map[string]int64 `json:"by_status"`  // "ok", or the error word, "network", "http_NNN"
+	ClaimLatency  Latency          `json:"claim_latency_us"`
+	AnswerLatency Latency          `json:"answer_latency_us"`
+	Amounts       Amounts          `json:"amounts"` // of the 200 answers, cents
+	Drained       bool             `json:"drained"` // every node answered exhausted
+	SettleWaitS   float64          `json:"settle_wait_s"`
+	Journaled     Figures          `json:"journaled"` // the nodes' journals (or the report's claimed figures)
+	Redis         Figures          `json:"redis"`     // redrain:{CODE}:totals
+	Report        *adminapi.Report `json:"report,omitempty"`
+	Series        []Interval       `json:"series"`
+	Attack        *AttackResults   `json:"attack,omitempty"` // bench run --attack
+	Verified      bool             `json:"verified"`
+	Violations    []string         `json:"violations"`
 }
 
 // LoadSpec is the load a run applied.
@@ -99,20 +101,6 @@ func Summarize(h *hdrhistogram.Histogram) Latency {
 		P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max()}
 }
 
-// StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
-// "network" when no answer came, "http_NNN" for an answer without a word.
-func StatusWord(a Answer) string {
-	switch {
-	case a.Status == 200:
-		return "ok"
-	case a.Status == 0:
-		return "network"
-	case a.Error != "" && !strings.ContainsAny(a.Error, " :"):
-		return a.Error
-	}
-	return "http_" + strconv.Itoa(a.Status)
-}
-
 // FillLoad sets the answer-derived fields of r from a load.
 func (r *Results) FillLoad(l *LoadResult) {
 	r.StartedAt, r.ElapsedS, r.Stop, r.Series = l.Start, l.Elapsed.Seconds(), l.Stop, l.Series
@@ -121,7 +109,7 @@ func (r *Results) FillLoad(l *LoadResult) {
 	r.ByStatus = map[string]int64{}
 	r.Amounts = Amounts{}
 	for _, a := range l.Answers {
-		r.ByStatus[StatusWord(a)]++
+		r.ByStatus[check.StatusWord(a)]++
 		if a.Status != 200 {
 			continue
 		}
@@ -182,7 +170,7 @@ func Table(w io.Writer, r *Results) error {
 		row("attack answers", "%s", statusLine(a.ByWord))
 		row("attack packets", "%s (%s cents), cap %s, most to one attack user %d", Commas(a.Packets), Commas(a.Amount),
 			Commas(a.Cap), a.MaxPerBot)
-		if a.Kind == AttackIdle {
+		if a.Kind == attack.KindIdle {
 			row("idle conns", "%s held, %s refused at dial", Commas(int64(a.IdleHeld)), Commas(int64(a.IdleRefused)))
 		}
 		ratio := 0.0

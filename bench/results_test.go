@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/check"
 	"redrain/rain"
 )
 
 func sampleResults() *Results {
 	l := &LoadResult{Start: time.Unix(0, 0), Elapsed: 2 * time.Second, Stop: StopDrained, Exhausted: []bool{true, true},
 		Latency: NewHistogram(), ClaimLatency: NewHistogram(), CPU: 20 * time.Millisecond}
-	for i, a := range []Answer{
+	for i, a := range []check.Answer{
 		{Status: 200, ClaimID: "a", Amount: 1, User: 1}, {Status: 200, ClaimID: "b", Amount: 9, User: 2},
 		{Status: 200, ClaimID: "c", Amount: 5, User: 3}, {Status: 429, Error: "user_limit"},
 		{Status: 410, Error: "exhausted"}, {Status: 410, Error: "exhausted"}, {Status: 0, Error: "dial tcp: refused"},
@@ -31,7 +32,7 @@ func sampleResults() *Results {
 	r := &Results{Code: "CODE", Cluster: "local", Nodes: []string{"x", "y"},
 		Rain: rain.Config{TotalAmount: 15, TotalCount: 3, MaxPerUser: 1, Algorithm: rain.DoubleAverage},
 		Load: LoadSpec{Mode: "closed", Users: 12345, Conns: 64, TimeS: 10}, Redis: Figures{3, 15}, Journaled: Figures{3, 15},
-		Report: &coordinator.Report{Status: rain.Finished, ClaimedAmount: 15, TotalAmount: 15}, Verified: true, Violations: []string{}}
+		Report: &adminapi.Report{Status: rain.Finished, ClaimedAmount: 15, TotalAmount: 15}, Verified: true, Violations: []string{}}
 	r.FillLoad(l)
 	return r
 }

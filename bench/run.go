@@ -12,6 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/attack"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -77,8 +80,8 @@ func (o *RunOptions) validate() error {
 		return bad("LocalNodes (--nodes) must be >= 1")
 	case o.Attack.Kind != "" && o.Coordinator != "":
 		return bad("Attack (--attack) needs a local cluster (no --coordinator)")
-	case o.Attack.Kind != "" && !slices.Contains(AttackKinds, o.Attack.Kind):
-		return bad("Attack (--attack) must be one of %v", AttackKinds)
+	case o.Attack.Kind != "" && !slices.Contains(attack.Kinds, o.Attack.Kind):
+		return bad("Attack (--attack) must be one of %v", attack.Kinds)
 	case o.Attack.Rate < 0 || o.Attack.IPRate < 0 || o.Attack.IPBurst < 0 || o.Attack.MaxConnsPerIP < 0:
 		return bad("attack rate and limits must not be negative")
 	}
@@ -152,12 +155,12 @@ func Run(ctx context.Context, o RunOptions) (*Results, error) {
 	return res, err
 }
 
-// Err is ErrViolated (wrapped, with the first violation) unless every invariant held.
+// Err is check.ErrViolated (wrapped, with the first violation) unless every invariant held.
 func (r *Results) Err() error {
 	if r.Verified {
 		return nil
 	}
-	return (&Verdict{Violations: r.Violations}).Err()
+	return (&check.Verdict{Violations: r.Violations}).Err()
 }
 
 func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
@@ -180,9 +183,9 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	}
 	var atk *attackRun
 	if o.Attack.Kind != "" {
-		tg := AttackTarget{Nodes: t.nodes, Code: code, Room: o.Rain.RoomID, Key: usertoken.NewKey([]byte(o.Attack.UserKey))}
+		tg := attack.Target{Nodes: t.nodes, Code: code, Room: o.Rain.RoomID, Key: usertoken.NewKey([]byte(o.Attack.UserKey))}
 		lo.Token = func(u uint64) string { return tg.Token(u, tg.Room) }
-		lo.LocalAddr = HonestAddr
+		lo.LocalAddr = attack.HonestAddr
 		if atk, err = startAttack(o.Attack, tg, o.Rain.MaxPerUser); err != nil {
 			return nil, err
 		}
@@ -219,7 +222,7 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	if _, err := t.admin.Act(ctx, code, "stop", o.Rain.AnchorID); err != nil && !isConflict(err) {
 		return nil, fmt.Errorf("stop rain %s: %w", code, err)
 	}
-	if err := check(ctx, o, t, res, answers); err != nil {
+	if err := verifyRun(ctx, o, t, res, answers); err != nil {
 		return res, err
 	}
 	if res.Attack != nil && len(res.Attack.Violations) > 0 {
@@ -251,13 +254,13 @@ func startRain(ctx context.Context, o *RunOptions, t *target) (string, time.Dura
 }
 
 func isConflict(err error) bool {
-	var e *APIError
+	var e *cluster.APIError
 	return errors.As(err, &e) && e.Status == 409
 }
 
-// check waits for Redis to hold the journals, then runs Check and the run's own
+// verifyRun waits for Redis to hold the journals, then runs check.Check and the run's own
 // cross-checks (journals, report), filling res.
-func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers []Answer) error {
+func verifyRun(ctx context.Context, o *RunOptions, t *target, res *Results, answers []check.Answer) error {
 	began := time.Now()
 	journaled, waitErr := waitFlushed(ctx, o, t, res.Code)
 	res.SettleWaitS = time.Since(began).Seconds()
@@ -275,15 +278,15 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 		return fmt.Errorf("report: %w", err)
 	}
 	res.Report = rep
-	credits, totals, nodes, err := ReadRedis(ctx, t.rdb, res.Code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, t.rdb, res.Code)
 	if err != nil {
 		return fmt.Errorf("read redis: %w", err)
 	}
 	res.Redis = Figures{Count: totals.ClaimedCount, Amount: totals.ClaimedAmount}
-	v := Check(answers, credits, totals, nodes, Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: res.Code, TotalAmount: o.Rain.TotalAmount,
 		TotalCount: o.Rain.TotalCount, MaxPerUser: o.Rain.MaxPerUser, Drained: res.Drained})
 	if waitErr != nil {
-		v.fail("%v", waitErr)
+		v.Fail("%v", waitErr)
 	}
 	crossCheck(v, res)
 	res.Violations, res.Verified = v.Violations, len(v.Violations) == 0
@@ -293,21 +296,21 @@ func check(ctx context.Context, o *RunOptions, t *target, res *Results, answers 
 	return nil
 }
 
-// crossCheck adds what Check cannot see: Redis against the journals and the coordinator's
-// report, the report's own invariants (CheckReport), and a drained rain's whole budget in the clients' hands.
-func crossCheck(v *Verdict, res *Results) {
+// crossCheck adds what check.Check cannot see: Redis against the journals and the coordinator's
+// report, the report's own invariants (check.Report), and a drained rain's whole budget in the clients' hands.
+func crossCheck(v *check.Verdict, res *Results) {
 	if res.Redis != res.Journaled {
-		v.fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
+		v.Fail("redis totals %d claims / %d cents, journals %d / %d", res.Redis.Count, res.Redis.Amount,
 			res.Journaled.Count, res.Journaled.Amount)
 	}
 	if rep := res.Report; rep != nil {
 		if rep.FlushedCount != res.Redis.Count || rep.FlushedAmount != res.Redis.Amount ||
 			rep.ClaimedCount != res.Redis.Count || rep.ClaimedAmount != res.Redis.Amount {
-			v.fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
+			v.Fail("report claimed %d / %d and flushed %d / %d, redis %d / %d", rep.ClaimedCount, rep.ClaimedAmount,
 				rep.FlushedCount, rep.FlushedAmount, res.Redis.Count, res.Redis.Amount)
 		}
-		for _, p := range CheckReport(rep) {
-			v.fail("report: %s", p)
+		for _, p := range check.Report(rep) {
+			v.Fail("report: %s", p)
 		}
 	}
 	unanswered, claims, sum := res.ByStatus["network"], res.Claims, res.Amounts.Sum
@@ -324,7 +327,7 @@ func crossCheck(v *Verdict, res *Results) {
 		}
 	}
 	if res.Drained && unanswered == 0 && (sum != res.Rain.TotalAmount || claims != res.Rain.TotalCount) {
-		v.fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", claims,
+		v.Fail("drained, every request answered, but clients got %d packets / %d cents of %d / %d", claims,
 			sum, res.Rain.TotalCount, res.Rain.TotalAmount)
 	}
 }
@@ -367,11 +370,11 @@ func readTotals(ctx context.Context, rdb redis.UniversalClient, code string) (Fi
 // target is the cluster a run drives: local processes or a running cluster.
 type target struct {
 	desc  string
-	admin *Admin
+	admin *cluster.Admin
 	nodes []string // claim addresses
 	rdb   redis.UniversalClient
 	wire  *wire.Client // nil: journals are read from the coordinator's report
-	local *LocalCluster
+	local *cluster.LocalCluster
 	dir   string // the local cluster's Dir when Run made it
 	log   *slog.Logger
 }
@@ -390,17 +393,17 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 		dir, t.dir = d, d
 	}
 	o.Logger.Info("starting local cluster", "nodes", max(o.LocalNodes, 1), "dir", dir)
-	co := ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
+	co := cluster.ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
 		AdminToken: o.AdminToken, FastGossip: o.FastGossip}
 	if at := o.Attack; at.Kind != "" {
-		if at.Kind == AttackIdle {
-			RaiseFileLimit(4 * AttackIdleConns)
+		if at.Kind == attack.KindIdle {
+			attack.RaiseFileLimit(4 * attack.IdleConns)
 		}
 		co.NodeArgs = []string{"--auth", "token", "--user-key", at.UserKey, "--ip-rate", fmt.Sprint(at.IPRate),
 			"--ip-burst", fmt.Sprint(at.IPBurst), "--max-conns-per-ip", fmt.Sprint(at.MaxConnsPerIP)}
 		co.CoordArgs = []string{"--user-key", at.UserKey}
 	}
-	c, err := StartCluster(ctx, co)
+	c, err := cluster.StartCluster(ctx, co)
 	if err != nil {
 		if t.dir != "" && !o.Keep {
 			os.RemoveAll(t.dir)
@@ -420,7 +423,7 @@ func openRemote(ctx context.Context, o *RunOptions) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: RedisURL (--redis): %v", ErrRunOptions, err)
 	}
-	t := &target{desc: o.Coordinator, admin: NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
+	t := &target{desc: o.Coordinator, admin: cluster.NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
 	if o.Secret != "" {
 		t.wire = wire.NewClient(o.Secret, 5*time.Second)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/attack"
+	"redrain/internal/cluster"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -23,7 +25,7 @@ func TestRunTargetsRunningCluster(t *testing.T) {
 	testcluster.Bin(t, "node")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2})
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2})
 	out := t.TempDir()
 	res, err := bench.Run(ctx, bench.RunOptions{Coordinator: c.CoordHTTP, AdminToken: c.Opts.AdminToken, RedisURL: c.RedisURL(),
 		Rain: rain.Config{TotalAmount: 40_000, TotalCount: 2000, MaxPerUser: 10},
@@ -58,7 +60,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		{Load: bench.LoadOptions{Rate: -1}},                           // negative rate
 		{Attack: bench.AttackOptions{Kind: "nuke"}},                   // unknown attack
 		{Coordinator: "127.0.0.1:1", AdminToken: "t", RedisURL: "redis://127.0.0.1:1",
-			Attack: bench.AttackOptions{Kind: bench.AttackForged}}, // attack needs a local cluster
+			Attack: bench.AttackOptions{Kind: attack.KindForged}}, // attack needs a local cluster
 	} {
 		if _, err := bench.Run(context.Background(), o); !errors.Is(err, bench.ErrRunOptions) {
 			t.Errorf("Run(%+v) = %v, want ErrRunOptions", o, err)

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/rain"
@@ -17,13 +19,13 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
-func startCluster(t *testing.T, nodes int, coordinatorLast bool) *bench.LocalCluster {
+func startCluster(t *testing.T, nodes int, coordinatorLast bool) *cluster.LocalCluster {
 	t.Helper()
-	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: nodes, CoordinatorLast: coordinatorLast})
+	return testlocal.Cluster(t, cluster.ClusterOptions{Nodes: nodes, CoordinatorLast: coordinatorLast})
 }
 
 func apiStatus(err error) int {
-	var e *bench.APIError
+	var e *cluster.APIError
 	if errors.As(err, &e) {
 		return e.Status
 	}
@@ -31,12 +33,12 @@ func apiStatus(err error) int {
 }
 
 // drain has users claim (each routed to one node by its id) until every node says exhausted.
-func drain(t *testing.T, c *bench.LocalCluster, code string, users int, workers int) []bench.Answer {
+func drain(t *testing.T, c *cluster.LocalCluster, code string, users int, workers int) []check.Answer {
 	t.Helper()
-	claimer := bench.NewClaimer(workers)
+	claimer := tap.NewClaimer(workers)
 	addrs := c.NodeAddrs()
 	var mu sync.Mutex
-	var answers []bench.Answer
+	var answers []check.Answer
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -50,7 +52,7 @@ func drain(t *testing.T, c *bench.LocalCluster, code string, users int, workers 
 				}
 				user := uint64(u)
 				for { // a user taps until refused
-					a := claimer.Claim(addrs[bench.Route(user, len(addrs))], code, user)
+					a := claimer.Claim(addrs[tap.Route(user, len(addrs))], code, user)
 					mu.Lock()
 					answers = append(answers, a)
 					mu.Unlock()
@@ -82,7 +84,7 @@ func TestWholeRain(t *testing.T) {
 		t.Fatalf("created %+v", r)
 	}
 	// Refusals before the rain runs.
-	if _, err := bench.NewAdmin(c.CoordHTTP, "wrong").Get(ctx, code); apiStatus(err) != 401 {
+	if _, err := cluster.NewAdmin(c.CoordHTTP, "wrong").Get(ctx, code); apiStatus(err) != 401 {
 		t.Fatalf("wrong token: %v", err)
 	}
 	if _, err := adm.Act(ctx, code, "prepare", 12); apiStatus(err) != 403 {
@@ -119,7 +121,7 @@ func TestWholeRain(t *testing.T) {
 		t.Fatalf("after prepare: %+v %v", r, err)
 	}
 	// A claim before start: 425 not_started.
-	a := bench.NewClaimer(1).Claim(c.Nodes[0].HTTP, code, 1)
+	a := tap.NewClaimer(1).Claim(c.Nodes[0].HTTP, code, 1)
 	if a.Status != 425 || a.Error != "not_started" {
 		t.Fatalf("claim before start: %+v", a)
 	}
@@ -143,16 +145,16 @@ func TestWholeRain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 	if v.AnsweredAmount != total || v.Answered != int(count) {
@@ -187,7 +189,7 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	first := drain(t, c, r.Code, 300, 8)
 	c.Coord.Kill()
 	// Nodes keep serving while the coordinator is down.
-	a := bench.NewClaimer(1).Claim(c.Nodes[0].HTTP, r.Code, 100_000)
+	a := tap.NewClaimer(1).Claim(c.Nodes[0].HTTP, r.Code, 100_000)
 	if a.Status != 200 {
 		t.Fatalf("claim with the coordinator down: %+v", a)
 	}
@@ -203,11 +205,11 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 		g, err := adm.Get(ctx, r.Code)
 		return err == nil && g.Status == rain.Settled
 	})
-	credits, totals, nodes, err := bench.ReadRedis(ctx, c.Client(), r.Code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), r.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: r.Code, TotalAmount: 100_000,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: r.Code, TotalAmount: 100_000,
 		TotalCount: 1000, MaxPerUser: 1, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
@@ -216,7 +218,7 @@ func TestCoordinatorRestartMidRain(t *testing.T) {
 	if err != nil || rep.ClaimedAmount+rep.LeftoverAmount+rep.LostAmount != rep.TotalAmount || rep.ClaimedAmount != 100_000 {
 		t.Fatalf("report after restart: %+v %v", rep, err)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 }

@@ -1,15 +1,16 @@
 package coordinator
 
 import (
+	"redrain/adminapi"
 	"redrain/internal/wire"
 )
 
 // Member states as gossip reports them (and the report and /v1/nodes show them).
 const (
-	stateAlive   = "alive"
-	stateSuspect = "suspect"
-	stateDead    = "dead"
-	stateLeft    = "left"
+	stateAlive   = adminapi.StateAlive
+	stateSuspect = adminapi.StateSuspect
+	stateDead    = adminapi.StateDead
+	stateLeft    = adminapi.StateLeft
 )
 
 // flushed is what Redis knows of one node's share of a rain (its nodes hash).

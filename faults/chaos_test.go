@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"redrain/bench"
+	"redrain/internal/chaos"
 	"redrain/internal/testcluster"
 )
 
 // `bench chaos`, the scenario users run, passes its own invariant check.
 func TestBenchChaos(t *testing.T) {
 	var out strings.Builder
-	res, err := bench.Chaos(context.Background(), bench.ChaosOptions{Dir: t.TempDir(),
+	res, err := chaos.Run(context.Background(), chaos.Options{Dir: t.TempDir(),
 		BinDir: filepath.Dir(testcluster.Bin(t, "node")), Count: 6000, Conns: 16, Out: &out})
 	if err != nil {
 		t.Fatal(err)

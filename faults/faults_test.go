@@ -8,17 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 )
 
 // kill -9 a node mid-rain and restart it with the same data dir: it recovers, serves the rest of
 // its slice and flushes what it had not; the whole budget is paid exactly once.
 func TestNodeCrashAndRestart(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(3_000_000), int64(15_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 5000, 24)
+	l := tap.StartTapper(c, code, 5000, 24)
 	waitOKs(t, l, count/4)
 	before, _ := progress(c, 1, code)
 	okBefore := l.OKs()
@@ -50,10 +52,10 @@ func TestNodeCrashAndRestart(t *testing.T) {
 // kill -9 redis-server mid-rain and start it again empty: claims keep being served meanwhile,
 // and afterwards Redis totals are whole again, rebuilt from the journals.
 func TestRedisLostMidRain(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(2_000_000), int64(12_000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 4000, 24)
+	l := tap.StartTapper(c, code, 4000, 24)
 	waitOKs(t, l, count/5)
 	c.Redis.Kill()
 	down := l.OKs()
@@ -75,10 +77,10 @@ func TestRedisLostMidRain(t *testing.T) {
 // flushed is lost; the report balances; the others drain. When it comes back, lost turns into
 // claimed + leftover exactly.
 func TestNodeLostForGood(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_500_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 3000, 16)
+	l := tap.StartTapper(c, code, 3000, 16)
 	waitOKs(t, l, count/4)
 	c.Nodes[2].Proc.Kill()
 	killed := time.Now()
@@ -88,7 +90,7 @@ func TestNodeLostForGood(t *testing.T) {
 	// The other two drain their slices.
 	for _, i := range []int{0, 1} {
 		for u := uint64(10_000); ; u++ {
-			a := bench.NewClaimer(1).Claim(c.Nodes[i].HTTP, code, u)
+			a := tap.NewClaimer(1).Claim(c.Nodes[i].HTTP, code, u)
 			answers = append(answers, a)
 			if a.Status != 200 {
 				break
@@ -122,10 +124,10 @@ func TestNodeLostForGood(t *testing.T) {
 // SIGTERM a node mid-rain: in-flight claims finish, nothing is lost, it leaves the cluster
 // cleanly and its remainder is leftover, not lost.
 func TestNodeGracefulStop(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(1_000_000), int64(9000), 5
 	code := startRain(t, c, total, count, maxPer)
-	l := bench.StartTapper(c, code, 3000, 24)
+	l := tap.StartTapper(c, code, 3000, 24)
 	waitOKs(t, l, count/4)
 	began := time.Now()
 	if err := c.Nodes[1].Proc.Term(30 * time.Second); err != nil {
@@ -149,7 +151,7 @@ func TestNodeGracefulStop(t *testing.T) {
 
 // A node re-created under the same id with an empty data dir never repeats a claim_id.
 func TestNodeRecreatedEmpty(t *testing.T) {
-	c := cluster(t, 2)
+	c := startCluster(t, 2)
 	code := startRain(t, c, 100_000, 1000, 10)
 	first := drainSome(c, code, 0, 300)
 	// Let n1 flush first: wiping a data dir loses what it had not flushed (disk loss, not a
@@ -193,9 +195,9 @@ func TestNodeRecreatedEmpty(t *testing.T) {
 }
 
 // drainSome claims n packets from node i for distinct users.
-func drainSome(c *bench.LocalCluster, code string, i, n int) []bench.Answer {
-	var out []bench.Answer
-	cl := bench.NewClaimer(1)
+func drainSome(c *cluster.LocalCluster, code string, i, n int) []check.Answer {
+	var out []check.Answer
+	cl := tap.NewClaimer(1)
 	for u := 1; len(out) < n; u++ {
 		a := cl.Claim(c.Nodes[i].HTTP, code, uint64(u))
 		out = append(out, a)
@@ -210,10 +212,10 @@ func drainSome(c *bench.LocalCluster, code string, i, n int) []bench.Answer {
 // it: the rain is not half-prepared for ever (back to waiting, its epoch abandoned), no node
 // ever serves the abandoned epoch, and a new prepare works.
 func TestCoordinatorKilledMidPrepare(t *testing.T) {
-	c := cluster(t, 3, "--prepare-timeout", "60s")
+	c := startCluster(t, 3, "--prepare-timeout", "60s")
 	ctx := context.Background()
 	adm := c.Admin()
-	r, err := adm.Create(ctx, bench.RainConfig(anchor, 300_000, 3000, 3, 900))
+	r, err := adm.Create(ctx, cluster.RainConfig(anchor, 300_000, 3000, 3, 900))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/internal/wire"
@@ -20,14 +22,14 @@ func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 
 const anchor = 77
 
-// cluster starts redis, a coordinator and n nodes as processes for the test.
-func cluster(t *testing.T, n int, coordArgs ...string) *bench.LocalCluster {
+// startCluster starts redis, a coordinator and n nodes as processes for the test.
+func startCluster(t *testing.T, n int, coordArgs ...string) *cluster.LocalCluster {
 	t.Helper()
-	return testlocal.Cluster(t, bench.ClusterOptions{Nodes: n, CoordArgs: coordArgs})
+	return testlocal.Cluster(t, cluster.ClusterOptions{Nodes: n, CoordArgs: coordArgs})
 }
 
 // startRain creates, prepares and starts a rain.
-func startRain(t *testing.T, c *bench.LocalCluster, total, count int64, maxPer int) string {
+func startRain(t *testing.T, c *cluster.LocalCluster, total, count int64, maxPer int) string {
 	t.Helper()
 	ctx := context.Background()
 	adm := c.Admin()
@@ -45,16 +47,16 @@ func startRain(t *testing.T, c *bench.LocalCluster, total, count int64, maxPer i
 }
 
 // waitOKs waits until the load has had n more successful claims.
-func waitOKs(t *testing.T, l *bench.Tapper, n int64) {
+func waitOKs(t *testing.T, l *tap.Tapper, n int64) {
 	t.Helper()
 	target := l.OKs() + n
 	testcluster.Eventually(t, 60*time.Second, "claims flowing", func() bool { return l.OKs() >= target })
 }
 
 // drainAll taps for every user until no node has a packet left.
-func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []bench.Answer {
+func drainAll(t *testing.T, c *cluster.LocalCluster, code string, users uint64) []check.Answer {
 	t.Helper()
-	l := bench.StartTapper(c, code, users, 16)
+	l := tap.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
 		for i := range c.Nodes {
 			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 {
@@ -67,7 +69,7 @@ func drainAll(t *testing.T, c *bench.LocalCluster, code string, users uint64) []
 }
 
 // progress reads a node's internal progress for the rain.
-func progress(c *bench.LocalCluster, i int, code string) (wire.Progress, error) {
+func progress(c *cluster.LocalCluster, i int, code string) (wire.Progress, error) {
 	var pl wire.ProgressList
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	if err := wc.Do(context.Background(), "GET", c.Nodes[i].HTTP, wire.PathProgress+"?code="+code, nil, &pl); err != nil {
@@ -80,9 +82,9 @@ func progress(c *bench.LocalCluster, i int, code string) (wire.Progress, error) 
 }
 
 // waitFlushed waits until Redis holds everything the live nodes journaled.
-func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.Report {
+func waitFlushed(t *testing.T, c *cluster.LocalCluster, code string) *adminapi.Report {
 	t.Helper()
-	var rep *coordinator.Report
+	var rep *adminapi.Report
 	testcluster.Eventually(t, 60*time.Second, "redis == journals", func() bool {
 		r, err := c.Admin().Report(context.Background(), code)
 		if err != nil {
@@ -100,8 +102,8 @@ func waitFlushed(t *testing.T, c *bench.LocalCluster, code string) *coordinator.
 }
 
 // verify checks SPEC's invariants against the clients' answers, and the report's own
-// (bench.CheckReport).
-func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool) (*bench.Verdict, *coordinator.Report) {
+// (check.Report).
+func verify(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool) (*check.Verdict, *adminapi.Report) {
 	t.Helper()
 	return verifyDead(t, c, code, answers, total, count, maxPer, drained, "")
 }
@@ -110,10 +112,10 @@ func verify(t *testing.T, c *bench.LocalCluster, code string, answers []bench.An
 // when it died are in its journal only, so they may be missing from Redis; they must then fit
 // in the report's lost amount (an upper bound of the dead node's unflushed share) and are left
 // out of the other checks. Without a dead node every answered claim must be credited.
-func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []bench.Answer, total, count int64, maxPer int, drained bool, dead string) (*bench.Verdict, *coordinator.Report) {
+func verifyDead(t *testing.T, c *cluster.LocalCluster, code string, answers []check.Answer, total, count int64, maxPer int, drained bool, dead string) (*check.Verdict, *adminapi.Report) {
 	t.Helper()
 	rep := waitFlushed(t, c, code)
-	credits, totals, nodes, err := bench.ReadRedis(context.Background(), c.Client(), code)
+	credits, totals, nodes, err := check.ReadRedis(context.Background(), c.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +139,12 @@ func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []benc
 		}
 		t.Logf("dead %s: %d cents answered and not yet flushed (covered by lost %d)", dead, unflushed, rep.LostAmount)
 	}
-	v := bench.Check(answers, credits, totals, nodes, bench.Expect{Code: code, TotalAmount: total,
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: total,
 		TotalCount: count, MaxPerUser: maxPer, Drained: drained})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}
-	for _, p := range bench.CheckReport(rep) {
+	for _, p := range check.Report(rep) {
 		t.Error(p)
 	}
 	if rep.ClaimedAmount < v.AnsweredAmount {
@@ -151,7 +153,7 @@ func verifyDead(t *testing.T, c *bench.LocalCluster, code string, answers []benc
 	return v, rep
 }
 
-func nodeState(t *testing.T, c *bench.LocalCluster, id string) string {
+func nodeState(t *testing.T, c *cluster.LocalCluster, id string) string {
 	nodes, err := c.Admin().Nodes(context.Background())
 	if err != nil {
 		return ""

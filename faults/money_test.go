@@ -11,8 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"redrain/bench"
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
 	"redrain/ledger"
@@ -24,7 +26,7 @@ import (
 // report used to keep n1's old leftover and show lost -465. Now every figure is >= 0 and n1's line
 // balances by construction, while the rain runs and after it settles.
 func TestLeftoverOfAReturningNode(t *testing.T) {
-	c := cluster(t, 3)
+	c := startCluster(t, 3)
 	const total, count, maxPer = int64(6000), int64(60), 5
 	code := startRain(t, c, total, count, maxPer)
 	ctx := context.Background()
@@ -59,7 +61,7 @@ func TestLeftoverOfAReturningNode(t *testing.T) {
 
 // checkReturned checks n1's line: dead, no leftover (its record was superseded when it came back),
 // lost = slice - claimed >= 0.
-func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
+func checkReturned(t *testing.T, nodes []adminapi.NodeReport, when string) {
 	t.Helper()
 	for _, n := range nodes {
 		if n.Node != "n1" {
@@ -75,10 +77,10 @@ func checkReturned(t *testing.T, nodes []coordinator.NodeReport, when string) {
 
 // claimOn makes n paid claims on node i for users from, from+1, ..., retrying a 503 (a node that
 // came back answers 503 until it has cleared its leftover record).
-func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint64, n int) []bench.Answer {
+func claimOn(t *testing.T, c *cluster.LocalCluster, code string, i int, from uint64, n int) []check.Answer {
 	t.Helper()
-	var out []bench.Answer
-	cl := bench.NewClaimer(1)
+	var out []check.Answer
+	cl := tap.NewClaimer(1)
 	u := from
 	testcluster.Eventually(t, 30*time.Second, "claims paid", func() bool {
 		a := cl.Claim(c.Nodes[i].HTTP, code, u)
@@ -97,12 +99,12 @@ func claimOn(t *testing.T, c *bench.LocalCluster, code string, i int, from uint6
 // tombstones and its report is unchanged; B's claims all come back to the credit stream from the
 // journals. (The audit saw 166 paid claims vanish: compaction had dropped the only copy.)
 func TestRetentionThenRedisLoss(t *testing.T) {
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: 2,
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2,
 		NodeArgs: []string{"--retention", "2s", "--janitor-interval", "200ms"}})
 	ctx := context.Background()
 	const total, count, maxPer = int64(4000), int64(40), 5
 	a, b := startRain(t, c, total, count, maxPer), startRain(t, c, total, count, maxPer)
-	var answersA, answersB []bench.Answer
+	var answersA, answersB []check.Answer
 	for i := range c.Nodes {
 		answersA = append(answersA, claimOn(t, c, a, i, 1, 6)...)
 		answersB = append(answersB, claimOn(t, c, b, i, 1, 7)...)
@@ -141,7 +143,7 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range bench.CheckReport(after) {
+	for _, p := range check.Report(after) {
 		t.Error(p)
 	}
 	if after.ClaimedAmount != before.ClaimedAmount || after.LeftoverAmount != before.LeftoverAmount ||
@@ -172,7 +174,7 @@ func walletAcksAll(t *testing.T, rdb *redis.Client, code string) {
 }
 
 // metric reads one unlabelled gauge from node i's /metrics; -1 if it cannot.
-func metric(c *bench.LocalCluster, i int, name string) float64 {
+func metric(c *cluster.LocalCluster, i int, name string) float64 {
 	resp, err := http.Get("http://" + c.Nodes[i].HTTP + "/metrics")
 	if err != nil {
 		return -1

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
+	"redrain/internal/check"
 	"redrain/internal/proc"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 	"redrain/internal/wire"
@@ -90,10 +91,10 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 
 	var (
 		mu      sync.Mutex
-		answers []bench.Answer
+		answers []check.Answer
 		oks     atomic.Int64
 	)
-	claimer := bench.NewClaimer(64)
+	claimer := tap.NewClaimer(64)
 	const users = 4000
 	var next atomic.Uint64
 	var wg sync.WaitGroup
@@ -108,7 +109,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 					return
 				}
 				user := (u-1)%users + 1
-				np := nodes[bench.Route(user, len(nodes))]
+				np := nodes[tap.Route(user, len(nodes))]
 				a := claimer.Claim(np.http, code, user)
 				if a.Status == 200 {
 					oks.Add(1)
@@ -138,7 +139,7 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 	wg.Wait()
 	// Drain what is left (users that hit the dead node come back), as more taps would.
 	for user := uint64(1); user <= users; user++ {
-		np := nodes[bench.Route(user, len(nodes))]
+		np := nodes[tap.Route(user, len(nodes))]
 		for {
 			a := claimer.Claim(np.http, code, user)
 			answers = append(answers, a)
@@ -153,12 +154,12 @@ func TestNodesDrainRainWithCrash(t *testing.T) {
 			return err == nil && p.FlushedCount == p.ClaimedCount && p.RemainingCount == 0 && p.ClaimedCount == p.SliceCount
 		})
 	}
-	credits, totals, nodeSums, err := bench.ReadRedis(ctx, rs.Client(), code)
+	credits, totals, nodeSums, err := check.ReadRedis(ctx, rs.Client(), code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bench.Check(answers, credits, totals, nodeSums,
-		bench.Expect{Code: code, TotalAmount: total, TotalCount: count, MaxPerUser: maxPer, Drained: true})
+	v := check.Check(answers, credits, totals, nodeSums,
+		check.Expect{Code: code, TotalAmount: total, TotalCount: count, MaxPerUser: maxPer, Drained: true})
 	for _, s := range v.Violations {
 		t.Error(s)
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
@@ -30,12 +30,12 @@ const anchor = 4242
 
 // kit is one running cluster (redis, coordinator, nodes as processes) and what its subtests share.
 type kit struct {
-	c     *bench.LocalCluster
-	extra []*bench.LocalNode // node processes started beside the cluster's: outsiders, late members
+	c     *cluster.LocalCluster
+	extra []*cluster.LocalNode // node processes started beside the cluster's: outsiders, late members
 	http  *http.Client
 
-	raining  *coordinator.Rain // on sale (started by the join subtest)
-	prepared *coordinator.Rain // prepared, not started
+	raining  *adminapi.Rain // on sale (started by the join subtest)
+	prepared *adminapi.Rain // prepared, not started
 
 	outsiderSecret string // the wrong secret an outsider holds
 	wrongToken     string // the wrong admin token an outsider tried
@@ -44,7 +44,7 @@ type kit struct {
 // newKit starts a cluster of n nodes with recognisable secrets (so a leak is found by grep).
 func newKit(t *testing.T, n int) *kit {
 	t.Helper()
-	c := testlocal.Cluster(t, bench.ClusterOptions{Nodes: n, Secret: "trust-secret-" + randomHex(t),
+	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: n, Secret: "trust-secret-" + randomHex(t),
 		AdminToken: "trust-admin-token-" + randomHex(t)})
 	k := &kit{c: c, http: &http.Client{Timeout: 10 * time.Second},
 		outsiderSecret: "outsider-secret-" + randomHex(t), wrongToken: "outsider-token-" + randomHex(t)}
@@ -70,10 +70,10 @@ func randomHex(t *testing.T) string {
 // startNode runs one more node binary with its own secret, joining the coordinator, and waits
 // until it answers /healthz (not /readyz: an outsider never becomes ready). A port taken
 // between picking it and binding it is picked again.
-func (k *kit) startNode(t *testing.T, id, secret string) *bench.LocalNode {
+func (k *kit) startNode(t *testing.T, id, secret string) *cluster.LocalNode {
 	t.Helper()
 	for try := 1; ; try++ {
-		n := &bench.LocalNode{ID: id, HTTP: testcluster.FreeAddr(t), Gossip: testcluster.FreeAddr(t),
+		n := &cluster.LocalNode{ID: id, HTTP: testcluster.FreeAddr(t), Gossip: testcluster.FreeAddr(t),
 			Data: filepath.Join(k.c.Opts.Dir, id)}
 		args := []string{"--id", id, "--http", n.HTTP, "--gossip", n.Gossip, "--data", n.Data,
 			"--join", k.c.CoordGossip, "--fast-gossip"}
@@ -98,8 +98,8 @@ func (k *kit) startNode(t *testing.T, id, secret string) *bench.LocalNode {
 }
 
 // members are the nodes holding the cluster secret (the cluster's and the late members).
-func (k *kit) members() []*bench.LocalNode {
-	out := append([]*bench.LocalNode(nil), k.c.Nodes...)
+func (k *kit) members() []*cluster.LocalNode {
+	out := append([]*cluster.LocalNode(nil), k.c.Nodes...)
 	for _, x := range k.extra {
 		if x.ID != "evil" {
 			out = append(out, x)
@@ -191,7 +191,7 @@ func (k *kit) claim(t *testing.T, addr, code string, user uint64) (int, string) 
 }
 
 // createPrepare creates a rain of the test's anchor and prepares it.
-func (k *kit) createPrepare(t *testing.T, count, amount int64) *coordinator.Rain {
+func (k *kit) createPrepare(t *testing.T, count, amount int64) *adminapi.Rain {
 	t.Helper()
 	adm := k.c.Admin()
 	r, err := adm.Create(context.Background(), rain.Config{AnchorID: anchor, TotalAmount: amount, TotalCount: count,

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/gossip"
 	"redrain/internal/testcluster"
 	"redrain/internal/wire"
@@ -81,7 +81,7 @@ func (k *kit) outsiderCannotJoin(t *testing.T) {
 	}
 }
 
-func nodesOf(s []coordinator.SliceView) []string {
+func nodesOf(s []adminapi.SliceView) []string {
 	var out []string
 	for _, x := range s {
 		out = append(out, x.Node)

@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 
-	"redrain/bench"
+	"redrain/internal/chaos"
 	"redrain/internal/flagenv"
 )
 
 // cmdChaos runs the fault scenario on a local cluster and checks every invariant.
 func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var o bench.ChaosOptions
+	var o chaos.Options
 	fs := flag.NewFlagSet("bench chaos", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.Dir, "dir", "", "data and logs directory (default: temporary, removed after a clean run)")
@@ -43,7 +43,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		o.Dir = d
 	}
 	o.Out = stdout
-	res, err := bench.Chaos(ctx, o)
+	res, err := chaos.Run(ctx, o)
 	switch {
 	case ctx.Err() != nil:
 		fmt.Fprintln(stderr, "bench chaos: interrupted; everything started was stopped")
@@ -52,7 +52,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "bench chaos: %v (logs in %s)\n", err, o.Dir)
 		return exitFailed
 	}
-	bench.ChaosTable(stdout, res)
+	chaos.Table(stdout, res)
 	if res.Verdict.Err() != nil {
 		fmt.Fprintf(stderr, "bench chaos: invariants violated (logs in %s)\n", o.Dir)
 		return exitFailed

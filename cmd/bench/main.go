@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/attack"
 	"redrain/internal/cli"
 	"redrain/internal/flagenv"
 	"redrain/rain"
@@ -180,7 +181,7 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "local cluster: fast failure detection")
 	fs.StringVar(&o.Dir, "dir", "", "local cluster: data and logs directory (default: temporary, removed after a clean run)")
 	fs.BoolVar(&o.Keep, "keep", false, "local cluster: keep --dir after a clean run too")
-	fs.StringVar(&o.Attack.Kind, "attack", "", "run an abuse scenario beside the load: "+strings.Join(bench.AttackKinds, ", ")+
+	fs.StringVar(&o.Attack.Kind, "attack", "", "run an abuse scenario beside the load: "+strings.Join(attack.Kinds, ", ")+
 		" (local cluster in token mode with per-address limits; honest users use tokens from their own 127.0.x.y addresses; exit 1 if an attacker beat a limit)")
 	fs.Float64Var(&o.Attack.Rate, "attack-rate", 2000, "attack requests per second")
 	fs.DurationVar(&o.Attack.Window, "attack-window", 500*time.Millisecond, "the attack is on and off in turns of this (idle: at least 2s)")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"redrain/bench"
+	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testredis"
 )
@@ -246,7 +247,7 @@ func TestBenchBaselineServes(t *testing.T) {
 	p := testcluster.Start(t, "baseline", bin, []string{"baseline", "--http", addr, "--redis", srv.URL(), "--count", "20",
 		"--amount", "400", "--code", "demo", "--max-per-user", "100"})
 	testcluster.WaitHTTP(t, p, "http://"+addr+"/healthz", 30*time.Second)
-	c := bench.NewClaimer(1)
+	c := tap.NewClaimer(1)
 	var got, sum int64
 	for {
 		a := c.Claim(addr, "demo", 1)

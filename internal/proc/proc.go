@@ -1,6 +1,6 @@
-// Package proc runs redrain's processes (nodes, coordinator, redis-server) as children, for the
-// benchmark harness and the integration tests: start with logs to a file, wait for readiness,
-// stop with SIGTERM or SIGKILL.
+// Package proc is the one launcher of redrain's child processes (nodes, coordinator, redis-server,
+// the baseline server) for the bench tool and the tests: start with logs to a file, wait for
+// readiness (StartRedis, WaitHTTP), stop with SIGTERM or SIGKILL.
 package proc
 
 import (

@@ -1,4 +1,4 @@
-// Package testlocal starts a bench.LocalCluster (Redis, a coordinator and nodes as processes of
+// Package testlocal starts a cluster.LocalCluster (Redis, a coordinator and nodes as processes of
 // the binaries internal/testcluster builds) for an integration test, and tears it down after.
 package testlocal
 
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"redrain/bench"
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 	"redrain/internal/testcluster"
 )
@@ -16,7 +16,7 @@ import (
 // Cluster starts o within two minutes, with fast failure detection, in a test directory, from
 // the race-built binaries unless o.BinDir is set. At cleanup it prints the tail of every log if
 // the test failed, then kills the cluster.
-func Cluster(t testing.TB, o bench.ClusterOptions) *bench.LocalCluster {
+func Cluster(t testing.TB, o cluster.ClusterOptions) *cluster.LocalCluster {
 	t.Helper()
 	if o.BinDir == "" {
 		o.BinDir = filepath.Dir(testcluster.Bin(t, "node"))
@@ -24,7 +24,7 @@ func Cluster(t testing.TB, o bench.ClusterOptions) *bench.LocalCluster {
 	o.Dir, o.FastGossip = t.TempDir(), true
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := bench.StartCluster(ctx, o)
+	c, err := cluster.StartCluster(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,7 @@ type Server struct {
 	port int
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has been reaped
+	p       *proc.Proc // nil while stopped
 	clients []*redis.Client
 }
 
@@ -98,7 +97,7 @@ func (s *Server) Client() *redis.Client {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd != nil
+	return s.p != nil
 }
 
 // Kill sends SIGKILL and waits for the process to exit. No snapshot is written. A stopped server
@@ -106,14 +105,13 @@ func (s *Server) Running() bool {
 func (s *Server) Kill() {
 	s.tb.Helper()
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
+	p := s.p
+	s.p = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
-	<-exited
+	p.Kill()
 }
 
 // Start starts a stopped server on the same port; it loads dump.rdb if one is there.
@@ -179,36 +177,27 @@ func (s *Server) RestoreRDB(src string) {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.p != nil {
 		return errors.New("start: already running")
 	}
 	logPath := filepath.Join(s.dir, "redis.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := proc.Start(proc.RedisName, s.bin, []string{
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--dbfilename", "dump.rdb"}, nil, logPath)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--dbfilename", "dump.rdb")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := waitReady(s.Addr(), exited); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
+	if err := waitReady(s.Addr(), p); err != nil {
+		p.Kill()
 		return fmt.Errorf("redis-server on port %d: %w\n%s", s.port, err, tail(logPath))
 	}
-	s.cmd, s.exited = cmd, exited
+	s.p = p
 	return nil
 }
 
 // waitReady polls PING until it answers, the process exits, or StartTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+func waitReady(addr string, p *proc.Proc) error {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
 	deadline := time.Now().Add(StartTimeout)
@@ -219,11 +208,10 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-exited:
+		if p.Exited() {
 			return errors.New("exited before answering PING")
-		case <-time.After(5 * time.Millisecond):
 		}
+		time.Sleep(5 * time.Millisecond) // poll pace
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no PING answer within %v: %w", StartTimeout, err)
 		}

@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/rain"
 )
 
@@ -75,33 +75,33 @@ func (a *Admin) Do(ctx context.Context, method, path string, in, out any) error 
 }
 
 // Create posts a rain config.
-func (a *Admin) Create(ctx context.Context, cfg rain.Config) (*coordinator.Rain, error) {
-	var r coordinator.Rain
+func (a *Admin) Create(ctx context.Context, cfg rain.Config) (*adminapi.Rain, error) {
+	var r adminapi.Rain
 	return &r, a.Do(ctx, "POST", "/v1/rains", cfg, &r)
 }
 
 // Get reads a rain.
-func (a *Admin) Get(ctx context.Context, code string) (*coordinator.Rain, error) {
-	var r coordinator.Rain
+func (a *Admin) Get(ctx context.Context, code string) (*adminapi.Rain, error) {
+	var r adminapi.Rain
 	return &r, a.Do(ctx, "GET", "/v1/rains/"+code, nil, &r)
 }
 
 // Act calls prepare, start or stop with the anchor id.
-func (a *Admin) Act(ctx context.Context, code, action string, anchor int64) (*coordinator.Rain, error) {
-	var r coordinator.Rain
+func (a *Admin) Act(ctx context.Context, code, action string, anchor int64) (*adminapi.Rain, error) {
+	var r adminapi.Rain
 	return &r, a.Do(ctx, "POST", "/v1/rains/"+code+"/"+action, map[string]int64{"anchor_id": anchor}, &r)
 }
 
 // Report reads a rain's reconciliation.
-func (a *Admin) Report(ctx context.Context, code string) (*coordinator.Report, error) {
-	var r coordinator.Report
+func (a *Admin) Report(ctx context.Context, code string) (*adminapi.Report, error) {
+	var r adminapi.Report
 	return &r, a.Do(ctx, "GET", "/v1/rains/"+code+"/report", nil, &r)
 }
 
 // Nodes lists the cluster's nodes.
-func (a *Admin) Nodes(ctx context.Context) ([]coordinator.Node, error) {
+func (a *Admin) Nodes(ctx context.Context) ([]adminapi.Node, error) {
 	var r struct {
-		Nodes []coordinator.Node `json:"nodes"`
+		Nodes []adminapi.Node `json:"nodes"`
 	}
 	return r.Nodes, a.Do(ctx, "GET", "/v1/nodes", nil, &r)
 }

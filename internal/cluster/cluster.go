@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"context"
@@ -61,7 +61,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*LocalCluster, error) 
 		o.Nodes = 3
 	}
 	if o.Dir == "" {
-		return nil, errors.New("bench: ClusterOptions.Dir is required")
+		return nil, errors.New("cluster: ClusterOptions.Dir is required")
 	}
 	if o.BinDir == "" {
 		exe, err := os.Executable()
@@ -73,15 +73,15 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*LocalCluster, error) 
 	if o.RedisBin == "" {
 		p, err := exec.LookPath("redis-server")
 		if err != nil {
-			return nil, fmt.Errorf("bench: redis-server not found (apt-get install -y redis-server, or make demo installs it): %w", err)
+			return nil, fmt.Errorf("cluster: redis-server not found (apt-get install -y redis-server, or make demo installs it): %w", err)
 		}
 		o.RedisBin = p
 	}
 	if o.Secret == "" {
-		o.Secret = randomHex(16)
+		o.Secret = RandomHex(16)
 	}
 	if o.AdminToken == "" {
-		o.AdminToken = randomHex(16)
+		o.AdminToken = RandomHex(16)
 	}
 	c := &LocalCluster{Opts: o}
 	err := c.start(ctx)
@@ -167,41 +167,13 @@ func (c *LocalCluster) env() []string {
 // StartRedis (re)starts redis-server on the cluster's port, without persistence: a restart
 // comes back empty, as after losing its data.
 func (c *LocalCluster) StartRedis(ctx context.Context) error {
-	p, err := startRedis(ctx, c.Opts.RedisBin, c.RedisAddr, c.Opts.Dir, c.Client())
+	rdb := c.Client()
+	p, err := proc.StartRedis(ctx, c.Opts.RedisBin, c.RedisAddr, c.Opts.Dir, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	if err != nil {
 		return err
 	}
 	c.Redis = p
 	return nil
-}
-
-// startRedis runs redis-server on addr without persistence, in dir/redis with its log in
-// dir/redis.log, and waits until rdb (a client of addr) gets an answer to PING.
-func startRedis(ctx context.Context, bin, addr, dir string, rdb *redis.Client) (*proc.Proc, error) {
-	rdir := filepath.Join(dir, "redis")
-	if err := os.MkdirAll(rdir, 0o755); err != nil {
-		return nil, err
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	p, err := proc.Start(redisProc, bin, []string{"--port", port, "--bind", host, "--save", "",
-		"--appendonly", "no", "--dir", rdir}, nil, filepath.Join(dir, "redis.log"))
-	if err != nil {
-		return nil, err
-	}
-	for {
-		if err := rdb.Ping(ctx).Err(); err == nil {
-			return p, nil
-		}
-		if p.Exited() {
-			return nil, fmt.Errorf("redis-server exited: %v\n%s", p.Err(), proc.Tail(p.Log, 2048))
-		}
-		select {
-		case <-ctx.Done():
-			p.Kill()
-			return nil, ctx.Err()
-		case <-time.After(proc.PollInterval):
-		}
-	}
 }
 
 // StartCoordinator (re)starts the coordinator on its addresses and data dir, joining the nodes.
@@ -331,7 +303,8 @@ func (c *LocalCluster) Kill() {
 	}
 }
 
-func randomHex(n int) string {
+// RandomHex is n random bytes in hex: a fresh secret or admin token.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)

@@ -1,4 +1,4 @@
-package bench
+package tap
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"redrain/internal/check"
 )
 
 // Claimer sends claims over keep-alive connections and decodes the answers. Safe for
@@ -45,13 +46,13 @@ var (
 
 // Claim asks the node at addr (host:port) for a packet of the rain for user. It allocates
 // only the answer's claim_id (and an unknown error word).
-func (c *Claimer) Claim(addr, code string, user uint64) Answer {
+func (c *Claimer) Claim(addr, code string, user uint64) check.Answer {
 	return c.ClaimWith(addr, code, user, "", nil, nil)
 }
 
 // ClaimWith is Claim with a bearer token (token mode; "" = none), extra headers (name, value
 // pairs) and a request body.
-func (c *Claimer) ClaimWith(addr, code string, user uint64, token string, hdr []string, body []byte) Answer {
+func (c *Claimer) ClaimWith(addr, code string, user uint64, token string, hdr []string, body []byte) check.Answer {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -70,7 +71,7 @@ func (c *Claimer) ClaimWith(addr, code string, user uint64, token string, hdr []
 	if body != nil {
 		req.SetBody(body)
 	}
-	a := Answer{Node: addr, User: user}
+	a := check.Answer{Node: addr, User: user}
 	if err := c.client.Do(req, resp); err != nil {
 		a.Error = err.Error()
 		return a

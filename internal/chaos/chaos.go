@@ -1,4 +1,4 @@
-package bench
+package chaos
 
 import (
 	"context"
@@ -7,16 +7,19 @@ import (
 	"io"
 	"time"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"redrain/internal/poll"
+	"redrain/internal/tap"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
 
-// ChaosOptions configure `bench chaos`: a rain on a local cluster with claims flowing the whole
+// Options configure `bench chaos`: a rain on a local cluster with claims flowing the whole
 // time while the scenario crashes a node and restarts it, kills Redis and starts it empty, and
 // stops a node with SIGTERM; then every invariant is checked against the clients' answers.
-type ChaosOptions struct {
+type Options struct {
 	Dir        string // data and logs; required
 	BinDir     string // node and coordinator binaries; "" = beside this executable
 	Count      int64  // packets; 0 = 30,000
@@ -27,8 +30,8 @@ type ChaosOptions struct {
 	Out        io.Writer
 }
 
-// ChaosStep is one fault and what it cost.
-type ChaosStep struct {
+// Step is one fault and what it cost.
+type Step struct {
 	Fault   string        `json:"fault"`
 	Before  int64         `json:"claims_before"` // claims answered 200 when it was injected
 	Took    time.Duration `json:"took"`          // until the cluster served again
@@ -36,21 +39,21 @@ type ChaosStep struct {
 	Comment string        `json:"comment"`
 }
 
-// ChaosResult is the scenario's outcome.
-type ChaosResult struct {
+// Result is the scenario's outcome.
+type Result struct {
 	Code    string      `json:"code"`
-	Steps   []ChaosStep `json:"steps"`
-	Verdict *Verdict    `json:"verdict"`
+	Steps   []Step `json:"steps"`
+	Verdict *check.Verdict    `json:"verdict"`
 	Claimed int64       `json:"report_claimed"`
 	Left    int64       `json:"report_leftover"`
 	Lost    int64       `json:"report_lost"`
 }
 
-// ErrChaos: the scenario could not run (a process would not start, the rain could not begin).
-var ErrChaos = errors.New("bench chaos")
+// ErrNotRun: the scenario could not run (a process would not start, the rain could not begin).
+var ErrNotRun = errors.New("chaos")
 
 // setDefaults sets each zero field of o to its default.
-func (o *ChaosOptions) setDefaults() {
+func (o *Options) setDefaults() {
 	if o.Count == 0 {
 		o.Count = 30_000
 	}
@@ -71,36 +74,36 @@ func (o *ChaosOptions) setDefaults() {
 	}
 }
 
-// startChaosRain creates the scenario's rain, prepares and starts it, and returns its code.
-func startChaosRain(ctx context.Context, c *LocalCluster, o ChaosOptions) (string, error) {
+// startRain creates the scenario's rain, prepares and starts it, and returns its code.
+func startRain(ctx context.Context, c *cluster.LocalCluster, o Options) (string, error) {
 	adm := c.Admin()
 	r, err := adm.Create(ctx, rain.Config{AnchorID: 1, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser, DurationS: 3600})
 	if err != nil {
-		return "", fmt.Errorf("%w: create: %v", ErrChaos, err)
+		return "", fmt.Errorf("%w: create: %v", ErrNotRun, err)
 	}
 	for _, step := range []string{"prepare", "start"} {
 		if _, err := adm.Act(ctx, r.Code, step, 1); err != nil {
-			return "", fmt.Errorf("%w: %s: %v", ErrChaos, step, err)
+			return "", fmt.Errorf("%w: %s: %v", ErrNotRun, step, err)
 		}
 	}
 	return r.Code, nil
 }
 
-// Chaos runs the scenario. A violated invariant is in the result's Verdict, not an error.
-func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
+// Run runs the scenario. A violated invariant is in the result's Verdict, not an error.
+func Run(ctx context.Context, o Options) (*Result, error) {
 	o.setDefaults()
-	c, err := StartCluster(ctx, ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
+	c, err := cluster.StartCluster(ctx, cluster.ClusterOptions{Nodes: 3, BinDir: o.BinDir, Dir: o.Dir, FastGossip: true})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrChaos, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotRun, err)
 	}
 	defer c.Stop()
-	code, err := startChaosRain(ctx, c, o)
+	code, err := startRain(ctx, c, o)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "rain %s: %d packets, %d cents, 3 nodes; claims flowing from %d users\n", code, o.Count, o.Amount, o.Users)
-	t := StartTapper(c, code, o.Users, o.Conns)
-	res := &ChaosResult{Code: code}
+	t := tap.StartTapper(c, code, o.Users, o.Conns)
+	res := &Result{Code: code}
 	faults := []struct {
 		name string
 		do   func() (string, error)
@@ -111,38 +114,38 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosResult, error) {
 		}},
 		{"redis-server kill -9, restarted empty", func() (string, error) {
 			c.Redis.Kill()
-			served := t.oks.Load()
-			t.waitOKs(ctx, o.Count/20)
-			return fmt.Sprintf("%d claims served while Redis was down", t.oks.Load()-served), c.StartRedis(ctx)
+			served := t.OKs()
+			waitOKs(ctx, t, o.Count/20)
+			return fmt.Sprintf("%d claims served while Redis was down", t.OKs()-served), c.StartRedis(ctx)
 		}},
 		{"node n3 SIGTERM (leaves for good)", func() (string, error) {
 			return "its remainder is leftover", c.Nodes[2].Proc.Term(30 * time.Second)
 		}},
 	}
 	for _, f := range faults {
-		if err := t.waitOKs(ctx, o.Count/10); err != nil {
+		if err := waitOKs(ctx, t, o.Count/10); err != nil {
 			return nil, err
 		}
-		st := ChaosStep{Fault: f.name, Before: t.oks.Load()}
-		fails, began := t.fails.Load(), time.Now()
+		st := Step{Fault: f.name, Before: t.OKs()}
+		fails, began := t.Fails(), time.Now()
 		comment, err := f.do()
 		if err != nil {
 			t.Stop()
-			return nil, fmt.Errorf("%w: %s: %v", ErrChaos, f.name, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrNotRun, f.name, err)
 		}
-		st.Took, st.Failed, st.Comment = time.Since(began), t.fails.Load()-fails, comment
+		st.Took, st.Failed, st.Comment = time.Since(began), t.Fails()-fails, comment
 		res.Steps = append(res.Steps, st)
 		fmt.Fprintf(o.Out, "%-45s after %6d claims; back in %v; %d requests unanswered; %s\n", f.name, st.Before,
 			st.Took.Round(time.Millisecond), st.Failed, comment)
 	}
-	answers := t.drain(ctx, c)
-	res.Verdict, err = chaosVerdict(ctx, c, code, answers, o, res)
+	answers := drain(ctx, t, c)
+	res.Verdict, err = verdict(ctx, c, code, answers, o, res)
 	return res, err
 }
 
-// chaosVerdict waits until Redis holds what the live nodes journaled and checks the invariants.
-func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []Answer, o ChaosOptions, res *ChaosResult) (*Verdict, error) {
-	var rep *coordinator.Report
+// verdict waits until Redis holds what the live nodes journaled and checks the invariants.
+func verdict(ctx context.Context, c *cluster.LocalCluster, code string, answers []check.Answer, o Options, res *Result) (*check.Verdict, error) {
+	var rep *adminapi.Report
 	flushed := func() bool {
 		var err error
 		rep, err = c.Admin().Report(ctx, code)
@@ -153,30 +156,31 @@ func chaosVerdict(ctx context.Context, c *LocalCluster, code string, answers []A
 		return done
 	}
 	if err := poll.Until(ctx, time.Minute, 50*time.Millisecond, flushed); err != nil {
-		return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute (%v)", ErrChaos, err)
+		return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute (%v)", ErrNotRun, err)
 	}
 	res.Claimed, res.Left, res.Lost = rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount
-	credits, totals, nodes, err := ReadRedis(ctx, c.Client(), code)
+	credits, totals, nodes, err := check.ReadRedis(ctx, c.Client(), code)
 	if err != nil {
 		return nil, err
 	}
-	v := Check(answers, credits, totals, nodes, Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
-	for _, p := range CheckReport(rep) {
-		v.fail("report: %s", p)
+	v := check.Check(answers, credits, totals, nodes, check.Expect{Code: code, TotalAmount: o.Amount, TotalCount: o.Count, MaxPerUser: o.MaxPerUser})
+	for _, p := range check.Report(rep) {
+		v.Fail("report: %s", p)
 	}
 	return v, nil
 }
 
-func (t *Tapper) waitOKs(ctx context.Context, n int64) error {
-	target := t.oks.Load() + n
-	if poll.Until(ctx, time.Minute, 20*time.Millisecond, func() bool { return t.oks.Load() >= target }) != nil {
-		return fmt.Errorf("%w: claims stopped flowing (%d answered)", ErrChaos, t.oks.Load())
+// waitOKs waits until t has n more 200 answers, a minute at most.
+func waitOKs(ctx context.Context, t *tap.Tapper, n int64) error {
+	target := t.OKs() + n
+	if poll.Until(ctx, time.Minute, 20*time.Millisecond, func() bool { return t.OKs() >= target }) != nil {
+		return fmt.Errorf("%w: claims stopped flowing (%d answered)", ErrNotRun, t.OKs())
 	}
 	return nil
 }
 
 // drain keeps tapping until the live nodes have nothing left (or two minutes pass), then stops.
-func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
+func drain(ctx context.Context, t *tap.Tapper, c *cluster.LocalCluster) []check.Answer {
 	wc := wire.NewClient(c.Opts.Secret, 5*time.Second)
 	_ = poll.Until(ctx, 2*time.Minute, 50*time.Millisecond, func() bool { return liveLeft(ctx, c, wc) == 0 })
 	return t.Stop()
@@ -184,7 +188,7 @@ func (t *Tapper) drain(ctx context.Context, c *LocalCluster) []Answer {
 
 // liveLeft is how many packets the live nodes still hold; a live node that does not answer
 // counts as one.
-func liveLeft(ctx context.Context, c *LocalCluster, wc *wire.Client) int64 {
+func liveLeft(ctx context.Context, c *cluster.LocalCluster, wc *wire.Client) int64 {
 	left := int64(0)
 	for _, n := range c.Nodes {
 		if n.Proc == nil || n.Proc.Exited() {
@@ -202,8 +206,8 @@ func liveLeft(ctx context.Context, c *LocalCluster, wc *wire.Client) int64 {
 	return left
 }
 
-// ChaosTable prints the outcome.
-func ChaosTable(w io.Writer, r *ChaosResult) {
+// Table prints the outcome.
+func Table(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "report       claimed %d + leftover %d + lost %d\n", r.Claimed, r.Left, r.Lost)
 	fmt.Fprintf(w, "answered     %d claims, %d cents; credited %d, %d cents\n", r.Verdict.Answered, r.Verdict.AnsweredAmount,
 		r.Verdict.Credits, r.Verdict.CreditAmount)

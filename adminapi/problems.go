@@ -1,9 +1,9 @@
-package coordinator
+package adminapi
 
 import "fmt"
 
-// MaxReportProblems bounds how many problems Problems lists.
-const MaxReportProblems = 50
+// MaxProblems bounds how many problems Report.Problems lists.
+const MaxProblems = 50
 
 // Problems lists every way r breaks the reconciliation SPEC.md promises, nil when it breaks
 // none:
@@ -14,12 +14,12 @@ const MaxReportProblems = 50
 //   - no node flushed more than its slice (an overpay), nor Redis more than the budget, and
 //     an alive node flushed no more than it journaled.
 //
-// Tests and the benchmark run it on every report they read (bench.CheckReport). It lives here,
-// beside Report, so that this package's own tests can run it too.
+// Tests and the benchmark run it on every report they read (check.Report); the
+// coordinator's own tests run it too.
 func (r *Report) Problems() []string {
 	var out []string
 	fail := func(format string, args ...any) {
-		if len(out) < MaxReportProblems {
+		if len(out) < MaxProblems {
 			out = append(out, fmt.Sprintf(format, args...))
 		}
 	}
@@ -93,7 +93,7 @@ func nodeProblems(code string, n NodeReport, fail func(format string, args ...an
 		fail("rain %s node %s (%s): flushed %d cents of a slice of %d (overpay)", code, n.Node, n.State,
 			n.FlushedAmount, n.SliceAmount)
 	}
-	if n.State == stateAlive && n.FlushedAmount > n.ClaimedAmount {
+	if n.State == StateAlive && n.FlushedAmount > n.ClaimedAmount {
 		fail("rain %s node %s (alive): flushed %d cents, more than the %d it journaled", code, n.Node,
 			n.FlushedAmount, n.ClaimedAmount)
 	}

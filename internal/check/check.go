@@ -1,13 +1,15 @@
-package bench
+package check
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/ledger"
 )
 
@@ -43,12 +45,13 @@ type Verdict struct {
 }
 
 // ErrViolated is returned by Check when an invariant does not hold.
-var ErrViolated = errors.New("bench: invariant violated")
+var ErrViolated = errors.New("check: invariant violated")
 
 // MaxViolations bounds how many violations a Verdict lists.
 const MaxViolations = 50
 
-func (v *Verdict) fail(format string, args ...any) {
+// Fail records a violation (at most MaxViolations are kept).
+func (v *Verdict) Fail(format string, args ...any) {
 	if len(v.Violations) < MaxViolations {
 		v.Violations = append(v.Violations, fmt.Sprintf(format, args...))
 	}
@@ -77,7 +80,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	var max int64
 	for _, c := range credits {
 		if _, dup := byID[c.ClaimID]; dup {
-			v.fail("claim_id %s credited twice", c.ClaimID)
+			v.Fail("claim_id %s credited twice", c.ClaimID)
 		}
 		byID[c.ClaimID] = c
 		v.Credits++
@@ -88,7 +91,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 			max = c.Amount
 		}
 		if c.Amount < 1 {
-			v.fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
+			v.Fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
 		}
 	}
 	seen := make(map[string]bool, len(answers))
@@ -97,7 +100,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 			continue
 		}
 		if seen[a.ClaimID] {
-			v.fail("claim_id %s answered twice", a.ClaimID)
+			v.Fail("claim_id %s answered twice", a.ClaimID)
 		}
 		seen[a.ClaimID] = true
 		v.Answered++
@@ -105,27 +108,27 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 		c, ok := byID[a.ClaimID]
 		switch {
 		case !ok:
-			v.fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
+			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
 		case c.Amount != a.Amount || c.User != a.User:
-			v.fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
 		}
 	}
 	if v.AnsweredAmount > exp.TotalAmount || v.CreditAmount > exp.TotalAmount {
-		v.fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
+		v.Fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
 	}
 	if int64(v.Credits) > exp.TotalCount {
-		v.fail("%d packets credited, only %d exist", v.Credits, exp.TotalCount)
+		v.Fail("%d packets credited, only %d exist", v.Credits, exp.TotalCount)
 	}
 	if exp.Drained && (v.CreditAmount != exp.TotalAmount || int64(v.Credits) != exp.TotalCount) {
-		v.fail("drained but credited %d packets / %d cents of %d / %d", v.Credits, v.CreditAmount, exp.TotalCount, exp.TotalAmount)
+		v.Fail("drained but credited %d packets / %d cents of %d / %d", v.Credits, v.CreditAmount, exp.TotalCount, exp.TotalAmount)
 	}
 	if totals.ClaimedCount != int64(v.Credits) || totals.ClaimedAmount != v.CreditAmount || totals.MaxAmount != max {
-		v.fail("redis totals %d/%d max %d, credit stream %d/%d max %d", totals.ClaimedCount, totals.ClaimedAmount,
+		v.Fail("redis totals %d/%d max %d, credit stream %d/%d max %d", totals.ClaimedCount, totals.ClaimedAmount,
 			totals.MaxAmount, v.Credits, v.CreditAmount, max)
 	}
 	for u, n := range perUserCount {
 		if exp.MaxPerUser > 0 && n > exp.MaxPerUser {
-			v.fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
+			v.Fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
 		}
 	}
 	if nodes != nil {
@@ -140,23 +143,23 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	return v
 }
 
-// CheckReport lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
+// Report lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
 // when it breaks none: every figure >= 0, claimed + leftover + lost == total and per node
 // slice == claimed + leftover + lost, the totals are the nodes' sums (leftover plus the budget
-// in no slice), no node flushed more than its slice. The rules are coordinator.Report.Problems,
+// in no slice), no node flushed more than its slice. The rules are adminapi.Report.Problems,
 // written once beside Report so the coordinator's own tests run them too. Every test and run
 // that reads a report checks it with this.
-func CheckReport(rep *coordinator.Report) []string { return rep.Problems() }
+func Report(rep *adminapi.Report) []string { return rep.Problems() }
 
 func checkMaps[K comparable](v *Verdict, what string, want, got map[K]int64) {
 	for k, w := range want {
 		if got[k] != w {
-			v.fail("%s: %v has %d, credit stream says %d", what, k, got[k], w)
+			v.Fail("%s: %v has %d, credit stream says %d", what, k, got[k], w)
 		}
 	}
 	for k, g := range got {
 		if _, ok := want[k]; !ok && g != 0 {
-			v.fail("%s: %v has %d, credit stream has nothing", what, k, g)
+			v.Fail("%s: %v has %d, credit stream has nothing", what, k, g)
 		}
 	}
 }
@@ -198,4 +201,18 @@ func readCredits(ctx context.Context, rdb redis.UniversalClient, code string) ([
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
+}
+
+// StatusWord names an answer for the by-status count: "ok" for 200, the JSON error word,
+// "network" when no answer came, "http_NNN" for an answer without a word.
+func StatusWord(a Answer) string {
+	switch {
+	case a.Status == 200:
+		return "ok"
+	case a.Status == 0:
+		return "network"
+	case a.Error != "" && !strings.ContainsAny(a.Error, " :"):
+		return a.Error
+	}
+	return "http_" + strconv.Itoa(a.Status)
 }

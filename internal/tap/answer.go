@@ -1,4 +1,4 @@
-package bench
+package tap
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 
 // ErrBadAnswer is returned by ParseAnswer for a body that is not a flat JSON object of the
 // claim API's answer shape.
-var ErrBadAnswer = errors.New("bench: undecodable answer")
+var ErrBadAnswer = errors.New("tap: undecodable answer")
 
 // ParseAnswer reads a claim answer, `{"amount":N,"claim_id":"...","message":"..."}` or
 // `{"error":"word","message":"..."}`, without allocating: claimID and word point into body.

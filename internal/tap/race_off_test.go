@@ -1,6 +1,6 @@
 //go:build !race
 
-package bench
+package tap
 
 // raceEnabled: under the race detector sync.Pool drops items at random, so pooled requests
 // allocate and allocation counts mean nothing.

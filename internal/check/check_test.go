@@ -1,4 +1,4 @@
-package bench
+package check
 
 import (
 	"errors"
@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"redrain/coordinator"
+	"redrain/adminapi"
 	"redrain/ledger"
-	"redrain/rain"
 )
 
 // honest is a small rain as it should end: three users, every answer credited once.
@@ -83,59 +82,13 @@ func TestCheckCatchesDoctoredRains(t *testing.T) {
 	}
 }
 
-// The run's cross-checks: Redis against journals and report, and a drained rain's budget.
-func TestCrossCheck(t *testing.T) {
-	good := func() *Results {
-		return &Results{Redis: Figures{6, 210}, Journaled: Figures{6, 210}, Drained: true, Claims: 6,
-			Amounts: Amounts{Sum: 210}, ByStatus: map[string]int64{"ok": 6}, Rain: honestRain(), Report: drainedReport()}
-	}
-	v := &Verdict{}
-	crossCheck(v, good())
-	if len(v.Violations) != 0 {
-		t.Fatalf("clean run: %v", v.Violations)
-	}
-	for name, doctor := range map[string]func(r *Results){
-		"journals ahead of redis": func(r *Results) { r.Journaled.Count++ },
-		"clients short":           func(r *Results) { r.Amounts.Sum-- },
-		"report breaks its invariants": func(r *Results) {
-			r.Report.LeftoverAmount, r.Report.LostAmount = 10, -10
-			r.Report.Nodes[0].LeftoverAmount, r.Report.Nodes[0].LostAmount = 10, -10
-		},
-	} {
-		r := good()
-		doctor(r)
-		v := &Verdict{}
-		crossCheck(v, r)
-		if len(v.Violations) == 0 {
-			t.Errorf("%s: not caught", name)
-		}
-	}
-	r := good()
-	r.Amounts.Sum--
-	r.ByStatus["network"] = 1 // an unanswered claim may be the missing one: no violation
-	v = &Verdict{}
-	if crossCheck(v, r); len(v.Violations) != 0 {
-		t.Fatalf("unanswered claim: %v", v.Violations)
-	}
-}
-
-// drainedReport is the coordinator's report of the honest rain, drained and flushed.
-func drainedReport() *coordinator.Report {
-	return &coordinator.Report{Code: "r", Status: "settled", TotalAmount: 210, TotalCount: 6, ClaimedAmount: 210,
-		ClaimedCount: 6, FlushedAmount: 210, FlushedCount: 6, MaxAmount: 60,
-		Nodes: []coordinator.NodeReport{{Node: "n1", State: "alive", SliceAmount: 210, SliceCount: 6,
-			ClaimedAmount: 210, ClaimedCount: 6, FlushedAmount: 210}}}
-}
-
-func honestRain() rain.Config { return rain.Config{TotalAmount: 210, TotalCount: 6, MaxPerUser: 2} }
-
 // goodReport is a rain of 1000 cents part-way through: n1 alive, n2 left with a recorded
 // leftover, n3 dead, and 100 cents of budget in no slice.
-func goodReport() *coordinator.Report {
-	return &coordinator.Report{Code: "r", Status: "finished", TotalAmount: 1000, TotalCount: 100,
+func goodReport() *adminapi.Report {
+	return &adminapi.Report{Code: "r", Status: "finished", TotalAmount: 1000, TotalCount: 100,
 		ClaimedAmount: 350, ClaimedCount: 35, FlushedAmount: 300, FlushedCount: 30, MaxAmount: 20,
 		LeftoverAmount: 100 + 200 + 150, LostAmount: 200,
-		Nodes: []coordinator.NodeReport{
+		Nodes: []adminapi.NodeReport{
 			{Node: "n1", State: "alive", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 100, ClaimedCount: 10, FlushedAmount: 50, LeftoverAmount: 200},
 			{Node: "n2", State: "left", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 150, ClaimedCount: 15, FlushedAmount: 150, LeftoverAmount: 150},
 			{Node: "n3", State: "dead", SliceAmount: 300, SliceCount: 30, ClaimedAmount: 100, ClaimedCount: 10, FlushedAmount: 100, LostAmount: 200},
@@ -143,55 +96,55 @@ func goodReport() *coordinator.Report {
 }
 
 func TestCheckReport(t *testing.T) {
-	if ps := CheckReport(goodReport()); len(ps) != 0 {
+	if ps := Report(goodReport()); len(ps) != 0 {
 		t.Fatalf("a good report is flagged: %q", ps)
 	}
 	for _, c := range []struct {
 		name   string
-		doctor func(r *coordinator.Report)
+		doctor func(r *adminapi.Report)
 		want   string
 	}{
-		{"negative lost on a node that still balances", func(r *coordinator.Report) {
+		{"negative lost on a node that still balances", func(r *adminapi.Report) {
 			r.Nodes[2].LostAmount, r.Nodes[2].LeftoverAmount, r.LostAmount, r.LeftoverAmount = -50, 250, -50, 700
 		}, "lost_amount -50 < 0"},
-		{"negative leftover in total", func(r *coordinator.Report) {
+		{"negative leftover in total", func(r *adminapi.Report) {
 			r.LeftoverAmount, r.ClaimedAmount = -1, 801
 		}, "leftover_amount -1 < 0"},
-		{"node that does not balance", func(r *coordinator.Report) {
+		{"node that does not balance", func(r *adminapi.Report) {
 			r.Nodes[0].LeftoverAmount++
 		}, "n1 (alive) does not balance"},
-		{"totals that do not add up", func(r *coordinator.Report) {
+		{"totals that do not add up", func(r *adminapi.Report) {
 			r.LostAmount++
 		}, "does not balance: claimed 350 + leftover 450 + lost 201 != total 1000"},
-		{"claimed is not the nodes' sum", func(r *coordinator.Report) {
+		{"claimed is not the nodes' sum", func(r *adminapi.Report) {
 			r.ClaimedAmount, r.LeftoverAmount = 351, 449
 		}, "is not the sum of the nodes'"},
-		{"claimed count is not the nodes' sum", func(r *coordinator.Report) {
+		{"claimed count is not the nodes' sum", func(r *adminapi.Report) {
 			r.ClaimedCount++
 		}, "is not the sum of the nodes'"},
-		{"lost is not the nodes' sum", func(r *coordinator.Report) {
+		{"lost is not the nodes' sum", func(r *adminapi.Report) {
 			r.LostAmount, r.LeftoverAmount = 250, 400
 		}, "lost 250 is not the sum of the nodes' 200"},
-		{"leftover short of the nodes' and the unassigned budget", func(r *coordinator.Report) {
+		{"leftover short of the nodes' and the unassigned budget", func(r *adminapi.Report) {
 			r.Nodes[2].LeftoverAmount, r.Nodes[2].LostAmount, r.LostAmount = 50, 150, 150
 		}, "leftover 450 is not the nodes' 400 plus the 100 cents in no slice"},
-		{"slices past the budget", func(r *coordinator.Report) {
-			r.Nodes = append(r.Nodes, coordinator.NodeReport{Node: "n4", State: "alive", SliceAmount: 150, SliceCount: 5, LeftoverAmount: 150})
+		{"slices past the budget", func(r *adminapi.Report) {
+			r.Nodes = append(r.Nodes, adminapi.NodeReport{Node: "n4", State: "alive", SliceAmount: 150, SliceCount: 5, LeftoverAmount: 150})
 		}, "slices hold 95 packets / 1050 cents"},
-		{"node flushed past its slice", func(r *coordinator.Report) {
+		{"node flushed past its slice", func(r *adminapi.Report) {
 			r.Nodes[2].FlushedAmount = 301
 		}, "flushed 301 cents of a slice of 300 (overpay)"},
-		{"alive node flushed more than it journaled", func(r *coordinator.Report) {
+		{"alive node flushed more than it journaled", func(r *adminapi.Report) {
 			r.Nodes[0].FlushedAmount = 101
 		}, "more than the 100 it journaled"},
-		{"redis past the budget", func(r *coordinator.Report) {
+		{"redis past the budget", func(r *adminapi.Report) {
 			r.FlushedAmount = 1001
 		}, "exceed the rain's"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := goodReport()
 			c.doctor(r)
-			ps := CheckReport(r)
+			ps := Report(r)
 			if !strings.Contains(strings.Join(ps, "\n"), c.want) {
 				t.Fatalf("want a problem containing %q, got %q", c.want, ps)
 			}

@@ -1,7 +1,9 @@
-package bench
+package tap
 
 import (
 	"context"
+	"redrain/internal/check"
+	"redrain/internal/cluster"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +13,7 @@ import (
 // every answer kept; a tap that got no answer (a dead node) pauses its worker 5 ms.
 type Tapper struct {
 	mu      sync.Mutex
-	answers []Answer
+	answers []check.Answer
 	oks     atomic.Int64
 	fails   atomic.Int64
 	cancel  context.CancelFunc
@@ -19,7 +21,7 @@ type Tapper struct {
 }
 
 // StartTapper starts conns workers tapping for users 1..users, round after round, until Stop.
-func StartTapper(c *LocalCluster, code string, users uint64, conns int) *Tapper {
+func StartTapper(c *cluster.LocalCluster, code string, users uint64, conns int) *Tapper {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tapper{cancel: cancel}
 	cl, addrs := NewClaimer(conns), c.NodeAddrs()
@@ -48,7 +50,7 @@ func StartTapper(c *LocalCluster, code string, users uint64, conns int) *Tapper 
 }
 
 // Stop ends the taps and returns every answer.
-func (t *Tapper) Stop() []Answer {
+func (t *Tapper) Stop() []check.Answer {
 	t.cancel()
 	t.wg.Wait()
 	return t.answers
