@@ -41,12 +41,12 @@ type Step struct {
 
 // Result is the scenario's outcome.
 type Result struct {
-	Code    string      `json:"code"`
-	Steps   []Step `json:"steps"`
-	Verdict *check.Verdict    `json:"verdict"`
-	Claimed int64       `json:"report_claimed"`
-	Left    int64       `json:"report_leftover"`
-	Lost    int64       `json:"report_lost"`
+	Code    string         `json:"code"`
+	Steps   []Step         `json:"steps"`
+	Verdict *check.Verdict `json:"verdict"`
+	Claimed int64          `json:"report_claimed"`
+	Left    int64          `json:"report_leftover"`
+	Lost    int64          `json:"report_lost"`
 }
 
 // ErrNotRun: the scenario could not run (a process would not start, the rain could not begin).
