@@ -163,6 +163,12 @@ func (o *Options) validate() error {
 	if _, err := ParseTrustedProxies(o.TrustedProxies); err != nil {
 		return bad("trusted-proxies", err.Error())
 	}
+	o.fillDefaults()
+	return nil
+}
+
+// fillDefaults gives every zero field that has a default its default (validate has run).
+func (o *Options) fillDefaults() {
 	if o.Auth == "" {
 		o.Auth = AuthGateway
 	}
@@ -185,5 +191,4 @@ func (o *Options) validate() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return nil
 }

@@ -94,25 +94,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 			v.Fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
 		}
 	}
-	seen := make(map[string]bool, len(answers))
-	for _, a := range answers {
-		if a.Status != 200 {
-			continue
-		}
-		if seen[a.ClaimID] {
-			v.Fail("claim_id %s answered twice", a.ClaimID)
-		}
-		seen[a.ClaimID] = true
-		v.Answered++
-		v.AnsweredAmount += a.Amount
-		c, ok := byID[a.ClaimID]
-		switch {
-		case !ok:
-			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
-		case c.Amount != a.Amount || c.User != a.User:
-			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
-		}
-	}
+	checkAnswers(v, answers, byID)
 	if v.AnsweredAmount > exp.TotalAmount || v.CreditAmount > exp.TotalAmount {
 		v.Fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
 	}
@@ -141,6 +123,30 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 		checkMaps(v, "nodes hash", perNode, got)
 	}
 	return v
+}
+
+// checkAnswers checks every 200 the clients got: answered once, credited with the amount and
+// user the client saw.
+func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
+	seen := make(map[string]bool, len(answers))
+	for _, a := range answers {
+		if a.Status != 200 {
+			continue
+		}
+		if seen[a.ClaimID] {
+			v.Fail("claim_id %s answered twice", a.ClaimID)
+		}
+		seen[a.ClaimID] = true
+		v.Answered++
+		v.AnsweredAmount += a.Amount
+		c, ok := byID[a.ClaimID]
+		switch {
+		case !ok:
+			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
+		case c.Amount != a.Amount || c.User != a.User:
+			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+		}
+	}
 }
 
 // Report lists every way a coordinator's report breaks SPEC.md's reconciliation, nil
