@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -92,125 +90,26 @@ func bulkLoad(t testing.TB, j *Journal, code string, n int) {
 	}
 }
 
-// journalSums replays one journal's records of a rain.
-type journalSums struct {
-	count, amount, max int64
-	last               uint64
-	users              map[uint64]int64
-	credits            map[string]string // claim_id -> "user amount node"
-}
 
-func replay(t testing.TB, j *Journal, code string, into *journalSums) {
-	t.Helper()
-	into.last = 0
-	err := j.Scan(code, 0, 0, func(seq uint64, r Record) bool {
-		into.count++
-		into.amount += r.Amount
-		into.max = max(into.max, r.Amount)
-		into.users[r.User] += r.Amount
-		id := string(AppendClaimID(nil, j.NodeID(), j.Incarnation(), seq))
-		if _, dup := into.credits[id]; dup {
-			t.Errorf("claim id %s twice in the journal", id)
-		}
-		into.credits[id] = fmt.Sprintf("%d %d %s", r.User, r.Amount, j.NodeID())
-		into.last = seq
-		return true
-	})
-	if err != nil {
-		t.Fatalf("Scan: %v", err)
-	}
-}
 
-// checkInvariants compares the journals' replayed claims of the rain with Redis: totals, every
-// journal's marker, the nodes hash, the credit stream (every claim once, same content) and the
-// per-user sums it adds up to. Call it once everything is flushed.
+// checkInvariants runs Audit, the one journal-against-Redis rule, on the rain: markers, the
+// nodes hash, totals and the credit stream (every claim once, as journaled). Call it once
+// everything is flushed.
 func checkInvariants(t testing.TB, rdb redis.UniversalClient, code string, js ...*Journal) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	all := journalSums{users: map[uint64]int64{}, credits: map[string]string{}}
-	nodes, err := ReadNodes(ctx, rdb, code)
+	srcs := make([]Source, len(js))
+	for i, j := range js {
+		srcs[i] = j
+	}
+	problems, err := Audit(ctx, NewRedisClient(rdb), code, srcs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, j := range js {
-		one := journalSums{users: map[uint64]int64{}, credits: map[string]string{}}
-		replay(t, j, code, &one)
-		replay(t, j, code, &all)
-		marker, err := ReadMarker(ctx, rdb, code, j.NodeID(), j.Incarnation())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if marker != one.last {
-			t.Errorf("%s: marker %d, journal's last seq of the rain %d", j.NodeID(), marker, one.last)
-		}
-		if n := nodes[j.NodeID()]; n.ClaimedCount != one.count || n.ClaimedAmount != one.amount {
-			t.Errorf("%s: nodes hash %+v, journal count %d amount %d", j.NodeID(), n, one.count, one.amount)
-		}
-	}
-	tot, err := ReadTotals(ctx, rdb, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (RainTotals{all.count, all.amount, all.max}); tot != want {
-		t.Errorf("redis totals %+v, journals %+v", tot, want)
-	}
-	credits := readCredits(t, ctx, rdb, code)
-	checkCredits(t, credits, all.credits)
-	checkUsers(t, credits, all.users)
-}
-
-// readCredits decodes the rain's whole credit stream, in stream order.
-func readCredits(t testing.TB, ctx context.Context, rdb redis.UniversalClient, code string) []Credit {
-	t.Helper()
-	entries, err := rdb.XRange(ctx, Keys(code).Credits, "-", "+").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		t.Fatal(err)
-	}
-	var out []Credit
-	for _, e := range entries {
-		cs, err := DecodeCredits(e.Values)
-		if err != nil {
-			t.Fatalf("credit entry %s: %v", e.ID, err)
-		}
-		out = append(out, cs...)
-	}
-	return out
-}
-
-// checkCredits: the stream holds every journaled claim once, with its user, amount and node.
-func checkCredits(t testing.TB, credits []Credit, want map[string]string) {
-	t.Helper()
-	if len(credits) != len(want) {
-		t.Errorf("credit stream has %d claims, journals %d", len(credits), len(want))
-	}
-	seen := map[string]bool{}
-	for _, c := range credits {
-		got := fmt.Sprintf("%d %d %s", c.User, c.Amount, c.Node)
-		switch {
-		case seen[c.ClaimID]:
-			t.Errorf("claim %s twice in the credit stream", c.ClaimID)
-		case want[c.ClaimID] != got:
-			t.Errorf("credit %s = %q, journal %q", c.ClaimID, got, want[c.ClaimID])
-		}
-		seen[c.ClaimID] = true
+	for _, p := range problems {
+		t.Error(p)
 	}
 }
 
-// checkUsers: each user's sum in the credit stream is the journals' (the wallet's balances).
-func checkUsers(t testing.TB, credits []Credit, want map[uint64]int64) {
-	t.Helper()
-	got := map[uint64]int64{}
-	for _, c := range credits {
-		got[c.User] += c.Amount
-	}
-	if len(got) != len(want) {
-		t.Errorf("credit stream has %d users, journals %d", len(got), len(want))
-	}
-	for u, a := range want {
-		if got[u] != a {
-			t.Errorf("user %d: credit stream %d, journals %d", u, got[u], a)
-			return
-		}
-	}
-}
+
