@@ -31,7 +31,7 @@ func TestAuditFindsEachDisagreement(t *testing.T) {
 		t.Fatalf("credit entries: %d, %v", len(entries), err)
 	}
 	for _, tc := range []struct {
-		name, want string
+		name, want  string
 		spoil, mend func()
 	}{
 		{"totals", "redis totals",

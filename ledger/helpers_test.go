@@ -90,8 +90,6 @@ func bulkLoad(t testing.TB, j *Journal, code string, n int) {
 	}
 }
 
-
-
 // checkInvariants runs Audit, the one journal-against-Redis rule, on the rain: markers, the
 // nodes hash, totals and the credit stream (every claim once, as journaled). Call it once
 // everything is flushed.
@@ -111,5 +109,3 @@ func checkInvariants(t testing.TB, rdb redis.UniversalClient, code string, js ..
 		t.Error(p)
 	}
 }
-
-
