@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"redrain/internal/testcluster"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -48,31 +47,10 @@ func TestMainProcess(t *testing.T) {
 	main()
 }
 
-// runCoordinator runs main with args in a process of its own (no REDRAIN_* variables
-// inherited) and returns its exit code and stderr; it fails the test if the process is still
-// running after a while (a coordinator that started when it should have refused to).
+// runCoordinator runs main with args in a process of its own (testcluster.RunMain).
 func runCoordinator(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestMainProcess$", "--"}, args...)...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REDRAIN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "COORDINATOR_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("coordinator %q still running after 60s; stderr %q", args, stderr.String())
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), stderr.String()
+	return testcluster.RunMain(t, "TestMainProcess", "COORDINATOR_MAIN", args...)
 }
 
 // A bad flag value, a malformed listen address or an address in use is refused before the
