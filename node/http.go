@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/logpace"
 	"redrain/internal/wire"
 	"redrain/ledger"
 	"redrain/rain"
@@ -297,7 +298,7 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx, path string) {
 		return
 	} else if err != nil {
 		if n.refusedLog.Allow(time.Now()) { // at most one line a second: refusals must not flood the log
-			n.log.Warn("internal request refused", "target", string(h.RequestURI()), "remote", ctx.RemoteAddr().String(),
+			n.log.Warn("internal request refused", "target", logpace.Clip(string(h.RequestURI()), logpace.MaxField), "remote", ctx.RemoteAddr().String(),
 				"err", err, "refused_since_last_line", n.refusedLog.Suppressed())
 		}
 		errForbidden.write(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
+	"redrain/internal/logpace"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -46,7 +47,7 @@ type Node struct {
 	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	ipLimit    *ipLimiter     // nil: no per-address limit
 	ready      atomic.Bool
-	refusedLog logLimiter // paces the log of refused internal requests
+	refusedLog logpace.Limiter // paces the log of refused internal requests
 
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"redrain/internal/logpace"
 	"redrain/ledger"
 )
 
@@ -34,7 +35,7 @@ var errWalletBehind = errors.New("node: the wallet has not acknowledged the rain
 type compactionState struct {
 	mu      sync.Mutex
 	waiting map[string]string // rain -> why it is not compacted yet
-	log     logLimiter
+	log     logpace.Limiter
 }
 
 func (c *compactionState) set(code, why string) {
