@@ -358,7 +358,8 @@ func specOf(r wire.RainRules) shard.RainSpec {
 }
 
 func rulesOf(m ledger.RainMeta) wire.RainRules {
-	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS, RoomID: m.RoomID}
+	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS, RoomID: m.RoomID,
+		Holders: m.Holders}
 }
 
 // ErrAmountMismatch: a journaled amount differs from the regenerated slice (generator changed
@@ -491,7 +492,8 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	if ri == nil || ri.rules.MaxPerUser == 0 {
-		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS, RoomID: r.RoomID}
+		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS, RoomID: r.RoomID,
+			Holders: r.Holders}
 		if ri != nil {
 			m.MinEpoch = ri.meta.MinEpoch
 		}

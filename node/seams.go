@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"redrain/gossip"
 	"redrain/ledger"
 	"redrain/rain"
 )
@@ -40,11 +41,13 @@ type Redis interface {
 }
 
 // Cluster is what the node needs of its gossip membership once started: whether it has joined
-// (/readyz), its address, and a graceful leave. *gossip.Cluster is the real one (memberlist on
+// (/readyz), its address, the members (peers' HTTP addresses and liveness, for stock moves and
+// per-user owners), and a graceful leave. *gossip.Cluster is the real one (memberlist on
 // Options.GossipAddr); LoneCluster is a cluster of one, for handler tests.
 type Cluster interface {
 	Joined() bool
 	GossipAddr() string
+	Members() []gossip.Member
 	Leave(timeout time.Duration) error
 	Shutdown() error
 }
@@ -58,6 +61,9 @@ func (LoneCluster) Joined() bool { return true }
 
 // GossipAddr is "": nothing is bound.
 func (LoneCluster) GossipAddr() string { return "" }
+
+// Members is empty: the node knows itself without gossip.
+func (LoneCluster) Members() []gossip.Member { return nil }
 
 // Leave has no one to tell.
 func (LoneCluster) Leave(time.Duration) error { return nil }
