@@ -29,6 +29,11 @@ type RainMeta struct {
 	// before the record is written; a restarted node clears the record before it serves the rain
 	// again, then unsets this.
 	LeftoverRecorded bool `json:"leftover_recorded,omitempty"`
+	// MovesOut are the ranges of stock this node gave away, MovesIn those it received (see
+	// rain.Move), in journal order; MoveSeq numbers the moves out (their ids).
+	MovesOut []rain.Move `json:"moves_out,omitempty"`
+	MovesIn  []rain.Move `json:"moves_in,omitempty"`
+	MoveSeq  uint64      `json:"move_seq,omitempty"`
 	// Tomb is what a compacted rain leaves of the node's claims (CompactedAt != 0).
 	Tomb *Tombstone `json:"tombstone,omitempty"`
 }
