@@ -53,6 +53,13 @@ type Options struct {
 	WalletGroup     string
 	JanitorInterval time.Duration // pace of the retention check; 1m
 
+	// StockWait bounds how long a claim on a node whose stock ran out waits for a move from a
+	// node that holds packets, before it answers 410 exhausted; 0 = 50ms, at most 1s.
+	StockWait time.Duration
+	// NoStockMoves turns stock moves off: each node serves its own slices only (the behaviour
+	// before stock followed demand; for comparisons).
+	NoStockMoves bool
+
 	FastGossip bool         // memberlist local timings (tests)
 	Listener   net.Listener // optional: serve on this instead of binding HTTPAddr (tests)
 	Logger     *slog.Logger // nil = slog.Default()
@@ -69,6 +76,9 @@ type Options struct {
 	// and ApplyEvery are then ignored. nil = open DataDir/journal.db.
 	Journal Journal
 }
+
+// DefaultStockWait is Options.StockWait's default.
+const DefaultStockWait = 50 * time.Millisecond
 
 // Limits on request bodies.
 const (
@@ -146,6 +156,8 @@ func (o *Options) validate() error {
 		return bad("auth", "must be gateway or token")
 	case o.Auth == AuthToken && len(o.UserKey) < usertoken.MinKeyLen:
 		return bad("user-key", fmt.Sprintf("required in token mode, at least %d bytes", usertoken.MinKeyLen))
+	case o.StockWait < 0 || o.StockWait > time.Second:
+		return bad("stock-wait", "must be in 0..1s")
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	}
@@ -187,6 +199,9 @@ func (o *Options) fillDefaults() {
 	}
 	if o.JanitorInterval == 0 {
 		o.JanitorInterval = d.JanitorInterval
+	}
+	if o.StockWait == 0 {
+		o.StockWait = DefaultStockWait
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -48,6 +48,8 @@ type Cluster interface {
 	Joined() bool
 	GossipAddr() string
 	Members() []gossip.Member
+	PublishStock(s gossip.Stock)
+	Stock(code string) []gossip.Stock
 	Leave(timeout time.Duration) error
 	Shutdown() error
 }
@@ -64,6 +66,12 @@ func (LoneCluster) GossipAddr() string { return "" }
 
 // Members is empty: the node knows itself without gossip.
 func (LoneCluster) Members() []gossip.Member { return nil }
+
+// PublishStock has no one to tell.
+func (LoneCluster) PublishStock(gossip.Stock) {}
+
+// Stock knows no peer's stock.
+func (LoneCluster) Stock(string) []gossip.Stock { return nil }
 
 // Leave has no one to tell.
 func (LoneCluster) Leave(time.Duration) error { return nil }

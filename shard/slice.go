@@ -52,7 +52,7 @@ func newSlice(sl rain.Slice, amounts rain.Amounts, lo, hi uint32, claimed []uint
 	if int64(amounts.Len()) != sl.Count {
 		return nil, fmt.Errorf("%w: %d amounts for %d packets", ErrBadSlice, amounts.Len(), sl.Count)
 	}
-	if lo >= hi || int64(hi) > sl.Count {
+	if lo > hi || int64(hi) > sl.Count {
 		return nil, fmt.Errorf("%w: window [%d, %d) of %d packets", ErrBadSlice, lo, hi, sl.Count)
 	}
 	var sum, window int64
@@ -206,6 +206,15 @@ func (x *slice) unclaimedIn(from, to uint32) (count, amount int64) {
 		}
 	}
 	return count, amount
+}
+
+// gone reports whether the window never handed anything out and all of it was cut (or it was
+// empty): nothing of it is here any more.
+func (x *slice) gone() bool {
+	next, end := unpack(x.cursor.Load())
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return next == x.lo && end == x.lo && len(x.stack) == 0
 }
 
 // remaining counts and sums the packets not handed out: the queue's unclaimed indices plus the

@@ -140,8 +140,10 @@ func (s *Store) AddSlice(spec RainSpec, sl rain.Slice, amounts rain.Amounts, cla
 }
 
 // AddWindow is AddSlice for the indices [lo, hi) of the slice only: a part of another node's
-// slice moved here, or what is left of a slice after moves out. Windows of one slice must not
-// overlap; a window already held (same epoch, id and lo) is not added again.
+// slice moved here, or what is left of a slice after moves out (possibly nothing: an empty
+// window keeps the rain known). Windows of one slice must not overlap; a window already held
+// (same epoch, id and lo) is not added again, unless all of it was cut before anything was
+// handed out (its stock moved away and is now coming back): then the new one replaces it.
 func (s *Store) AddWindow(spec RainSpec, sl rain.Slice, amounts rain.Amounts, lo, hi uint32, claimed []uint32) error {
 	if err := validSpec(spec, sl); err != nil {
 		return err
@@ -162,12 +164,13 @@ func (s *Store) AddWindow(spec RainSpec, sl rain.Slice, amounts rain.Amounts, lo
 		return fmt.Errorf("%w: spec %+v differs from the rain's %+v", ErrBadSlice, spec, r.spec)
 	}
 	key := sliceKey{sl.Epoch, sl.ID, lo}
-	if _, ok := r.slices[key]; ok {
+	if y, ok := r.slices[key]; ok && !y.gone() {
 		return nil
 	}
-	for k, y := range r.slices {
-		if k.epoch == sl.Epoch && k.id == sl.ID && lo < y.hi && y.lo < hi {
-			return fmt.Errorf("%w: window [%d, %d) of slice %d overlaps [%d, %d)", ErrBadSlice, lo, hi, sl.ID, y.lo, y.hi)
+	for k, y := range r.slices { // against what each window still holds: cut tails left it
+		_, yEnd := unpack(y.cursor.Load())
+		if k != key && k.epoch == sl.Epoch && k.id == sl.ID && lo < hi && y.lo < yEnd && lo < yEnd && y.lo < hi {
+			return fmt.Errorf("%w: window [%d, %d) of slice %d overlaps [%d, %d)", ErrBadSlice, lo, hi, sl.ID, y.lo, yEnd)
 		}
 	}
 	sv := r.serve.Load()

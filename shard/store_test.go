@@ -739,3 +739,35 @@ func TestWindowRecovered(t *testing.T) {
 		}
 	}
 }
+
+// TestStockComesBack gives a window's stock away and takes it back: the returning range is
+// served again, next to what the window kept, and an empty window keeps the rain known.
+func TestStockComesBack(t *testing.T) {
+	s := New()
+	sl, a := mustAdd(t, s, spec("r", 1000, 0), 1, 0, 100, []uint32{0})
+	mustStart(t, s, "r", 1, 100, 1000)
+	c, _ := s.CutMost("r", 1000) // all but the claimed index 0
+	if c.From != 1 || c.To != 100 {
+		t.Fatalf("cut %+v", c)
+	}
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, c.From, c.To, nil); err != nil {
+		t.Fatalf("the cut range back: %v", err)
+	}
+	if n := len(drain(t, s, "r", 1, 100)); n != 99 {
+		t.Fatalf("handed out %d, want 99", n)
+	}
+	e := New()
+	if err := e.AddWindow(spec("r", 1000, 0), sl, a, 0, 0, nil); err != nil {
+		t.Fatalf("empty window: %v", err)
+	}
+	mustStart(t, e, "r", 1, 100, 1000)
+	if _, err := e.Claim([]byte("r"), 1, 100); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("claim on an empty window: %v", err)
+	}
+	if err := e.AddWindow(spec("r", 1000, 0), sl, a, 0, 100, nil); err != nil {
+		t.Fatalf("a window replacing an empty one: %v", err)
+	}
+	if n := len(drain(t, e, "r", 1, 100)); n != 100 {
+		t.Fatalf("handed out %d after the window came back, want 100", n)
+	}
+}
