@@ -56,6 +56,7 @@ type moveState struct {
 	rate        map[string]*demand              // per rain: claims per second here
 	published   map[string]stockPub             // per rain: the last hint published
 	undelivered map[string]map[string]rain.Move // per rain: moves out not yet acknowledged, by id
+	unrecorded  map[string]bool                 // rains whose moves Redis has not been told of
 	amounts     map[sliceRef]rain.Amounts       // generated slices of moves in
 	genMu       sync.Mutex                      // one generation at a time (they are large)
 }
@@ -87,6 +88,7 @@ func newMoveState(secret string) moveState {
 		rate:        map[string]*demand{},
 		published:   map[string]stockPub{},
 		undelivered: map[string]map[string]rain.Move{},
+		unrecorded:  map[string]bool{},
 		amounts:     map[sliceRef]rain.Amounts{},
 	}
 }
@@ -385,6 +387,7 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 		n.moves.undelivered[code] = map[string]rain.Move{}
 	}
 	n.moves.undelivered[code][mv.ID] = mv
+	n.moves.unrecorded[code] = true
 	n.moves.mu.Unlock()
 	n.log.Info("stock moved out", "rain", code, "to", g.To, "count", mv.Count, "amount", mv.Amount, "move", mv.ID)
 	return mv, true, nil
@@ -538,6 +541,9 @@ func (n *Node) acceptMoves(code string, in wire.Moves) error {
 		n.metrics.movesIn.Inc()
 		n.log.Info("stock moved in", "rain", code, "from", mv.From, "count", mv.Count, "amount", mv.Amount, "move", mv.ID)
 	}
+	n.moves.mu.Lock()
+	n.moves.unrecorded[code] = true
+	n.moves.mu.Unlock()
 	n.moves.signal(code)
 	return nil
 }
@@ -567,6 +573,65 @@ func (n *Node) amountsOf(sl rain.Slice) (rain.Amounts, error) {
 	n.moves.amounts[ref] = a
 	n.moves.mu.Unlock()
 	return a, nil
+}
+
+// recordMoves tells Redis the moves of the rains journaled since it last did (all started
+// rains when all is true: a graceful stop), so the report knows them while this node is dead.
+// A rain whose write fails is tried again next time.
+func (n *Node) recordMoves(ctx context.Context, all bool) {
+	n.moves.mu.Lock()
+	codes := make([]string, 0, len(n.moves.unrecorded))
+	for code := range n.moves.unrecorded {
+		codes = append(codes, code)
+	}
+	clear(n.moves.unrecorded)
+	n.moves.mu.Unlock()
+	if all {
+		codes = n.store.Codes()
+	}
+	for _, code := range codes {
+		n.mu.Lock()
+		var in, out []ledger.MoveTotal
+		if ri := n.rains[code]; ri != nil {
+			in = moveTotals(ri.meta.MovesIn, func(m rain.Move) string { return m.From })
+			out = moveTotals(ri.meta.MovesOut, func(m rain.Move) string { return m.To })
+		}
+		n.mu.Unlock()
+		if len(in)+len(out) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, moveCallTimeout)
+		err := n.rdb.RecordMoves(rctx, code, n.opts.ID, in, out)
+		cancel()
+		if err != nil {
+			n.log.Warn("record stock moves in Redis", "rain", code, "err", err)
+			n.moves.mu.Lock()
+			n.moves.unrecorded[code] = true
+			n.moves.mu.Unlock()
+		}
+	}
+}
+
+// moveRecorder runs recordMoves at the pace of stock hints.
+func (n *Node) moveRecorder(ctx context.Context) {
+	t := time.NewTicker(stockEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.recordMoves(ctx, false)
+		}
+	}
+}
+
+func moveTotals(mvs []rain.Move, peer func(rain.Move) string) []ledger.MoveTotal {
+	var out []ledger.MoveTotal
+	for _, s := range moveSums(mvs, peer) {
+		out = append(out, ledger.MoveTotal{Peer: s.Peer, Count: s.Count, Amount: s.Amount})
+	}
+	return out
 }
 
 // moveSums adds up a rain's moves per peer (for progress). The caller holds n.mu.

@@ -214,8 +214,9 @@ func (n *Node) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
-	n.bg.Add(6)
+	n.bg.Add(7)
 	go func() { defer n.bg.Done(); n.moverLoop(ctx) }()
+	go func() { defer n.bg.Done(); n.moveRecorder(ctx) }()
 	go func() { defer n.bg.Done(); n.repairLoop(ctx) }()
 	go func() { defer n.bg.Done(); n.clearLeftovers(ctx) }()
 	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
@@ -267,6 +268,8 @@ func (n *Node) shutdown() error {
 	}
 	n.bg.Wait()
 	if n.cluster != nil {
+		n.redeliver(ctx) // moves out not yet acknowledged: the receivers' once they have them
+		n.recordMoves(ctx, true)
 		if err := n.flusher.FlushAll(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("final flush: %w", err))
 		} else {

@@ -35,6 +35,7 @@ type Redis interface {
 	ledger.Sink
 	RecordLeftover(ctx context.Context, code, node string, amount int64) error
 	ClearLeftover(ctx context.Context, code, node string) error
+	RecordMoves(ctx context.Context, code, node string, in, out []ledger.MoveTotal) error
 	Reassert(ctx context.Context, code, node string, incarnation uint64, t ledger.Tombstone) (wrote bool, err error)
 	WalletAcked(ctx context.Context, code, group string) (ok bool, why string, err error)
 	Close() error
