@@ -190,17 +190,32 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 	n.metrics.latency.Observe(time.Since(began).Seconds())
 }
 
-// claimAfterWait is a claim that found this node empty: it waits (bounded) for stock from a peer
-// that holds some and tries once more, or answers exhausted.
+// claimAfterWait is a claim that found this node empty: while a peer holds stock it waits for
+// moves, trying again after each arrival (other waiting claims may take a small move first),
+// until StockWait has passed; then it answers exhausted.
 func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
-	switch n.awaitStock(string(code)) {
-	case stockLate:
-		n.metrics.stockWaits.WithLabelValues("late").Inc()
-	case stockArrived:
-		n.metrics.stockWaits.WithLabelValues("arrived").Inc()
-		return n.store.ClaimAgain(code, user, time.Now().UnixNano())
+	var deadline *time.Timer
+	for {
+		if deadline == nil && !n.opts.NoStockMoves && n.stockElsewhere(string(code)) {
+			deadline = time.NewTimer(n.opts.StockWait)
+			defer deadline.Stop()
+		}
+		if deadline == nil {
+			return shard.Claim{}, shard.ErrExhausted
+		}
+		switch n.awaitStock(string(code), deadline) {
+		case noStockElsewhere:
+			return shard.Claim{}, shard.ErrExhausted
+		case stockLate:
+			n.metrics.stockWaits.WithLabelValues("late").Inc()
+			return shard.Claim{}, shard.ErrExhausted
+		}
+		c, err := n.store.ClaimAgain(code, user, time.Now().UnixNano())
+		if !errors.Is(err, shard.ErrExhausted) {
+			n.metrics.stockWaits.WithLabelValues("arrived").Inc()
+			return c, err
+		}
 	}
-	return shard.Claim{}, shard.ErrExhausted
 }
 
 func (n *Node) appendAnswer(dst []byte, amount int64, seq uint64) []byte {

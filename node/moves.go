@@ -123,8 +123,9 @@ const (
 )
 
 // awaitStock is the claim path's answer to an empty node: when a live peer says it holds
-// packets of the rain (or a give is in flight), ask now and wait up to StockWait for a move.
-func (n *Node) awaitStock(code string) int {
+// packets of the rain (or a give is in flight), ask now and wait until a move arrives or the
+// deadline passes. It returns noStockElsewhere without waiting, or stockArrived/stockLate.
+func (n *Node) awaitStock(code string, deadline *time.Timer) int {
 	if n.opts.NoStockMoves || !n.stockElsewhere(code) {
 		return noStockElsewhere
 	}
@@ -133,12 +134,10 @@ func (n *Node) awaitStock(code string) int {
 	case n.moves.kick <- code:
 	default:
 	}
-	t := time.NewTimer(n.opts.StockWait)
-	defer t.Stop()
 	select {
 	case <-ch:
 		return stockArrived
-	case <-t.C:
+	case <-deadline.C:
 		return stockLate
 	}
 }
@@ -204,7 +203,7 @@ func (n *Node) bestDonor(code string, epoch uint64) (donor, bool) {
 func (n *Node) moverLoop(ctx context.Context) {
 	t := time.NewTicker(moveTick)
 	defer t.Stop()
-	lastRedeliver := time.Now()
+	var lastRedeliver time.Time // the first tick redelivers what recovery found undelivered
 	for {
 		select {
 		case <-ctx.Done():
@@ -237,8 +236,8 @@ func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty b
 		return
 	}
 	low := max(minLow, int64(rate*lowHorizon.Seconds()))
-	if !empty && p.RemainingCount >= low {
-		return
+	if !empty && (rate == 0 || p.RemainingCount >= low) {
+		return // no demand here (a donor that gave its stock away does not ask for it back), or enough
 	}
 	want := max(minAsk, int64(rate*askHorizon.Seconds())) - p.RemainingCount
 	n.moves.mu.Lock()
@@ -389,6 +388,7 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	n.moves.undelivered[code][mv.ID] = mv
 	n.moves.unrecorded[code] = true
 	n.moves.mu.Unlock()
+	failpoint("move-out-journaled")
 	n.log.Info("stock moved out", "rain", code, "to", g.To, "count", mv.Count, "amount", mv.Amount, "move", mv.ID)
 	return mv, true, nil
 }
@@ -529,6 +529,7 @@ func (n *Node) acceptMoves(code string, in wire.Moves) error {
 	if err := n.journal.PutRain(m); err != nil {
 		return err
 	}
+	failpoint("move-in-journaled")
 	ri.meta = m
 	for _, i := range fresh {
 		mv := in.Moves[i]
