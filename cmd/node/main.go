@@ -68,6 +68,8 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.Retention, "retention", o.Retention, "keep a finished rain's journal records at least this long (and until the wallet acknowledged them)")
 	walMiB := fs.Int64("wal-size-mib", 0, "size of each of the journal's two write-ahead log files, in MiB (0 = 16)")
 	fs.DurationVar(&o.JanitorInterval, "janitor-interval", o.JanitorInterval, "pace of the retention check and of re-asserting compacted rains after a Redis loss")
+	fs.DurationVar(&o.StockWait, "stock-wait", node.DefaultStockWait, "how long a claim on a node out of stock waits for a move from a node that holds some, before 410 exhausted (at most 1s)")
+	fs.BoolVar(&o.NoStockMoves, "no-stock-moves", false, "serve this node's own slices only: no stock moves in or out (comparisons)")
 	fs.StringVar(&o.WalletGroup, "wallet-group", o.WalletGroup, "the wallet's consumer group on the credit streams: records are dropped only once it acknowledged them")
 	fs.StringVar(&o.Auth, "auth", node.AuthGateway, "who names the user: gateway (X-User-Id) or token (signed user tokens)")
 	fs.StringVar(&o.UserKey, "user-key", "", "token mode: key the platform signs user tokens with")
