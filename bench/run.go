@@ -97,6 +97,10 @@ func loadProblem(l LoadOptions, progress string) string {
 	switch {
 	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0 || l.Procs < 0:
 		return "users, conns, rate, time and procs must not be negative"
+	case l.Balance != "" && !slices.Contains(Balances, l.Balance):
+		return fmt.Sprintf("Balance (--balance) must be one of %v", Balances)
+	case len(l.Nodes) > MaxNodes:
+		return fmt.Sprintf("at most %d nodes", MaxNodes)
 	case progress != "" && !slices.Contains(ProgressModes, progress):
 		return fmt.Sprintf("Progress (--progress) must be one of %v", ProgressModes)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,9 @@ type Answer struct {
 	ClaimID string // 200 only
 	Amount  int64  // 200 only
 	Error   string // error word of a non-200 JSON answer
+	// At is when the answer arrived, from the load's start (the bench load driver sets it; 0
+	// elsewhere).
+	At time.Duration
 }
 
 // Expect is what the checker knows of the rain.
