@@ -73,8 +73,9 @@ func (v *Verdict) Err() error {
 // journaled (the caller waits for that): every claim_id answered once and credited exactly
 // once with the amount the client saw, to the user it answered; no claim_id twice in the
 // stream; Redis totals equal the stream; the clients' sum within the budget (equal when
-// drained); per-user caps held cluster-wide (counted from the stream's user ids: Redis keeps
-// no per-user keys); the nodes hash agrees with the stream.
+// drained); per-user caps held cluster-wide, counted over the stream's user ids (Redis keeps
+// no per-user keys) and over the 200s the clients got, whichever nodes answered them; the nodes
+// hash agrees with the stream. The journals are checked against each other by CheckJournals.
 func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	nodes map[string]ledger.NodeTotals, exp Expect) *Verdict {
 	v := &Verdict{RedisCount: totals.ClaimedCount, RedisAmount: totals.ClaimedAmount, RedisMax: totals.MaxAmount}
@@ -98,7 +99,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 			v.Fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
 		}
 	}
-	checkAnswers(v, answers, byID)
+	checkAnswers(v, answers, byID, exp.MaxPerUser)
 	if v.AnsweredAmount > exp.TotalAmount || v.CreditAmount > exp.TotalAmount {
 		v.Fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
 	}
@@ -130,9 +131,11 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 }
 
 // checkAnswers checks every 200 the clients got: answered once, credited with the amount and
-// user the client saw.
-func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
+// user the client saw, no user answered more than maxPerUser packets (0: no cap) whichever
+// nodes answered it.
+func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit, maxPerUser int) {
 	seen := make(map[string]bool, len(answers))
+	perUser := map[uint64]int{}
 	for _, a := range answers {
 		if a.Status != 200 {
 			continue
@@ -141,6 +144,7 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
 			v.Fail("claim_id %s answered twice", a.ClaimID)
 		}
 		seen[a.ClaimID] = true
+		perUser[a.User]++
 		v.Answered++
 		v.AnsweredAmount += a.Amount
 		c, ok := byID[a.ClaimID]
@@ -149,6 +153,11 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
 			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
 		case c.Amount != a.Amount || c.User != a.User:
 			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+		}
+	}
+	for u, n := range perUser {
+		if maxPerUser > 0 && n > maxPerUser {
+			v.Fail("user %d was answered %d packets (200s), max_per_user %d", u, n, maxPerUser)
 		}
 	}
 }
