@@ -113,10 +113,8 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 		v.Fail("redis totals %d/%d max %d, credit stream %d/%d max %d", totals.ClaimedCount, totals.ClaimedAmount,
 			totals.MaxAmount, v.Credits, v.CreditAmount, max)
 	}
-	for u, n := range perUserCount {
-		if exp.MaxPerUser > 0 && n > exp.MaxPerUser {
-			v.Fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
-		}
+	if over, who, most := overCap(perUserCount, exp.MaxPerUser); over > 0 {
+		v.Fail("%d user(s) credited more than max_per_user %d packets: user %d got %d", over, exp.MaxPerUser, who, most)
 	}
 	if nodes != nil {
 		got := map[string]int64{}
@@ -155,11 +153,23 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit, m
 			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
 		}
 	}
+	if over, who, most := overCap(perUser, maxPerUser); over > 0 {
+		v.Fail("%d user(s) were answered more than max_per_user %d packets (200s): user %d got %d", over, maxPerUser, who, most)
+	}
+}
+
+// overCap counts the users of perUser above max (0: no cap) and names the one with the most
+// (the lowest id among equals).
+func overCap(perUser map[uint64]int, max int) (over int, who uint64, most int) {
 	for u, n := range perUser {
-		if maxPerUser > 0 && n > maxPerUser {
-			v.Fail("user %d was answered %d packets (200s), max_per_user %d", u, n, maxPerUser)
+		if max > 0 && n > max {
+			over++
+			if n > most || (n == most && u < who) {
+				most, who = n, u
+			}
 		}
 	}
+	return over, who, most
 }
 
 // Report lists every way a coordinator's report breaks SPEC.md's reconciliation, nil

@@ -70,7 +70,7 @@ func TestCheckCatchesDoctoredRains(t *testing.T) {
 			*c = append(*c, ledger.Credit{ClaimID: id, Node: "n2", Incarnation: 9, Seq: 1, User: 2, Amount: 5})
 			tot.ClaimedCount++
 			tot.ClaimedAmount += 5
-		}, "user 2 was answered 3 packets (200s), max_per_user 2"},
+		}, "1 user(s) were answered more than max_per_user 2 packets (200s): user 2 got 3"},
 		{"drained but short", func(_ *[]Answer, _ *[]ledger.Credit, _ *ledger.RainTotals, exp *Expect) {
 			exp.TotalAmount, exp.TotalCount = 300, 7
 		}, "drained but credited"},
