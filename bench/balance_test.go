@@ -145,3 +145,16 @@ func TestLoadRandomExhaustedNode(t *testing.T) {
 		}
 	}
 }
+
+// The per-tap node choice of the hot loop: a few multiplications, no allocation.
+func BenchmarkPick(b *testing.B) {
+	w := &worker{rng: 1}
+	b.ReportAllocs()
+	s := 0
+	for b.Loop() {
+		s += w.pick(BalanceSkew, 3)
+	}
+	if s < 0 {
+		b.Fatal(s)
+	}
+}
