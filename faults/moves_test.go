@@ -112,6 +112,7 @@ func TestStockFollowsDemand(t *testing.T) {
 		t.Errorf("drained rain: claimed %d of %d, lost %d", rep.ClaimedAmount, total, rep.LostAmount)
 	}
 	t.Logf("n1 handed out %d of %d before its first exhausted; moved in %d packets (%d cents)", before, count, n1.MovedInCount, n1.MovedInAmount)
+	checkNoPacketTwice(t, c, code)
 }
 
 // movedIn and movedOut add up node i's moves of the rain as its progress reports them (-1 when
@@ -138,6 +139,21 @@ func movedOut(c *cluster.LocalCluster, code string, i int) int64 {
 		n += m.Count
 	}
 	return n
+}
+
+// checkNoPacketTwice stops the nodes and checks their journals against each other: no packet
+// journaled twice, in one journal or across them, every amount the slice's seed gives.
+func checkNoPacketTwice(t *testing.T, c *cluster.LocalCluster, code string) {
+	t.Helper()
+	js, err := c.Journals(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v check.Verdict
+	check.CheckJournals(&v, js)
+	for _, s := range v.Violations {
+		t.Error(s)
+	}
 }
 
 // restartWith restarts node i (kill -9) with extra environment.
@@ -200,6 +216,7 @@ func TestMoveDonorKilledAfterJournal(t *testing.T) {
 	if line(rep, "n1").MovedInCount == 0 {
 		t.Errorf("the journaled moves never reached n1: %+v", rep.Nodes)
 	}
+	checkNoPacketTwice(t, c, code)
 }
 
 // TestMoveReceiverKilledAfterJournal: the receiver dies (kill -9) right after journaling a move
@@ -228,6 +245,7 @@ func TestMoveReceiverKilledAfterJournal(t *testing.T) {
 	if line(rep, "n1").MovedInCount == 0 {
 		t.Errorf("n1 served no moved stock: %+v", rep.Nodes)
 	}
+	checkNoPacketTwice(t, c, code)
 }
 
 // TestDonorStoppedWhileMoving: a donor stopped with SIGTERM while stock moves: it delivers,
@@ -256,4 +274,5 @@ func TestDonorStoppedWhileMoving(t *testing.T) {
 		t.Errorf("a donor that left gracefully loses nothing: %+v", rep)
 	}
 	t.Logf("n2 left with leftover %d after moving out %d cents; report claimed %d leftover %d", n2.LeftoverAmount, n2.MovedOutAmount, rep.ClaimedAmount, rep.LeftoverAmount)
+	checkNoPacketTwice(t, c, code)
 }

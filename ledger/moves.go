@@ -128,4 +128,3 @@ func (t *NodeTotals) addMove(dir, peer, what string, n int64) {
 		(*list)[i].Amount = n
 	}
 }
-
