@@ -255,7 +255,7 @@ func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty b
 			delete(n.moves.asking, code)
 			n.moves.mu.Unlock()
 		}()
-		n.ask(ctx, code, p.Epoch, want)
+		n.ask(ctx, code, p.Epoch, want, empty || p.RemainingCount == 0)
 	}()
 }
 
@@ -295,21 +295,22 @@ func (n *Node) publishStock(code string, p shard.Progress, now time.Time) {
 
 func abs(v int64) int64 { return max(v, -v) }
 
-// ask asks the donors with the most stock, in turn, for want packets, until one gives some.
-func (n *Node) ask(ctx context.Context, code string, epoch uint64, want int64) {
+// ask asks the two donors with the most stock, in turn, for want packets: until one gives
+// some, or (empty: claims are waiting here) both.
+func (n *Node) ask(ctx context.Context, code string, epoch uint64, want int64, empty bool) {
 	for i, d := range n.donors(code, epoch) {
 		if i == 2 {
 			return
 		}
 		var got wire.Given
 		err := n.moves.client.Do(ctx, "POST", d.addr, wire.RainPath(wire.PathGive, code),
-			wire.Give{To: n.opts.ID, Epoch: epoch, Max: want}, &got)
+			wire.Give{To: n.opts.ID, Epoch: epoch, Max: want, Empty: empty}, &got)
 		if err != nil {
 			n.log.Debug("ask for stock", "rain", code, "donor", d.id, "err", err)
 			continue
 		}
 		n.metrics.movesAsked.Inc()
-		if got.Count > 0 {
+		if got.Count > 0 && !empty {
 			return
 		}
 	}
@@ -356,6 +357,9 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 		return rain.Move{}, false, nil
 	}
 	keep := min(p.RemainingCount/2, int64(n.demandRate(code)*lowHorizon.Seconds()))
+	if g.Empty { // claims wait on the asker: share half and half, whatever the demand here
+		keep = p.RemainingCount / 2
+	}
 	k := min(g.Max, p.RemainingCount-keep, 1<<31)
 	if k <= 0 {
 		return rain.Move{}, false, nil

@@ -70,6 +70,9 @@ type Give struct {
 	To    string `json:"to"`
 	Epoch uint64 `json:"epoch"`
 	Max   int64  `json:"max"`
+	// Empty: the asker has run out and claims are waiting; the donor then shares what it has
+	// half and half rather than keep a reserve for its own demand.
+	Empty bool `json:"empty,omitempty"`
 }
 
 // Given is a donor's answer to Give: what it moved (journaled, and delivered unless Delivered is
