@@ -200,7 +200,9 @@ type checker struct {
 	probs  []string
 }
 
-func (c *checker) fail(format string, args ...any) { c.probs = append(c.probs, fmt.Sprintf(format, args...)) }
+func (c *checker) fail(format string, args ...any) {
+	c.probs = append(c.probs, fmt.Sprintf(format, args...))
+}
 
 // check returns every drift between the manifests, the binaries and the Dockerfile.
 func check(b *bundle, bins map[string]binary, docker string) []string {
