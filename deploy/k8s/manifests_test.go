@@ -204,8 +204,8 @@ func (c *checker) fail(format string, args ...any) {
 	c.probs = append(c.probs, fmt.Sprintf(format, args...))
 }
 
-// check returns every drift between the manifests, the binaries and the Dockerfile.
-func check(b *bundle, bins map[string]binary, docker string) []string {
+// drift returns every drift between the manifests, the binaries and the Dockerfile.
+func drift(b *bundle, bins map[string]binary, docker string) []string {
 	c := &checker{b: b, bins: bins, docker: docker}
 	seen := map[string]bool{}
 	for _, s := range b.sets {
@@ -645,7 +645,7 @@ func TestManifestsMatchTheBinaries(t *testing.T) {
 		t.Fatalf("decoded %d StatefulSets, %d Services, %d Secrets, %d budgets; want 2, 3, 1, 1",
 			len(b.sets), len(b.services), len(b.secrets), len(b.pdbs))
 	}
-	for _, p := range check(b, binaries(t), dockerfile(t)) {
+	for _, p := range drift(b, binaries(t), dockerfile(t)) {
 		t.Error(p)
 	}
 }
@@ -725,7 +725,7 @@ func TestSpoiledManifestsAreCaught(t *testing.T) {
 			if err != nil {
 				got = []string{err.Error()}
 			} else {
-				got = check(b, bins, d)
+				got = drift(b, bins, d)
 			}
 			for _, p := range got {
 				if strings.Contains(p, tc.want) {
