@@ -28,20 +28,20 @@ const podIP = "127.0.0.1"
 
 // pod is one of the manifests' pods run as a process on this machine.
 type pod struct {
-	name string // the pod's name: the StatefulSet's, "-0"
+	name string // the pod's name: the StatefulSet's, "-<ordinal>"
 	http string // podIP:port of its HTTP listener
 	p    *proc.Proc
 }
 
-// runPod starts the first pod of s as Kubernetes would: the container's command with its
+// runPod starts pod ordinal of s as Kubernetes would: the container's command with its
 // environment, the downward API and the Secret's keys resolved. The command line (which wins
 // over the environment) gives only what cannot be the manifest's here: free ports instead of
 // the fixed ones (still bound on 0.0.0.0), a test data dir, a join list of this machine's
 // addresses instead of pod DNS names, and fast gossip.
-func runPod(t *testing.T, s *appsv1.StatefulSet, secrets map[string]string, data string, gossipPort int, join string) *pod {
+func runPod(t *testing.T, s *appsv1.StatefulSet, ordinal int, secrets map[string]string, data string, gossipPort int, join string) *pod {
 	t.Helper()
 	ct := s.Spec.Template.Spec.Containers[0]
-	name := s.Name + "-0"
+	name := s.Name + "-" + strconv.Itoa(ordinal)
 	var env []string
 	for _, e := range ct.Env {
 		v, ok := e.Value, true
@@ -123,7 +123,7 @@ func probesAnswer(t *testing.T, s *appsv1.StatefulSet, pd *pod, bin binary) {
 // The manifests' pods run for real: the coordinator and a node started with the environment
 // the StatefulSets give them, bound to 0.0.0.0 and advertising their "pod IP". Every probe and
 // scrape path answers; the node is listed, and reached, at its advertised address; a rain runs
-// over it; the node's SIGTERM drain ends within the grace the static check demands and leaves
+// over it (a node added mid-rain has no slice of it); the node's SIGTERM drain ends within the grace the static check demands and leaves
 // its remainder as leftover (not lost); the pod back under the same name and volume recovers its
 // journal; the rain settles and balances.
 func TestManifestsPodsRun(t *testing.T) {
@@ -141,10 +141,10 @@ func TestManifestsPodsRun(t *testing.T) {
 		"redis-url": redis.URL(), "user-key": cluster.RandomHex(16)}
 	dir := t.TempDir()
 	coordGossip := freePort(t)
-	coord := runPod(t, sets["coordinator"], secrets, filepath.Join(dir, "coord"), coordGossip, "")
+	coord := runPod(t, sets["coordinator"], 0, secrets, filepath.Join(dir, "coord"), coordGossip, "")
 	join := net.JoinHostPort(podIP, strconv.Itoa(coordGossip))
 	nodeData := filepath.Join(dir, "node")
-	nd := runPod(t, sets["node"], secrets, nodeData, freePort(t), join)
+	nd := runPod(t, sets["node"], 0, secrets, nodeData, freePort(t), join)
 	probesAnswer(t, sets["coordinator"], coord, bins["coordinator"])
 	probesAnswer(t, sets["node"], nd, bins["node"])
 
@@ -176,6 +176,13 @@ func TestManifestsPodsRun(t *testing.T) {
 	}
 	answers := claim(nd, r.Code, 1, 60)
 
+	// A node added mid-rain holds no slice of it.
+	added := runPod(t, sets["node"], 1, secrets, filepath.Join(dir, "node-1"), freePort(t), join)
+	testcluster.WaitHTTP(t, added.p, "http://"+added.http+"/readyz", 30*time.Second)
+	if a := tap.NewClaimer(1).Claim(added.http, r.Code, 1000); a.Status != 404 || a.Error != "unknown_rain" {
+		t.Fatalf("a claim on a node added mid-rain: %+v; want 404 unknown_rain (README says so)", a)
+	}
+
 	// The pod goes: SIGTERM, drained within the node's bound.
 	began := time.Now()
 	if err := nd.p.Term(bins["node"].drain + graceMargin); err != nil {
@@ -193,7 +200,7 @@ func TestManifestsPodsRun(t *testing.T) {
 	}
 
 	// The pod comes back under its name with its volume: it recovers and serves the rest.
-	nd = runPod(t, sets["node"], secrets, nodeData, freePort(t), join)
+	nd = runPod(t, sets["node"], 0, secrets, nodeData, freePort(t), join)
 	testcluster.Eventually(t, 30*time.Second, "the node back, alive", func() bool { return listedAt() == nd.http })
 	answers = append(answers, claim(nd, r.Code, 61, 120)...)
 	if _, err := adm.Act(ctx, r.Code, "stop", 7); err != nil {
