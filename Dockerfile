@@ -12,10 +12,12 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # Static (no cgo: distroless/static has no libc), no local paths in the binary, symbol table
-# stripped. TARGETOS/TARGETARCH are set by buildx for multi-platform builds.
-ARG TARGETOS=linux TARGETARCH=amd64
+# stripped. BuildKit sets TARGETOS/TARGETARCH (multi-platform builds); without them, the
+# builder's own platform.
+ARG TARGETOS TARGETARCH
 RUN for cmd in node coordinator; do \
-      CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags=-s -o /out/$cmd ./cmd/$cmd || exit 1; \
+      CGO_ENABLED=0 GOOS=${TARGETOS:-$(go env GOOS)} GOARCH=${TARGETARCH:-$(go env GOARCH)} \
+        go build -trimpath -ldflags=-s -o /out/$cmd ./cmd/$cmd || exit 1; \
     done \
  && mkdir -p /out/data
 
