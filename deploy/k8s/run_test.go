@@ -36,8 +36,8 @@ type pod struct {
 // runPod starts pod ordinal of s as Kubernetes would: the container's command with its
 // environment, the downward API and the Secret's keys resolved. The command line (which wins
 // over the environment) gives only what cannot be the manifest's here: free ports instead of
-// the fixed ones (still bound on 0.0.0.0), a test data dir, a join list of this machine's
-// addresses instead of pod DNS names, and fast gossip.
+// the fixed ones (still bound on 0.0.0.0), a test data dir, a join address of this machine
+// (by name, like the pod DNS names), and fast gossip.
 func runPod(t *testing.T, s *appsv1.StatefulSet, ordinal int, secrets map[string]string, data string, gossipPort int, join string) *pod {
 	t.Helper()
 	ct := s.Spec.Template.Spec.Containers[0]
@@ -142,7 +142,8 @@ func TestManifestsPodsRun(t *testing.T) {
 	dir := t.TempDir()
 	coordGossip := freePort(t)
 	coord := runPod(t, sets["coordinator"], 0, secrets, filepath.Join(dir, "coord"), coordGossip, "")
-	join := net.JoinHostPort(podIP, strconv.Itoa(coordGossip))
+	// A name, as the manifests' pod DNS names are: the nodes resolve it (and retry) themselves.
+	join := net.JoinHostPort("localhost", strconv.Itoa(coordGossip))
 	nodeData := filepath.Join(dir, "node")
 	nd := runPod(t, sets["node"], 0, secrets, nodeData, freePort(t), join)
 	probesAnswer(t, sets["coordinator"], coord, bins["coordinator"])
