@@ -131,8 +131,11 @@ func (n *Node) listen() error {
 	if n.opts.FastGossip {
 		g = gossip.LocalOptions()
 	}
-	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.HTTPAddr()}
+	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.advertised(n.HTTPAddr())}
 	g.BindAddr, g.Secret, g.Join, g.Logger = n.opts.GossipAddr, n.opts.Secret, n.opts.Join, n.log
+	if n.opts.Advertise != "" {
+		g.AdvertiseAddr = net.JoinHostPort(n.opts.Advertise, "0") // port 0: the one bound
+	}
 	g.OnNews = n.onNews // called only once Start has started gossiping, after recovery
 	if n.gossip, err = gossip.Bind(g); err != nil {
 		n.closeOwnListener()
@@ -142,6 +145,15 @@ func (n *Node) listen() error {
 		return fmt.Errorf("%w: gossip: %v", ErrOptions, err)
 	}
 	return nil
+}
+
+// advertised is bound (host:port) with its host replaced by Options.Advertise, if given.
+func (n *Node) advertised(bound string) string {
+	_, port, err := net.SplitHostPort(bound)
+	if n.opts.Advertise == "" || err != nil {
+		return bound
+	}
+	return net.JoinHostPort(n.opts.Advertise, port)
 }
 
 // closeGossip releases the gossip address if New bound one and Start did not take it.

@@ -23,6 +23,7 @@ type Options struct {
 	DataDir    string   // required: holds journal.db
 	RedisURL   string   // required: redis://host:port/db, flush target
 	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
+	Advertise  string   // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
 	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
@@ -138,6 +139,8 @@ func (o *Options) validate() error {
 		return bad("id", fmt.Sprintf("the journal given belongs to node %q", o.Journal.NodeID()))
 	case o.RedisURL == "" && o.Redis == nil:
 		return bad("redis", "required")
+	case o.Advertise != "" && net.ParseIP(o.Advertise) == nil:
+		return bad("advertise", fmt.Sprintf("%q is not an IP address", o.Advertise))
 	case len(o.Join) > gossip.MaxJoin:
 		return bad("join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
 	case len(o.Secret) < 8:

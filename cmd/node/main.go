@@ -57,6 +57,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.StringVar(&o.ID, "id", "", "unique node id, part of every claim_id (required)")
 	fs.StringVar(&o.HTTPAddr, "http", o.HTTPAddr, "claim API listen address")
 	fs.StringVar(&o.GossipAddr, "gossip", o.GossipAddr, "gossip bind address")
+	fs.StringVar(&o.Advertise, "advertise", "", "IP peers reach this node at, when not the bound one (a pod's IP behind --http/--gossip 0.0.0.0)")
 	join := fs.String("join", "", "comma-separated gossip addresses to join (retried)")
 	fs.StringVar(&o.DataDir, "data", "", "data directory holding the journal (required)")
 	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
