@@ -304,6 +304,7 @@
 
   function renderRain(r, text) {
     view.anchor = anchorOf(text, r);
+    if (view.status && view.status !== r.status) refreshLists(); // the list shows the new status at once
     view.status = r.status;
     setStatus($("rain-status"), r.status);
     var meta = "anchor " + r.anchor_id + " · room " + r.room_id + " · " + fmt(r.total_count) + " packets · " +
