@@ -31,10 +31,14 @@ func TestMain(m *testing.M) { os.Exit(testcluster.Main(m)) }
 const anchor = 31
 
 // chromiumPath finds the browser: $REDRAIN_CHROMIUM, else chromium on PATH (Debian's package),
-// else /usr/bin/chromium. Missing, the test fails (CI must run it) unless REDRAIN_SKIP_BROWSER=1.
+// else /usr/bin/chromium. Missing, the test fails (CI must run it) unless REDRAIN_SKIP_BROWSER=1
+// on a developer's machine (CI=true refuses the skip).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("REDRAIN_SKIP_BROWSER") == "1" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("REDRAIN_SKIP_BROWSER=1 is for developers' machines: CI runs the browser test")
+		}
 		t.Skip("REDRAIN_SKIP_BROWSER=1: the dashboard's browser test is skipped")
 	}
 	for _, p := range []string{os.Getenv("REDRAIN_CHROMIUM"), "chromium", "/usr/bin/chromium"} {
@@ -61,10 +65,10 @@ type page struct {
 	messages []chromedp.ConsoleMessage
 }
 
-func openPage(t *testing.T, base string) *page {
+func openPage(t *testing.T, chromium, base string) *page {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
@@ -225,11 +229,12 @@ func apiError(t *testing.T, adm *cluster.Admin, method, path, body string) *clus
 }
 
 func TestDashboard(t *testing.T) {
+	chromium := chromiumPath(t)
 	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2})
 	base := "http://" + c.CoordHTTP
 	adm := c.Admin()
 	ctx := context.Background()
-	p := openPage(t, base)
+	p := openPage(t, chromium, base)
 
 	// Two rains from before, so that the list has something in it: one cancelled, one run to the end.
 	cancelled, err := adm.Create(ctx, rain.Config{AnchorID: anchor, RoomID: 3, TotalAmount: 5000, TotalCount: 50, MaxPerUser: 1, DurationS: 60, Remark: "called off"})
