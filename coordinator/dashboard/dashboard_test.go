@@ -99,3 +99,20 @@ func TestIfNoneMatch(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIfNoneMatch: any header value is read without failing, and names the ETag only if it
+// holds it (or "*"); the ETag alone, weak or in a list, always matches.
+func FuzzIfNoneMatch(f *testing.F) {
+	for _, s := range []string{`"abc"`, `W/"abc"`, `"x", "abc"`, `*`, ``, `,,,`, `W/`, `"abc`, "\"abc\"\x00"} {
+		f.Add(s)
+	}
+	const e = `"abc"`
+	f.Fuzz(func(t *testing.T, inm string) {
+		if matches([]byte(inm), e) && !strings.Contains(inm, e) && !strings.Contains(inm, "*") {
+			t.Fatalf("%q matches %s", inm, e)
+		}
+		if !strings.Contains(inm, ",") && !matches([]byte(inm+", "+e), e) {
+			t.Fatalf("%q, %s does not match %s", inm, e, e)
+		}
+	})
+}
