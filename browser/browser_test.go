@@ -195,7 +195,16 @@ func statusOf(v view, code string) string {
 	return ""
 }
 
-// num reads a figure as the page prints it ("1,234,567").
+// figure reads a figure as the page prints it ("1,234,567"), or -1.
+func figure(s string) int64 {
+	n, err := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// num reads a figure as the page prints it, or fails the test.
 func num(t *testing.T, s string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
@@ -230,7 +239,10 @@ func apiError(t *testing.T, adm *cluster.Admin, method, path, body string) *clus
 
 func TestDashboard(t *testing.T) {
 	chromium := chromiumPath(t)
+	began := time.Now()
+	step := func(what string) { t.Logf("%5.1fs %s", time.Since(began).Seconds(), what) }
 	c := testlocal.Cluster(t, cluster.ClusterOptions{Nodes: 2})
+	step("cluster up")
 	base := "http://" + c.CoordHTTP
 	adm := c.Admin()
 	ctx := context.Background()
@@ -257,6 +269,7 @@ func TestDashboard(t *testing.T) {
 	// The page and its assets need no token; the page asks for it.
 	p.do("open the dashboard", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("login")))
 	p.shot("dashboard-login.png")
+	step("page open")
 
 	// A wrong token: the API's 401, in the API's words; still logged out.
 	want := apiError(t, cluster.NewAdmin(c.CoordHTTP, "not-the-token"), "GET", "/v1/nodes", "")
@@ -279,6 +292,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("after login: URL %q, sessionStorage %q, cookies %q, localStorage %d items", v.URL, v.SessionToken, v.Cookies, v.LocalStorage)
 	}
 	p.shot("dashboard-rains.png")
+	step("logged in")
 
 	// A bad total: the API's 400 in its words, and nothing created.
 	bad := fmt.Sprintf(`{"anchor_id":%d,"room_id":7,"total_amount":5,"total_count":10,"max_per_user":1,"duration_s":60,"min_claim_interval_ms":0,"algorithm":"double_average"}`, anchor)
@@ -311,6 +325,7 @@ func TestDashboard(t *testing.T) {
 		return v.Rain && !v.Error && v.Status == "waiting" && v.Prepare && len(v.Rains) == 3
 	})
 	code := v.Code
+	step("rain created")
 	r, err := adm.Get(ctx, code)
 	if err != nil {
 		t.Fatalf("the page's rain %q: %v", code, err)
@@ -328,6 +343,7 @@ func TestDashboard(t *testing.T) {
 
 	// Claims rise on the page while a load runs, and the chart draws them.
 	load := tap.StartTapper(c, code, users, 4)
+	step("raining")
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -336,11 +352,15 @@ func TestDashboard(t *testing.T) {
 	}()
 	var first int64
 	v = p.waitFor("claims on the page", 30*time.Second, func(v view) bool {
-		first = num(t, v.ClaimedCount)
+		first = figure(v.ClaimedCount)
 		return first > 0
 	})
-	v = p.waitFor("claims rising, the chart drawn", 30*time.Second, func(v view) bool {
-		return num(t, v.ClaimedCount) > first && v.Points >= 12 && num(t, v.RateNow) > 0
+	points := 6 // a poll a second
+	if os.Getenv("REDRAIN_DASHBOARD_SHOTS") != "" {
+		points = 25 // the README's chart: a longer line
+	}
+	v = p.waitFor("claims rising, the chart drawn", time.Duration(points+30)*time.Second, func(v view) bool {
+		return figure(v.ClaimedCount) > first && v.Points >= points && figure(v.RateNow) > 0
 	})
 	for _, row := range v.ReportNodes { // node, state, slice, claimed cents, claimed, remaining, leftover, lost, flushed
 		if row[1] != "alive" || num(t, row[4]) <= 0 || num(t, row[5]) <= 0 || row[7] != "0" {
@@ -351,6 +371,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("while raining the page says %q: %s + %s + %s = %s of %s", v.Verdict, v.Claimed, v.Leftover, v.Lost, v.Sum, v.Total)
 	}
 	p.shot("dashboard-live.png")
+	step("claims rising on the page")
 
 	// Stop from the page under load; then the report, settled, balances and matches the API's.
 	p.do("stop", chromedp.Click(chromedp.ID("act-stop")))
@@ -358,6 +379,7 @@ func TestDashboard(t *testing.T) {
 	answers := load.Stop()
 	stopped = true
 	rep := verify(t, c, code, answers, total, count, maxPer)
+	step("stopped, verified")
 	v = p.waitFor("the settled report, as the API has it", 30*time.Second, func(v view) bool {
 		return v.Status == "settled" && statusOf(v, code) == "settled" && v.Claimed == fmtNum(rep.ClaimedAmount) && v.Leftover == fmtNum(rep.LeftoverAmount) &&
 			v.Lost == fmtNum(rep.LostAmount)
@@ -382,6 +404,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("a settled rain offers an action: prepare %v start %v stop %v", v.Prepare, v.Start, v.Stop)
 	}
 	p.shot("dashboard-settled.png")
+	step("settled on the page")
 
 	p.checkConsole()
 }

@@ -6,9 +6,11 @@
 
 (function () {
   var TOKEN_KEY = "redrain.adminToken";
-  var LIST_EVERY = 2000;   // ms between refreshes of the rain and node lists
-  var LIVE_EVERY = 500;    // ms between report polls of a raining rain
-  var IDLE_EVERY = 1500;   // ms between report polls of a rain in any other status
+  // Every poll is an admin request, audited in the coordinator's log: a few a second at most,
+  // and none while the tab is hidden.
+  var LIST_EVERY = 3000;   // ms between refreshes of the rain and node lists
+  var LIVE_EVERY = 1000;   // ms between report polls of a raining rain
+  var IDLE_EVERY = 3000;   // ms between report polls of a rain in any other status
 
   var $ = function (id) { return document.getElementById(id); };
   var view = {
@@ -176,7 +178,7 @@
     }, function (e) {
       if (seq === view.listSeq) showError(e, "list");
     }).then(function () {
-      if (seq === view.listSeq && token()) view.listTimer = setTimeout(refreshLists, LIST_EVERY);
+      if (seq === view.listSeq && token() && !document.hidden) view.listTimer = setTimeout(refreshLists, LIST_EVERY);
     });
   }
 
@@ -296,7 +298,7 @@
     }, function (e) {
       if (gen === view.gen) showError(e, "live");
     }).then(function () {
-      if (gen === view.gen && token()) {
+      if (gen === view.gen && token() && !document.hidden) {
         view.liveTimer = setTimeout(poll, view.status === "raining" ? LIVE_EVERY : IDLE_EVERY);
       }
     });
@@ -408,6 +410,14 @@
     $("act-prepare").addEventListener("click", function () { act("prepare"); });
     $("act-start").addEventListener("click", function () { act("start"); });
     $("act-stop").addEventListener("click", function () { act("stop"); });
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden || !token() || $("app").hidden) return;
+      refreshLists(); // polling stopped while hidden: pick it up again
+      if (view.code) {
+        view.last = null; // no rate across the pause
+        poll();
+      }
+    });
     if (!token()) {
       showLogin();
       return;
