@@ -295,7 +295,8 @@ func TestDashboard(t *testing.T) {
 	step("logged in")
 
 	// A bad total: the API's 400 in its words, and nothing created.
-	bad := fmt.Sprintf(`{"anchor_id":%d,"room_id":7,"total_amount":5,"total_count":10,"max_per_user":1,"duration_s":60,"min_claim_interval_ms":0,"algorithm":"double_average"}`, anchor)
+	bad := fmt.Sprintf(`{"anchor_id":%d,"room_id":7,"total_amount":5,"total_count":10,"max_per_user":1,"duration_s":600,"min_claim_interval_ms":0,"algorithm":"double_average","remark":"browser test"}`, anchor)
+	// (the body the page sends for the form below, field for field)
 	want = apiError(t, adm, "POST", "/v1/rains", bad)
 	fill := func(amount, count, maxPer string) {
 		p.do("fill the create form",
@@ -405,6 +406,15 @@ func TestDashboard(t *testing.T) {
 	}
 	p.shot("dashboard-settled.png")
 	step("settled on the page")
+	for _, other := range []string{earlier.Code, cancelled.Code} { // the rains made through the API balance too
+		rep, err := adm.Report(ctx, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range check.Report(rep) {
+			t.Errorf("rain %s: %s", other, s)
+		}
+	}
 
 	p.checkConsole()
 }
