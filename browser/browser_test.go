@@ -185,6 +185,22 @@ func (p *page) waitFor(what string, timeout time.Duration, cond func(v view) boo
 	return v
 }
 
+// The columns of the report's node table.
+const (
+	colNode = iota
+	colState
+	colSlice
+	colMovedIn
+	colMovedOut
+	colClaimedAmount
+	colClaimed
+	colRemaining
+	colLeftover
+	colLost
+	colFlushed
+	columns
+)
+
 // statusOf is the status the rain list shows for code ("" if it is not listed).
 func statusOf(v view, code string) string {
 	for _, row := range v.Rains {
@@ -363,8 +379,8 @@ func TestDashboard(t *testing.T) {
 	v = p.waitFor("claims rising, the chart drawn", time.Duration(points+30)*time.Second, func(v view) bool {
 		return figure(v.ClaimedCount) > first && v.Points >= points && figure(v.RateNow) > 0
 	})
-	for _, row := range v.ReportNodes { // node, state, slice, claimed cents, claimed, remaining, leftover, lost, flushed
-		if row[1] != "alive" || num(t, row[4]) <= 0 || num(t, row[5]) <= 0 || row[7] != "0" {
+	for _, row := range v.ReportNodes {
+		if row[colState] != "alive" || num(t, row[colClaimed]) <= 0 || num(t, row[colRemaining]) <= 0 || row[colLost] != "0" {
 			t.Fatalf("a node's line while raining: %v", row)
 		}
 	}
@@ -390,14 +406,20 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("settled: the page says %s + %s + %s = %s of %s, %q; the API %+v", v.Claimed, v.Leftover, v.Lost, v.Sum, v.Total, v.Verdict, rep)
 	}
 	for _, row := range v.ReportNodes {
+		if len(row) != columns {
+			t.Fatalf("node line %v: want %d columns", row, columns)
+		}
 		var n *adminapi.NodeReport
 		for i := range rep.Nodes {
-			if rep.Nodes[i].Node == row[0] {
+			if rep.Nodes[i].Node == row[colNode] {
 				n = &rep.Nodes[i]
 			}
 		}
-		if n == nil || row[3] != fmtNum(n.ClaimedAmount) || row[6] != fmtNum(n.LeftoverAmount) || row[8] != fmtNum(n.FlushedAmount) ||
-			row[5] != fmtNum(n.SliceCount-n.ClaimedCount) {
+		if n == nil || row[colSlice] != fmtNum(n.SliceAmount) || row[colMovedIn] != fmtNum(n.MovedInAmount) ||
+			row[colMovedOut] != fmtNum(n.MovedOutAmount) || row[colClaimedAmount] != fmtNum(n.ClaimedAmount) ||
+			row[colClaimed] != fmtNum(n.ClaimedCount) || row[colLeftover] != fmtNum(n.LeftoverAmount) ||
+			row[colLost] != fmtNum(n.LostAmount) || row[colFlushed] != fmtNum(n.FlushedAmount) ||
+			row[colRemaining] != fmtNum(n.SliceCount+n.MovedInCount-n.MovedOutCount-n.ClaimedCount) {
 			t.Fatalf("node line %v, the API's %+v", row, n)
 		}
 	}

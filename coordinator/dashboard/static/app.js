@@ -352,10 +352,14 @@
       tr.dataset.node = n.node;
       cell(tr, n.node);
       cell(tr, n.state, "state-" + n.state);
+      // a node's share is its slice plus the stock moved to it, less the stock it gave away
+      var movedIn = n.moved_in_count || 0, movedOut = n.moved_out_count || 0;
       cell(tr, fmt(n.slice_amount), "num");
+      cell(tr, fmt(n.moved_in_amount || 0), "num");
+      cell(tr, fmt(n.moved_out_amount || 0), "num");
       cell(tr, fmt(n.claimed_amount), "num");
       cell(tr, fmt(n.claimed_count), "num");
-      cell(tr, fmt(n.slice_count - n.claimed_count), "num");
+      cell(tr, fmt(n.slice_count + movedIn - movedOut - n.claimed_count), "num");
       cell(tr, fmt(n.leftover_amount), "num");
       cell(tr, fmt(n.lost_amount), "num");
       cell(tr, fmt(n.flushed_amount), "num");
