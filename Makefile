@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 BINS    := node coordinator bench
 
-.PHONY: all build test bench lint fuzz redis demo setup-a clean
+.PHONY: all build test bench lint fuzz redis chromium demo setup-a clean
 
 all: build
 
@@ -17,9 +17,14 @@ build:
 redis:
 	@./scripts/ensure-redis.sh
 
+# The dashboard's browser test (browser/) needs Chromium: installed when missing (as root on
+# Debian); REDRAIN_SKIP_BROWSER=1 skips that test instead.
+chromium:
+	@./scripts/ensure-chromium.sh
+
 # -p 1: the integration tests start real clusters (redis, coordinator, nodes); two packages at
 # once on a 2-core machine starve each other's processes.
-test: redis
+test: redis chromium
 	$(GO) test -race -count=1 -p 1 -timeout 14m $(PKGS)
 
 bench:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/coordinator/dashboard"
 	"redrain/internal/logpace"
 	"redrain/rain"
 )
@@ -161,12 +162,17 @@ type request struct {
 }
 
 // serveHTTP routes on the raw path (SPEC.md): an escaped ('%'), doubled-slash or dot-segment
-// form of a route is not that route, and is 404 (401 without the token).
+// form of a route is not that route, and is 404 (401 without the token). /healthz, /metrics and
+// the dashboard's paths (dashboard.Paths, exact matches) need no token.
 func (c *Coordinator) serveHTTP(ctx *fasthttp.RequestCtx) {
 	path, method := string(ctx.Request.URI().PathOriginal()), string(ctx.Method())
 	switch path {
 	case "/healthz", "/metrics":
 		c.servePublic(ctx, path[1:], method)
+		return
+	}
+	if a := dashboard.Lookup(path); a != nil { // the dashboard's page and assets: exact paths only
+		c.serveAsset(ctx, a, method)
 		return
 	}
 	req, e := route(method, path)

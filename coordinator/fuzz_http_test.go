@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"redrain/coordinator/dashboard"
 	"redrain/internal/testredis"
 )
 
@@ -59,6 +60,9 @@ func FuzzAdminRequest(f *testing.F) {
 		"GET /v1/rains/" + strings.Repeat("A", 5000) + " HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /v1/nodes HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("p", MaxHeaderBytes) + "\r\n\r\n",
 		"GET /v1/nodes HTTP/1.1\r\nHost: x\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD /dashboard/app.js HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /dashboard/app.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + dashboard.Lookup("/dashboard/app.css").ETag + "\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", "GET /dashboard/../v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET / HTTP/1.1\r\n\r\n", "NOT HTTP\r\n\r\n", "\x00\x01\x02\r\n\r\n", "GET\r\n\r\n", "",
 	} {
 		f.Add([]byte(s))
@@ -124,10 +128,19 @@ func checkFuzzAnswer(t *testing.T, resp *http.Response, body []byte, head, withT
 		if withToken {
 			return
 		}
-		// Without the token only /healthz ({"status":"ok"}) and /metrics (text) answer 200.
+		// Without the token only /healthz ({"status":"ok"}), /metrics (text) and the dashboard's
+		// assets answer 200.
 		ct := resp.Header.Get("Content-Type")
+		if st == 200 && isAsset(resp, body, head) {
+			return
+		}
 		if st != 200 || !(strings.HasPrefix(ct, "text/plain") || head || bytes.Equal(bytes.TrimSpace(body), []byte(`{"status":"ok"}`))) {
 			t.Fatalf("%d %s %q without the admin token, to %q", st, ct, body, in)
+		}
+		return
+	case st == 304:
+		if !isAsset(resp, body, true) || len(body) != 0 {
+			t.Fatalf("304 that is not a dashboard asset's, to %q", in)
 		}
 		return
 	case fuzzWords[st] == nil:
@@ -180,3 +193,16 @@ func (c *fuzzConn) RemoteAddr() net.Addr {
 func (c *fuzzConn) SetDeadline(time.Time) error      { return nil }
 func (c *fuzzConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *fuzzConn) SetWriteDeadline(time.Time) error { return nil }
+
+// isAsset reports whether an answer is one of the dashboard's assets: its type, its ETag and
+// its body (none for HEAD or 304).
+func isAsset(resp *http.Response, body []byte, noBody bool) bool {
+	for _, p := range dashboard.Paths() {
+		a := dashboard.Lookup(p)
+		if resp.Header.Get("ETag") == a.ETag && (resp.StatusCode == 304 || resp.Header.Get("Content-Type") == a.ContentType) &&
+			(noBody || bytes.Equal(body, a.Body)) && resp.Header.Get("Content-Security-Policy") == dashboard.CSP {
+			return true
+		}
+	}
+	return false
+}
