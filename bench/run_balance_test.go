@@ -11,10 +11,10 @@ import (
 	"redrain/rain"
 )
 
-// bench run on a local 3-node cluster with every tap to the first node: today a node hands out
-// only its own slice, so about a third of the rain goes out before the first exhausted, and the
-// other two nodes keep their slices to the end. The per-node figures say so, the journal files
-// are read and checked after the nodes stop, and every invariant holds.
+// bench run on a local 3-node cluster with every tap to the first node: the other two nodes'
+// stock moves to it, so it hands out the whole rain, (nearly) all of it before its first
+// exhausted, and the untapped nodes end with nothing left. The per-node figures say so, the
+// journal files are read and checked after the nodes stop, and every invariant holds.
 func TestRunBalanceOne(t *testing.T) {
 	bin := testcluster.Bin(t, "node")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -32,16 +32,17 @@ func TestRunBalanceOne(t *testing.T) {
 		t.Fatalf("per node %+v, journal files %+v, redis %+v", res.PerNode, res.JournalFiles, res.Redis)
 	}
 	first, rest := res.PerNode[0], res.PerNode[1:]
-	if first.ID != "n1" || first.Claims != 1000 || first.Exhausted == 0 || first.FirstExhaustedS == nil ||
+	if first.ID != "n1" || first.Claims != 3000 || first.Exhausted == 0 || first.FirstExhaustedS == nil ||
 		first.RemainingCount != 0 || first.State != "alive" || first.ViewError != "" {
 		t.Fatalf("first node %+v", first)
 	}
-	// A 200 journaled before the first exhausted may arrive just after it (its fsync).
-	if res.BeforeExhausted < 900 || res.BeforeExhausted > 1000 || res.BeforeExhaustedPct < 30 || res.BeforeExhaustedPct > 33.4 {
+	// The last few packets of a rain race the stock hints (a move of the last ones may arrive
+	// after a claim's wait): 99% here; bench run measures 99.9% on 100,000 packets.
+	if res.BeforeExhausted < 2970 || res.BeforeExhausted > 3000 || res.BeforeExhaustedPct < 99 {
 		t.Fatalf("before the first exhausted: %d (%.1f%%)", res.BeforeExhausted, res.BeforeExhaustedPct)
 	}
 	for _, n := range rest {
-		if n.Answers != 0 || n.RemainingCount != 1000 || n.RemainingAmount != n.LeftoverAmount || n.LeftoverAmount == 0 {
+		if n.Answers != 0 || n.RemainingCount != 0 || n.LeftoverAmount != 0 || n.LostAmount != 0 {
 			t.Fatalf("untapped node %+v", n)
 		}
 	}

@@ -60,14 +60,16 @@ func TestLeftoverOfAReturningNode(t *testing.T) {
 }
 
 // checkReturned checks n1's line: dead, no leftover (its record was superseded when it came back),
-// lost = slice - claimed >= 0.
+// lost = share - claimed >= 0 (its share: its slice and the stock moved to it, the taps being
+// all on n1).
 func checkReturned(t *testing.T, nodes []adminapi.NodeReport, when string) {
 	t.Helper()
 	for _, n := range nodes {
 		if n.Node != "n1" {
 			continue
 		}
-		if n.State != "dead" || n.LeftoverAmount != 0 || n.LostAmount != n.SliceAmount-n.ClaimedAmount || n.LostAmount < 0 {
+		share, _ := n.Share()
+		if n.State != "dead" || n.LeftoverAmount != 0 || n.LostAmount != share-n.ClaimedAmount || n.LostAmount < 0 {
 			t.Errorf("%s: n1's line %+v", when, n)
 		}
 		return

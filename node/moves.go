@@ -595,26 +595,31 @@ func (n *Node) recordMoves(ctx context.Context, all bool) {
 		codes = n.store.Codes()
 	}
 	for _, code := range codes {
-		n.mu.Lock()
-		var in, out []ledger.MoveTotal
-		if ri := n.rains[code]; ri != nil {
-			in = moveTotals(ri.meta.MovesIn, func(m rain.Move) string { return m.From })
-			out = moveTotals(ri.meta.MovesOut, func(m rain.Move) string { return m.To })
-		}
-		n.mu.Unlock()
-		if len(in)+len(out) == 0 {
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, moveCallTimeout)
-		err := n.rdb.RecordMoves(rctx, code, n.opts.ID, in, out)
-		cancel()
-		if err != nil {
+		if err := n.recordMovesOf(ctx, code); err != nil {
 			n.log.Warn("record stock moves in Redis", "rain", code, "err", err)
 			n.moves.mu.Lock()
 			n.moves.unrecorded[code] = true
 			n.moves.mu.Unlock()
 		}
 	}
+}
+
+// recordMovesOf writes one rain's moves to Redis (nothing when it has none). Idempotent: the
+// janitor also re-asserts a compacted rain's moves with it after a Redis loss.
+func (n *Node) recordMovesOf(ctx context.Context, code string) error {
+	n.mu.Lock()
+	var in, out []ledger.MoveTotal
+	if ri := n.rains[code]; ri != nil {
+		in = moveTotals(ri.meta.MovesIn, func(m rain.Move) string { return m.From })
+		out = moveTotals(ri.meta.MovesOut, func(m rain.Move) string { return m.To })
+	}
+	n.mu.Unlock()
+	if len(in)+len(out) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, moveCallTimeout)
+	defer cancel()
+	return n.rdb.RecordMoves(rctx, code, n.opts.ID, in, out)
 }
 
 // moveRecorder runs recordMoves at the pace of stock hints.

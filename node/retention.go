@@ -163,6 +163,10 @@ func (n *Node) reassertTombstones(ctx context.Context) {
 			n.log.Warn("redis had lost a compacted rain's totals: re-asserted from the tombstone", "rain", code,
 				"claims", tomb.Count, "amount", tomb.Amount)
 		}
+		if err := n.recordMovesOf(ctx, code); err != nil { // stock moves: raised back if Redis lost them
+			n.log.Warn("re-assert compacted rain's stock moves", "rain", code, "err", err)
+			return
+		}
 	}
 }
 

@@ -140,10 +140,18 @@ func TestCheckReport(t *testing.T) {
 		}, "slices hold 95 packets / 1050 cents"},
 		{"node flushed past its slice", func(r *adminapi.Report) {
 			r.Nodes[2].FlushedAmount = 301
-		}, "flushed 301 cents of a slice of 300 (overpay)"},
+		}, "flushed 301 cents of a share of 300 (overpay)"},
 		{"alive node flushed more than it journaled", func(r *adminapi.Report) {
 			r.Nodes[0].FlushedAmount = 101
 		}, "more than the 100 it journaled"},
+		{"stock moved in that no node moved out", func(r *adminapi.Report) {
+			r.Nodes[0].MovedInAmount, r.Nodes[0].MovedInCount, r.Nodes[0].LeftoverAmount = 10, 1, r.Nodes[0].LeftoverAmount+10
+			r.LeftoverAmount += 10
+		}, "stock moved in 1 / 10 cents is not the stock moved out 0 / 0"},
+		{"a node moved out more than it held", func(r *adminapi.Report) {
+			r.Nodes[1].MovedOutAmount, r.Nodes[1].MovedOutCount = 10_000, 1000
+			r.Nodes[0].MovedInAmount, r.Nodes[0].MovedInCount = 10_000, 1000
+		}, "more than its slice"},
 		{"redis past the budget", func(r *adminapi.Report) {
 			r.FlushedAmount = 1001
 		}, "exceed the rain's"},
