@@ -418,7 +418,7 @@ func (s *hubShard) drain() {
 func (s *hubShard) add(sub *subscriber) {
 	head := sub.head
 	sub.head = nil
-	if !s.write(sub, head, time.Now()) {
+	if !s.write(sub, head) {
 		s.hub.release(sub.addr)
 		return
 	}
@@ -433,12 +433,11 @@ func (s *hubShard) add(sub *subscriber) {
 
 // send writes an event to the room's subscribers that joined before it was filed.
 func (s *hubShard) send(m shardMsg) {
-	now := time.Now()
 	for sub := range s.rooms[m.room] {
 		if sub.seq >= m.seq {
 			continue
 		}
-		if s.write(sub, m.frame, now) {
+		if s.write(sub, m.frame) {
 			s.hub.sent.Add(1)
 		} else {
 			s.drop(sub)
@@ -447,17 +446,18 @@ func (s *hubShard) send(m shardMsg) {
 }
 
 func (s *hubShard) heartbeat() {
-	now := time.Now()
 	for sub := range s.subs {
-		if !s.write(sub, heartbeatLine, now) {
+		if !s.write(sub, heartbeatLine) {
 			s.drop(sub)
 		}
 	}
 }
 
-// write writes b under the write deadline; false (the connection closed) when it failed.
-func (s *hubShard) write(sub *subscriber, b []byte, now time.Time) bool {
-	if err := sub.conn.SetWriteDeadline(now.Add(s.hub.opts.writeTimeout)); err == nil {
+// write writes b under the write deadline, counted from now (not from the start of a round: a
+// long round must not eat the deadline of the last subscribers in it); false (the connection
+// closed) when it failed.
+func (s *hubShard) write(sub *subscriber, b []byte) bool {
+	if err := sub.conn.SetWriteDeadline(time.Now().Add(s.hub.opts.writeTimeout)); err == nil {
 		if _, err = sub.conn.Write(b); err == nil {
 			return true
 		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
