@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +345,56 @@ func TestEventsCloseDisconnects(t *testing.T) {
 		} else if err != nil {
 			t.Fatalf("after Close: %v", err)
 		}
+	}
+}
+
+// BenchmarkEventsFanout is one event written to 1000 subscribers over loopback TCP (their
+// readers drain in the background): the hub's cost per event, so per subscriber it is the
+// figure divided by 1000.
+func BenchmarkEventsFanout(b *testing.B) {
+	const subs = 1000
+	h := newEventHub(hubOptions{max: subs, perAddr: subs, heartbeat: time.Hour, writeTimeout: time.Second})
+	h.start()
+	defer h.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var readers []net.Conn
+	for range subs {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		readers = append(readers, c)
+		go io.Copy(io.Discard, c)
+		if err := h.reserve("a"); err != nil {
+			b.Fatal(err)
+		}
+		h.join(&subscriber{conn: s, room: 1, addr: "a"}, roomevents.Key{}, false)
+	}
+	defer func() {
+		for _, c := range readers {
+			c.Close()
+		}
+	}()
+	t0 := time.Now().UnixNano()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		want := h.sent.Load() + subs
+		h.publish(roomevents.Lifecycle{Code: "B", Room: 1, TotalCount: 1, PreparedAt: t0 + int64(i)})
+		for h.sent.Load() < want {
+			runtime.Gosched()
+		}
+	}
+	b.StopTimer()
+	if h.slow.Load() != 0 {
+		b.Fatalf("%d subscribers dropped as slow", h.slow.Load())
 	}
 }
