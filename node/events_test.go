@@ -294,10 +294,12 @@ func TestEventsSlowConsumerDropped(t *testing.T) {
 			h.n.events.publish(roomevents.Lifecycle{Code: fmt.Sprintf("R%d", i), Room: 5, TotalCount: 1,
 				PreparedAt: t0 + int64(i), StartsAt: t0 + int64(i), EndsAt: t0 + 1e12, StoppedAt: t0 + int64(i)})
 		}
-		return h.n.events.slow.Load() == 1
+		return h.n.events.slow.Load() >= 1
 	})
-	if n := h.n.events.subscribers(); n != 1 {
-		t.Fatalf("%d subscribers after the slow one was dropped, want the reader only", n)
+	// Counted slow by the write that failed; released by its shard right after.
+	testcluster.Eventually(t, 5*time.Second, "the reader alone subscribed", func() bool { return h.n.events.subscribers() == 1 })
+	if n := h.n.events.slow.Load(); n != 1 {
+		t.Fatalf("%d subscribers dropped as slow, want 1", n)
 	}
 	select {
 	case n := <-got:
