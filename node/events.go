@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,21 +107,41 @@ func (n *Node) handleEvents(ctx *fasthttp.RequestCtx, rawRoom []byte) {
 	}
 	var scratch [16]byte
 	addr := string(n.clientAddr(ctx, scratch[:0]))
-	if err := n.events.reserve(addr); err != nil {
-		if errors.Is(err, errHubAddr) {
-			errSubscribersIP.write(ctx)
-		} else {
-			errSubscribersAll.write(ctx)
-		}
-		return
-	}
+	// The place is taken in the hijack handler, not here: fasthttp may drop a connection between
+	// this handler and its hijack handler, and a place taken here would then never be given back.
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 			c = u.UnsafeConn() // the bare conn: the wrapper would keep the request's read buffer alive
 		}
-		n.events.join(&subscriber{conn: c, room: room, addr: addr}, last, resume)
+		switch err := n.events.reserve(addr); {
+		case errors.Is(err, errHubAddr):
+			refuse(c, errSubscribersIP)
+		case errors.Is(err, errHubClosed):
+			refuse(c, errShutdown)
+		case err != nil:
+			refuse(c, errSubscribersAll)
+		default:
+			n.events.join(&subscriber{conn: c, room: room, addr: addr}, last, resume)
+		}
 	})
+}
+
+// refuse answers a hijacked connection with e (written by hand: fasthttp no longer owns it) and
+// closes it.
+func refuse(c net.Conn, e apiError) {
+	var b []byte
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = append(b, ' ')
+	b = append(b, fasthttp.StatusMessage(e.status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(e.body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, e.body...)
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write(b)
+	c.Close()
 }
 
 // viewerOf checks a token mode subscriber's token (as the claim path takes it, or from the

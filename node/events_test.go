@@ -263,7 +263,8 @@ func TestEventsLimits(t *testing.T) {
 }
 
 func TestEventsSlowConsumerDropped(t *testing.T) {
-	h := eventsHarness(t, func(o *Options) { o.EventWriteTimeout = 50 * time.Millisecond; o.Heartbeat = time.Hour })
+	// The deadline leaves the reader room to be descheduled for a while on a loaded machine.
+	h := eventsHarness(t, func(o *Options) { o.EventWriteTimeout = 300 * time.Millisecond; o.Heartbeat = time.Hour })
 	// A subscriber that never reads, with a small receive window, and one that reads everything.
 	c, err := net.Dial("tcp", h.addr())
 	if err != nil {
@@ -273,6 +274,7 @@ func TestEventsSlowConsumerDropped(t *testing.T) {
 	c.(*net.TCPConn).SetReadBuffer(4096)
 	io.WriteString(c, "GET /v1/rooms/5/events HTTP/1.1\r\nHost: x\r\n\r\n")
 	good := subscribe(t, h.addr(), "/v1/rooms/5/events")
+	good.conn.(*net.TCPConn).SetReadBuffer(4 << 20)
 	got := make(chan int, 1)
 	go func() { // the reader: counts events until its stream ends
 		n := 0
