@@ -119,6 +119,38 @@ func TestViewersHearEveryTransitionOnEveryNode(t *testing.T) {
 		}
 	}
 	checkRain(ctx, t, c, r.Code, a)
+
+	// A rain that runs out its time finishes by the coordinator's loop, and one stopped before it
+	// started is cancelled: every viewer hears both, the node without a slice too.
+	short := cluster.RainConfig(anchor, 500, 1, 1, 1)
+	short.RoomID = room
+	for _, c2 := range []struct {
+		steps []string
+		want  []string
+	}{
+		{[]string{"prepare", "start"}, []string{"prepared", "raining", "finished"}},
+		{[]string{"prepare", "stop"}, []string{"prepared", "cancelled"}},
+	} {
+		r, err = adm.Create(ctx, short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range c2.steps {
+			if _, err := adm.Act(ctx, r.Code, step, anchor); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, status := range c2.want {
+			hear(status)
+		}
+		rep, err := adm.Report(ctx, r.Code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := check.Report(rep); len(p) > 0 {
+			t.Fatalf("report of %s: %v", r.Code, p)
+		}
+	}
 }
 
 // checkRain waits until Redis holds the claim, then checks the report and SPEC's invariants.
