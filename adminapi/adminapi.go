@@ -72,10 +72,22 @@ type NodeReport struct {
 	ClaimedAmount int64  `json:"claimed_amount"` // live: journaled; otherwise: flushed
 	ClaimedCount  int64  `json:"claimed_count"`
 	FlushedAmount int64  `json:"flushed_amount"`
-	// LeftoverAmount and LostAmount complete the slice: SliceAmount == ClaimedAmount +
-	// LeftoverAmount + LostAmount, each >= 0.
+	// Stock moved to this node from others (in) and from it to others (out); its share is
+	// slice + moved in - moved out (Share).
+	MovedInAmount  int64 `json:"moved_in_amount"`
+	MovedInCount   int64 `json:"moved_in_count"`
+	MovedOutAmount int64 `json:"moved_out_amount"`
+	MovedOutCount  int64 `json:"moved_out_count"`
+	// LeftoverAmount and LostAmount complete the share: SliceAmount + MovedInAmount -
+	// MovedOutAmount == ClaimedAmount + LeftoverAmount + LostAmount, each >= 0.
 	LeftoverAmount int64 `json:"leftover_amount"` // live: unclaimed on the node; gone: its current record
-	LostAmount     int64 `json:"lost_amount"`     // dead/suspect/unreachable: slice - flushed - leftover
+	LostAmount     int64 `json:"lost_amount"`     // dead/suspect/unreachable: share - flushed - leftover
+}
+
+// Share is the cents and packets the node answers for: its slice, plus stock moved in, minus
+// stock moved out.
+func (n NodeReport) Share() (amount, count int64) {
+	return n.SliceAmount + n.MovedInAmount - n.MovedOutAmount, n.SliceCount + n.MovedInCount - n.MovedOutCount
 }
 
 // Node is one line of GET /v1/nodes.

@@ -42,6 +42,10 @@ func (r *Report) Problems() []string {
 	var sum NodeReport
 	for _, n := range r.Nodes {
 		nodeProblems(r.Code, n, fail)
+		sum.MovedInAmount += n.MovedInAmount
+		sum.MovedInCount += n.MovedInCount
+		sum.MovedOutAmount += n.MovedOutAmount
+		sum.MovedOutCount += n.MovedOutCount
 		sum.SliceAmount += n.SliceAmount
 		sum.SliceCount += n.SliceCount
 		sum.ClaimedAmount += n.ClaimedAmount
@@ -52,6 +56,10 @@ func (r *Report) Problems() []string {
 	if r.ClaimedAmount != sum.ClaimedAmount || r.ClaimedCount != sum.ClaimedCount {
 		fail("rain %s: claimed %d cents / %d is not the sum of the nodes' %d / %d", r.Code,
 			r.ClaimedAmount, r.ClaimedCount, sum.ClaimedAmount, sum.ClaimedCount)
+	}
+	if sum.MovedInAmount != sum.MovedOutAmount || sum.MovedInCount != sum.MovedOutCount {
+		fail("rain %s: stock moved in %d / %d cents is not the stock moved out %d / %d", r.Code,
+			sum.MovedInCount, sum.MovedInAmount, sum.MovedOutCount, sum.MovedOutAmount)
 	}
 	if r.LostAmount != sum.LostAmount {
 		fail("rain %s: lost %d is not the sum of the nodes' %d", r.Code, r.LostAmount, sum.LostAmount)
@@ -77,21 +85,28 @@ type figure struct {
 func nodeProblems(code string, n NodeReport, fail func(format string, args ...any)) {
 	for _, f := range []figure{{"slice_amount", n.SliceAmount}, {"slice_count", n.SliceCount},
 		{"claimed_amount", n.ClaimedAmount}, {"claimed_count", n.ClaimedCount}, {"flushed_amount", n.FlushedAmount},
-		{"leftover_amount", n.LeftoverAmount}, {"lost_amount", n.LostAmount}} {
+		{"leftover_amount", n.LeftoverAmount}, {"lost_amount", n.LostAmount},
+		{"moved_in_amount", n.MovedInAmount}, {"moved_in_count", n.MovedInCount},
+		{"moved_out_amount", n.MovedOutAmount}, {"moved_out_count", n.MovedOutCount}} {
 		if f.v < 0 {
 			fail("rain %s node %s (%s): %s %d < 0", code, n.Node, n.State, f.name, f.v)
 		}
 	}
-	if n.ClaimedAmount+n.LeftoverAmount+n.LostAmount != n.SliceAmount {
-		fail("rain %s node %s (%s) does not balance: claimed %d + leftover %d + lost %d != slice %d", code,
-			n.Node, n.State, n.ClaimedAmount, n.LeftoverAmount, n.LostAmount, n.SliceAmount)
+	shareAmount, shareCount := n.Share()
+	if shareAmount < 0 || shareCount < 0 {
+		fail("rain %s node %s (%s): moved out %d / %d cents, more than its slice %d / %d plus moved in %d / %d",
+			code, n.Node, n.State, n.MovedOutCount, n.MovedOutAmount, n.SliceCount, n.SliceAmount, n.MovedInCount, n.MovedInAmount)
 	}
-	if n.ClaimedCount > n.SliceCount {
-		fail("rain %s node %s (%s): claimed %d packets of a slice of %d", code, n.Node, n.State, n.ClaimedCount, n.SliceCount)
+	if n.ClaimedAmount+n.LeftoverAmount+n.LostAmount != shareAmount {
+		fail("rain %s node %s (%s) does not balance: claimed %d + leftover %d + lost %d != share %d (slice %d + in %d - out %d)", code,
+			n.Node, n.State, n.ClaimedAmount, n.LeftoverAmount, n.LostAmount, shareAmount, n.SliceAmount, n.MovedInAmount, n.MovedOutAmount)
 	}
-	if n.FlushedAmount > n.SliceAmount {
-		fail("rain %s node %s (%s): flushed %d cents of a slice of %d (overpay)", code, n.Node, n.State,
-			n.FlushedAmount, n.SliceAmount)
+	if n.ClaimedCount > shareCount {
+		fail("rain %s node %s (%s): claimed %d packets of a share of %d", code, n.Node, n.State, n.ClaimedCount, shareCount)
+	}
+	if n.FlushedAmount > shareAmount {
+		fail("rain %s node %s (%s): flushed %d cents of a share of %d (overpay)", code, n.Node, n.State,
+			n.FlushedAmount, shareAmount)
 	}
 	if n.State == StateAlive && n.FlushedAmount > n.ClaimedAmount {
 		fail("rain %s node %s (alive): flushed %d cents, more than the %d it journaled", code, n.Node,

@@ -265,13 +265,13 @@ func TestUseProcs(t *testing.T) {
 func BenchmarkTap(b *testing.B) {
 	answer := httpOK(`{"amount":123,"claim_id":"n1-1c8bad1a94ff58e3-1","message":"congratulations"}`)
 	s := startRaw(b, func(int, []byte) []byte { return answer })
-	l := &loader{o: LoadOptions{Nodes: []string{s.addr}, Code: "CODE"}, live: &Live{}}
+	l := &loader{o: LoadOptions{Nodes: []string{s.addr}, Code: "CODE"}, live: &Live{}, start: time.Now()}
 	w := splitUsers(LoadOptions{Nodes: l.o.Nodes, Users: 1000, Conns: 1, FirstUser: 1})[0]
 	w.conns = make([]*claimConn, 1)
 	defer w.closeConns()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if status, _, _ := w.tap(l, w.users[i%len(w.users)], time.Now()); status != 200 {
+		if status, _, _ := w.tap(l, w.users[i%len(w.users)], 0, time.Now()); status != 200 {
 			b.Fatalf("status %d", status)
 		}
 	}

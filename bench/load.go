@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +17,8 @@ import (
 
 // LoadOptions say how to drive claims at one rain. Zero values mean the documented defaults.
 type LoadOptions struct {
-	Nodes     []string      // claim API addresses (host:port); each user is routed to one by tap.Route
+	Nodes     []string      // claim API addresses (host:port), at most MaxNodes; Balance spreads the taps over them
+	Balance   Balance       // how taps are spread over Nodes; "" means BalanceSticky
 	Code      string        // the rain
 	Users     int           // simulated users, ids FirstUser .. FirstUser+Users-1; 0 means 1000
 	FirstUser uint64        // 0 means 1
@@ -33,6 +36,39 @@ type LoadOptions struct {
 	// a second thread for answers. Raise it when one core cannot keep up with the servers.
 	Procs int
 }
+
+// Balance is how the load driver spreads taps over the nodes, as a load balancer would.
+type Balance string
+
+// The balances. With BalanceSticky and BalanceOne every user has one node, and the users of a node
+// that answered exhausted stop tapping; with BalanceRandom and BalanceSkew each tap picks its node,
+// and a user stops at its first exhausted answer (as a viewer told "none left" does).
+const (
+	BalanceSticky Balance = "sticky" // each user always to one node, by a hash of its id (tap.Route): the default
+	BalanceRandom Balance = "random" // each tap to a uniformly random node
+	BalanceSkew   Balance = "skew"   // 80% of taps to the first 20% of the nodes (at least one), 20% spread over the others
+	BalanceOne    Balance = "one"    // every tap to the first node
+)
+
+// Balances are the valid LoadOptions.Balance values.
+var Balances = []Balance{BalanceSticky, BalanceRandom, BalanceSkew, BalanceOne}
+
+// ParseBalance reads a --balance value.
+func ParseBalance(s string) (Balance, error) {
+	if b := Balance(s); slices.Contains(Balances, b) {
+		return b, nil
+	}
+	return "", fmt.Errorf("balance %q: want one of %v", s, Balances)
+}
+
+// MaxNodes bounds LoadOptions.Nodes (an answer keeps its node in 16 bits).
+const MaxNodes = 1<<16 - 1
+
+// hotNodes is how many nodes BalanceSkew sends 80% of the taps to: the first 20% of n, at least one.
+func hotNodes(n int) int { return max(1, n/5) }
+
+// perTap reports whether each tap picks its node (else each user has one).
+func (b Balance) perTap() bool { return b == BalanceRandom || b == BalanceSkew }
 
 // Why a load stopped.
 const (
@@ -169,7 +205,7 @@ func judge(status int, word []byte) verdict {
 
 type simUser struct {
 	id    uint64
-	node  int
+	node  int // its node under BalanceSticky and BalanceOne
 	token string
 }
 
@@ -177,6 +213,7 @@ type simUser struct {
 type worker struct {
 	local   string       // its connections' local IP ("" = any)
 	conns   []*claimConn // by node, dialed on first use
+	rng     uint64       // splitmix64 state: the node of each tap under BalanceRandom and BalanceSkew
 	on, off *hdrhistogram.Histogram
 	users   []simUser
 	chunks  []*recChunk // every answer, in order
@@ -194,11 +231,14 @@ type answerRec struct {
 	user    uint64
 	amount  int64
 	textOff uint32
-	node    uint32
+	at      uint32 // when it arrived, µs from the load's start (saturating at maxAt, 71 minutes)
+	node    uint16
 	textLen uint16
 	status  uint16
 	isID    bool // the text is a claim_id (a 200 that parsed)
 }
+
+const maxAt = 1<<32 - 1
 
 // recChunk is up to chunkRecs answers and their texts: a worker's answers are kept in chunks
 // allocated once each, never copied as one growing slice would be.
@@ -216,6 +256,8 @@ const (
 type loader struct {
 	o       LoadOptions
 	nodes   []atomic.Int32
+	perTap  bool      // each tap picks its node (BalanceRandom, BalanceSkew)
+	start   time.Time // the answers' times count from here
 	sched   *Schedule // nil: closed loop
 	live    *Live
 	workers []*worker
@@ -229,7 +271,10 @@ type loader struct {
 // o.Conns workers is free, and latency counts from the due time.
 func Load(ctx context.Context, o LoadOptions) *LoadResult {
 	o = o.withDefaults()
-	l := &loader{o: o, nodes: make([]atomic.Int32, len(o.Nodes)), live: o.Live}
+	if len(o.Nodes) > MaxNodes {
+		panic(fmt.Sprintf("bench: %d nodes, at most %d", len(o.Nodes), MaxNodes)) // callers validate (LoadProblem)
+	}
+	l := &loader{o: o, nodes: make([]atomic.Int32, len(o.Nodes)), live: o.Live, perTap: o.Balance.perTap()}
 	if l.live == nil {
 		l.live = &Live{}
 	}
@@ -245,6 +290,7 @@ func Load(ctx context.Context, o LoadOptions) *LoadResult {
 	}
 	defer useProcs(o.Procs)()
 	cpu0, start := SelfCPU(), time.Now()
+	l.start = start
 	parent := ctx
 	ctx, cancel := context.WithDeadline(ctx, start.Add(o.Time))
 	defer cancel()
@@ -286,6 +332,9 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	if o.Procs <= 0 {
 		o.Procs = 1
 	}
+	if o.Balance == "" {
+		o.Balance = BalanceSticky
+	}
 	return o
 }
 
@@ -315,16 +364,21 @@ func useProcs(n int) (restore func()) {
 	}
 }
 
-// splitUsers deals the users round robin to min(Conns, Users) workers.
+// splitUsers deals the users round robin to min(Conns, Users) workers, each user with its node
+// under BalanceSticky (tap.Route) and BalanceOne (the first).
 func splitUsers(o LoadOptions) []*worker {
 	ws := make([]*worker, min(o.Conns, o.Users))
 	for i := range ws {
-		ws[i] = &worker{all: NewHistogram(), ok: NewHistogram(), ivOK: hdrhistogram.New(1, histMax, intervalFigs)}
+		ws[i] = &worker{all: NewHistogram(), ok: NewHistogram(), ivOK: hdrhistogram.New(1, histMax, intervalFigs),
+			rng: 0x5eed_0000 + uint64(i)}
 	}
 	for i := 0; i < o.Users; i++ {
 		id := o.FirstUser + uint64(i)
 		w := ws[i%len(ws)]
-		u := simUser{id: id, node: tap.Route(id, len(o.Nodes))}
+		u := simUser{id: id}
+		if o.Balance != BalanceOne {
+			u.node = tap.Route(id, len(o.Nodes))
+		}
 		if o.Token != nil {
 			u.token = o.Token(id)
 		}
@@ -341,7 +395,10 @@ func (l *loader) work(ctx context.Context, w *worker) {
 			i = 0
 		}
 		u := w.users[i]
-		if l.nodes[u.node].Load() != nodeOpen {
+		node := u.node
+		if l.perTap {
+			node = w.pick(l.o.Balance, len(l.o.Nodes))
+		} else if l.nodes[node].Load() != nodeOpen {
 			w.drop(i)
 			continue
 		}
@@ -353,7 +410,7 @@ func (l *loader) work(ctx context.Context, w *worker) {
 			}
 		}
 		under := l.o.Split != nil && l.o.Split.Load()
-		status, word, lat := w.tap(l, u, due)
+		status, word, lat := w.tap(l, u, node, due)
 		if under {
 			record(w.on, lat.Microseconds())
 		} else if w.off != nil {
@@ -365,13 +422,31 @@ func (l *loader) work(ctx context.Context, w *worker) {
 		case userDone:
 			w.drop(i)
 		case nodeEmpty:
-			l.nodes[u.node].CompareAndSwap(nodeOpen, nodeExhausted)
+			l.nodes[node].CompareAndSwap(nodeOpen, nodeExhausted)
 			w.drop(i)
 		case nodeOver:
-			l.nodes[u.node].CompareAndSwap(nodeOpen, nodeClosed)
+			l.nodes[node].CompareAndSwap(nodeOpen, nodeClosed)
 			w.drop(i)
 		}
 	}
+}
+
+// pick is the node of the next tap under BalanceRandom or BalanceSkew, of n nodes.
+func (w *worker) pick(b Balance, n int) int {
+	w.rng += 0x9e3779b97f4a7c15 // splitmix64
+	z := w.rng
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	hi := z >> 32
+	if b == BalanceSkew {
+		hot := hotNodes(n)
+		if hot == n || z%5 < 4 {
+			return int(hi % uint64(hot))
+		}
+		return hot + int(hi%uint64(n-hot))
+	}
+	return int(hi % uint64(n))
 }
 
 // waitUntil waits for t unless ctx ends first (false). It reuses *timer.
@@ -402,18 +477,20 @@ func (w *worker) drop(i int) {
 	w.users = w.users[:last]
 }
 
-// tap sends u's claim and records the answer; it returns the answer's status and error
-// word (valid until the next tap) and its latency from due.
-func (w *worker) tap(l *loader, u simUser, due time.Time) (status int, word []byte, lat time.Duration) {
-	k := w.conns[u.node]
+// tap sends u's claim to node and records the answer; it returns the answer's status and
+// error word (valid until the next tap) and its latency from due.
+func (w *worker) tap(l *loader, u simUser, node int, due time.Time) (status int, word []byte, lat time.Duration) {
+	k := w.conns[node]
 	if k == nil {
-		k = newClaimConn(l.o.Nodes[u.node], l.o.Code, w.local)
-		w.conns[u.node] = k
+		k = newClaimConn(l.o.Nodes[node], l.o.Code, w.local)
+		w.conns[node] = k
 	}
 	status, body, err := k.claim(u.id, u.token, due)
-	lat = time.Since(due)
+	now := time.Now()
+	lat = now.Sub(due)
 	c := w.chunk()
-	r := answerRec{user: u.id, node: uint32(u.node), status: uint16(status), textOff: uint32(len(c.text))}
+	r := answerRec{user: u.id, node: uint16(node), status: uint16(status), textOff: uint32(len(c.text)),
+		at: uint32(min(now.Sub(l.start).Microseconds(), maxAt))}
 	switch {
 	case err != nil && status == 0:
 		c.text = appendError(c.text, "", err.Error())
@@ -488,7 +565,8 @@ func (w *worker) answers(nodes []string, out []check.Answer) []check.Answer {
 	for _, c := range w.chunks {
 		text := string(c.text)
 		for _, r := range c.recs {
-			a := check.Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount}
+			a := check.Answer{Node: nodes[r.node], User: r.user, Status: int(r.status), Amount: r.amount,
+				At: time.Duration(r.at) * time.Microsecond}
 			if t := text[r.textOff : r.textOff+uint32(r.textLen)]; r.isID {
 				a.ClaimID = t
 			} else {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,29 +42,60 @@ type Results struct {
 	AnswerLatency Latency          `json:"answer_latency_us"`
 	Amounts       Amounts          `json:"amounts"` // of the 200 answers, cents
 	Drained       bool             `json:"drained"` // every node answered exhausted
-	SettleWaitS   float64          `json:"settle_wait_s"`
-	Journaled     Figures          `json:"journaled"` // the nodes' journals (or the report's claimed figures)
-	Redis         Figures          `json:"redis"`     // redrain:{CODE}:totals
-	Report        *adminapi.Report `json:"report,omitempty"`
-	Series        []Interval       `json:"series"`
-	Attack        *AttackResults   `json:"attack,omitempty"` // bench run --attack
-	Verified      bool             `json:"verified"`
-	Violations    []string         `json:"violations"`
+	// FirstExhaustedS is when the first exhausted answer from any node arrived, seconds from the
+	// load's start (null: none came). BeforeExhausted are the 200s that arrived before it (every
+	// 200 when none came), BeforeExhaustedPct those as a percentage of the rain's total_count.
+	FirstExhaustedS    *float64     `json:"first_exhausted_s"`
+	BeforeExhausted    int64        `json:"claims_before_exhausted"`
+	BeforeExhaustedPct float64      `json:"before_exhausted_pct"`
+	PerNode            []NodeResult `json:"per_node"` // in Nodes order
+	SettleWaitS        float64      `json:"settle_wait_s"`
+	Journaled          Figures      `json:"journaled"` // the nodes' journals (or the report's claimed figures)
+	Redis              Figures      `json:"redis"`     // redrain:{CODE}:totals
+	// JournalFiles are the rain's claims in the nodes' journal files, read after the nodes stopped
+	// (local cluster only; null on a running cluster, whose files bench cannot read).
+	JournalFiles *Figures         `json:"journal_files,omitempty"`
+	Report       *adminapi.Report `json:"report,omitempty"`
+	Series       []Interval       `json:"series"`
+	Attack       *AttackResults   `json:"attack,omitempty"` // bench run --attack
+	Verified     bool             `json:"verified"`
+	Violations   []string         `json:"violations"`
+}
+
+// NodeResult is what one node answered and held at the end of a run.
+type NodeResult struct {
+	Addr  string `json:"addr"`            // claim address
+	ID    string `json:"id,omitempty"`    // node id (from the coordinator)
+	State string `json:"state,omitempty"` // the report's: alive, suspect, dead or left
+	// From the load's answers.
+	Answers         int64    `json:"answers"`
+	Claims          int64    `json:"claims"`                  // 200s
+	BeforeExhausted int64    `json:"claims_before_exhausted"` // 200s that arrived before the first exhausted answer from any node
+	Exhausted       int64    `json:"exhausted"`               // exhausted answers
+	FirstExhaustedS *float64 `json:"first_exhausted_s"`       // its first exhausted answer, s from the load's start; null: none
+	// From the node's public view (GET /v1/rains/{code}) once the rain stopped and Redis caught up.
+	RemainingCount  int64  `json:"remaining_count"`
+	RemainingAmount int64  `json:"remaining_amount"`
+	ViewError       string `json:"view_error,omitempty"` // the view could not be read
+	// From the coordinator's report.
+	LeftoverAmount int64 `json:"leftover_amount"`
+	LostAmount     int64 `json:"lost_amount"`
 }
 
 // LoadSpec is the load a run applied.
 type LoadSpec struct {
-	Mode  string  `json:"mode"` // "closed" or "open"
-	Users int     `json:"users"`
-	Conns int     `json:"conns"`
-	Rate  float64 `json:"rate,omitempty"`
-	TimeS float64 `json:"time_s"`
+	Mode    string  `json:"mode"`    // "closed" or "open"
+	Balance Balance `json:"balance"` // how taps were spread over the nodes
+	Users   int     `json:"users"`
+	Conns   int     `json:"conns"`
+	Rate    float64 `json:"rate,omitempty"`
+	TimeS   float64 `json:"time_s"`
 }
 
 // SpecOf is the load o applies, as results record it.
 func SpecOf(o LoadOptions) LoadSpec {
 	o = o.withDefaults()
-	s := LoadSpec{Mode: "closed", Users: o.Users, Conns: o.Conns, Rate: o.Rate, TimeS: o.Time.Seconds()}
+	s := LoadSpec{Mode: "closed", Balance: o.Balance, Users: o.Users, Conns: o.Conns, Rate: o.Rate, TimeS: o.Time.Seconds()}
 	if o.Rate > 0 {
 		s.Mode = "open"
 	}
@@ -128,6 +160,54 @@ func (r *Results) FillLoad(l *LoadResult) {
 		r.ClaimsPerSec, r.AnswersPerSec = float64(r.Claims)/r.ElapsedS, float64(r.Answers)/r.ElapsedS
 	}
 	r.ClaimLatency, r.AnswerLatency = Summarize(l.ClaimLatency), Summarize(l.Latency)
+	r.fillExhaustion(l.Answers)
+}
+
+// fillExhaustion sets the first exhausted answer's time and the 200s before it, overall and per
+// node (one NodeResult per address of r.Nodes, and one more per other address that answered).
+func (r *Results) fillExhaustion(answers []check.Answer) {
+	r.PerNode = make([]NodeResult, len(r.Nodes))
+	at := make(map[string]int, len(r.Nodes))
+	for i, a := range r.Nodes {
+		r.PerNode[i].Addr, at[a] = a, i
+	}
+	first := time.Duration(-1)
+	for _, a := range answers {
+		i, ok := at[a.Node]
+		if !ok {
+			i, at[a.Node] = len(r.PerNode), len(r.PerNode)
+			r.PerNode = append(r.PerNode, NodeResult{Addr: a.Node})
+		}
+		n := &r.PerNode[i]
+		n.Answers++
+		switch {
+		case a.Status == 200:
+			n.Claims++
+		case a.Error == "exhausted":
+			n.Exhausted++
+			if s := a.At.Seconds(); n.FirstExhaustedS == nil || s < *n.FirstExhaustedS {
+				n.FirstExhaustedS = &s
+			}
+			if first < 0 || a.At < first {
+				first = a.At
+			}
+		}
+	}
+	r.FirstExhaustedS, r.BeforeExhausted = nil, 0
+	if first >= 0 {
+		s := first.Seconds()
+		r.FirstExhaustedS = &s
+	}
+	for _, a := range answers {
+		if a.Status == 200 && (first < 0 || a.At < first) {
+			r.PerNode[at[a.Node]].BeforeExhausted++
+			r.BeforeExhausted++
+		}
+	}
+	r.BeforeExhaustedPct = 0
+	if r.Rain.TotalCount > 0 {
+		r.BeforeExhaustedPct = 100 * float64(r.BeforeExhausted) / float64(r.Rain.TotalCount)
+	}
 }
 
 // WriteJSON writes r to dir/results.json (creating dir).
@@ -160,11 +240,19 @@ func Table(w io.Writer, r *Results) error {
 	row("claims/s", "%s  (%s claims; %s answers, %s/s)", Commas(int64(r.ClaimsPerSec+0.5)), Commas(r.Claims),
 		Commas(r.Answers), Commas(int64(r.AnswersPerSec+0.5)))
 	loadRows(row, r)
+	row("exhausted", "%s", exhaustedLine(r))
+	nodeRows(row, r)
 	row("amounts", "min %s  mean %.1f  max %s cents", Commas(r.Amounts.Min), r.Amounts.Mean, Commas(r.Amounts.Max))
 	row("budget", "%s", budgetLine(r))
 	eq := map[bool]string{true: "==", false: "!="}[r.Redis == r.Journaled]
 	row("redis", "%s claims, %s cents %s journals %s / %s (waited %.2f s)", Commas(r.Redis.Count), Commas(r.Redis.Amount),
 		eq, Commas(r.Journaled.Count), Commas(r.Journaled.Amount), r.SettleWaitS)
+	if f := r.JournalFiles; f != nil {
+		row("journal db", "%s claims, %s cents in the files, read after the nodes stopped: no packet twice, amounts as seeded",
+			Commas(f.Count), Commas(f.Amount))
+	} else {
+		row("journal db", "not read (a running cluster's files are not bench's to read)")
+	}
 	if a := r.Attack; a != nil {
 		row("attack", "%s at %s req/s, on/off every %.1f s: %s requests", a.Kind, Commas(int64(a.Rate)), a.WindowS, Commas(a.Requests))
 		row("attack answers", "%s", statusLine(a.ByWord))
@@ -223,6 +311,8 @@ func LoadTable(w io.Writer, r *Results) error {
 	row("answers/s", "%s  (%s answers; %s claims, %s/s)", Commas(int64(r.AnswersPerSec+0.5)), Commas(r.Answers),
 		Commas(r.Claims), Commas(int64(r.ClaimsPerSec+0.5)))
 	loadRows(row, r)
+	row("exhausted", "%s", exhaustedLine(r))
+	nodeRows(row, r)
 	return tw.Flush()
 }
 
@@ -234,11 +324,50 @@ func algorithmName(a rain.Algorithm) string {
 }
 
 func loadLine(l LoadSpec) string {
-	s := fmt.Sprintf("%s users, %s loop, %d conns", Commas(int64(l.Users)), l.Mode, l.Conns)
+	s := fmt.Sprintf("%s users, %s loop, %d conns, balance %s", Commas(int64(l.Users)), l.Mode, l.Conns,
+		cmp.Or(l.Balance, BalanceSticky))
 	if l.Mode == "open" {
 		s += fmt.Sprintf(" at %s taps/s", Commas(int64(l.Rate)))
 	}
 	return s + fmt.Sprintf(", at most %s", time.Duration(l.TimeS*float64(time.Second)).Round(time.Millisecond))
+}
+
+// nodeRows are a row per node: "node ID", or "node N" (from 1) when the id is unknown.
+func nodeRows(row func(k, format string, args ...any), r *Results) {
+	for i, n := range r.PerNode {
+		row("node "+cmp.Or(n.ID, strconv.Itoa(i+1)), "%s", nodeLine(n))
+	}
+}
+
+// exhaustedLine says when the first exhausted answer came and what was handed out before it.
+func exhaustedLine(r *Results) string {
+	of := ""
+	if r.Rain.TotalCount > 0 {
+		of = fmt.Sprintf(": %.1f%% of %s", r.BeforeExhaustedPct, Commas(r.Rain.TotalCount))
+	}
+	if r.FirstExhaustedS == nil {
+		return fmt.Sprintf("never answered; %s packets handed out%s", Commas(r.BeforeExhausted), of)
+	}
+	return fmt.Sprintf("first at %.2f s; %s packets handed out before it%s", *r.FirstExhaustedS, Commas(r.BeforeExhausted), of)
+}
+
+// nodeLine is one node's row: its answers, its first exhausted, what it held at the end.
+func nodeLine(n NodeResult) string {
+	s := fmt.Sprintf("%s  ok %s (%s before the first exhausted)  exhausted %s", n.Addr, Commas(n.Claims),
+		Commas(n.BeforeExhausted), Commas(n.Exhausted))
+	if n.FirstExhaustedS != nil {
+		s += fmt.Sprintf(" (first at %.2f s)", *n.FirstExhaustedS)
+	}
+	switch {
+	case n.ViewError != "":
+		s += "  remaining: " + n.ViewError
+	case n.ID != "":
+		s += fmt.Sprintf("  remaining %s packets / %s cents", Commas(n.RemainingCount), Commas(n.RemainingAmount))
+	}
+	if n.State != "" {
+		s += fmt.Sprintf("  leftover %s  lost %s cents (%s)", Commas(n.LeftoverAmount), Commas(n.LostAmount), n.State)
+	}
+	return s
 }
 
 func statusLine(m map[string]int64) string {

@@ -17,11 +17,15 @@ import (
 func sampleResults() *Results {
 	l := &LoadResult{Start: time.Unix(0, 0), Elapsed: 2 * time.Second, Stop: StopDrained, Exhausted: []bool{true, true},
 		Latency: NewHistogram(), ClaimLatency: NewHistogram(), CPU: 20 * time.Millisecond}
+	ms := time.Millisecond
 	for i, a := range []check.Answer{
-		{Status: 200, ClaimID: "a", Amount: 1, User: 1}, {Status: 200, ClaimID: "b", Amount: 9, User: 2},
-		{Status: 200, ClaimID: "c", Amount: 5, User: 3}, {Status: 429, Error: "user_limit"},
-		{Status: 410, Error: "exhausted"}, {Status: 410, Error: "exhausted"}, {Status: 0, Error: "dial tcp: refused"},
-		{Status: 502, Error: "undecodable answer: invalid character"},
+		{Node: "x", At: 1 * ms, Status: 200, ClaimID: "a", Amount: 1, User: 1},
+		{Node: "y", At: 2 * ms, Status: 200, ClaimID: "b", Amount: 9, User: 2},
+		{Node: "y", At: 4 * ms, Status: 200, ClaimID: "c", Amount: 5, User: 3},
+		{Node: "x", At: 5 * ms, Status: 429, Error: "user_limit"},
+		{Node: "y", At: 6 * ms, Status: 410, Error: "exhausted"}, {Node: "x", At: 3 * ms, Status: 410, Error: "exhausted"},
+		{Node: "y", At: 7 * ms, Status: 0, Error: "dial tcp: refused"},
+		{Node: "x", At: 8 * ms, Status: 502, Error: "undecodable answer: invalid character"},
 	} {
 		l.Answers = append(l.Answers, a)
 		record(l.Latency, int64(500*(i+1)))
@@ -48,6 +52,16 @@ func TestFillLoad(t *testing.T) {
 	if r.Claims != 3 || r.Answers != 8 || r.Amounts != (Amounts{Min: 1, Mean: 5, Max: 9, Sum: 15}) || !r.Drained {
 		t.Fatalf("%+v", r)
 	}
+	if r.FirstExhaustedS == nil || *r.FirstExhaustedS != 0.003 || r.BeforeExhausted != 2 || r.BeforeExhaustedPct < 66.6 ||
+		r.BeforeExhaustedPct > 66.7 || len(r.PerNode) != 2 {
+		t.Fatalf("exhaustion: first %v, before %d (%.2f%%), per node %+v", r.FirstExhaustedS, r.BeforeExhausted,
+			r.BeforeExhaustedPct, r.PerNode)
+	}
+	x, y := r.PerNode[0], r.PerNode[1]
+	if x.Addr != "x" || x.Answers != 4 || x.Claims != 1 || x.BeforeExhausted != 1 || x.Exhausted != 1 || *x.FirstExhaustedS != 0.003 ||
+		y.Addr != "y" || y.Answers != 4 || y.Claims != 2 || y.BeforeExhausted != 1 || y.Exhausted != 1 || *y.FirstExhaustedS != 0.006 {
+		t.Fatalf("per node: %+v %+v", x, y)
+	}
 	if r.ClaimsPerSec != 1.5 || r.ClaimLatency.Count != 3 || r.AnswerLatency.Max < 4000 {
 		t.Fatalf("rates/latency: %v %+v %+v", r.ClaimsPerSec, r.ClaimLatency, r.AnswerLatency)
 	}
@@ -63,7 +77,10 @@ func TestTable(t *testing.T) {
 	t.Log("\n" + out)
 	for _, want := range []string{
 		"rain         CODE: 3 packets, 15 cents, double_average, max 1 per user",
-		"load         12,345 users, closed loop, 64 conns, at most 10s",
+		"load         12,345 users, closed loop, 64 conns, balance sticky, at most 10s",
+		"exhausted    first at 0.00 s; 2 packets handed out before it: 66.7% of 3",
+		"node 1       x  ok 1 (1 before the first exhausted)  exhausted 1 (first at 0.00 s)",
+		"journal db   not read",
 		"stopped      drained after 2.00 s",
 		"answers      ok 3  exhausted 2  http_502 1  network 1  user_limit 1",
 		"latency ok   p50 3.00ms  p90 4.50ms  p99 4.50ms  p99.9 4.50ms  max 4.50ms",

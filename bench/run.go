@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/adminapi"
 	"redrain/internal/attack"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
@@ -97,6 +98,10 @@ func loadProblem(l LoadOptions, progress string) string {
 	switch {
 	case l.Conns < 0 || l.Users < 0 || l.Rate < 0 || l.Time < 0 || l.Procs < 0:
 		return "users, conns, rate, time and procs must not be negative"
+	case l.Balance != "" && !slices.Contains(Balances, l.Balance):
+		return fmt.Sprintf("Balance (--balance) must be one of %v", Balances)
+	case len(l.Nodes) > MaxNodes:
+		return fmt.Sprintf("at most %d nodes", MaxNodes)
 	case progress != "" && !slices.Contains(ProgressModes, progress):
 		return fmt.Sprintf("Progress (--progress) must be one of %v", ProgressModes)
 	}
@@ -278,6 +283,7 @@ func verifyRun(ctx context.Context, o *RunOptions, t *target, res *Results, answ
 		return fmt.Errorf("report: %w", err)
 	}
 	res.Report = rep
+	t.fillNodes(ctx, res)
 	credits, totals, nodes, err := check.ReadRedis(ctx, t.rdb, res.Code)
 	if err != nil {
 		return fmt.Errorf("read redis: %w", err)
@@ -288,12 +294,69 @@ func verifyRun(ctx context.Context, o *RunOptions, t *target, res *Results, answ
 	if waitErr != nil {
 		v.Fail("%v", waitErr)
 	}
+	if t.local != nil { // last: the nodes must stop to free their journals
+		checkJournalFiles(v, t.local, res)
+	}
 	crossCheck(v, res)
 	res.Violations, res.Verified = v.Violations, len(v.Violations) == 0
 	if res.Violations == nil {
 		res.Violations = []string{}
 	}
 	return nil
+}
+
+// checkJournalFiles stops the local cluster's nodes, reads their journal files and checks them
+// against each other (check.CheckJournals: no packet paid twice, amounts as seeded) and against
+// Redis; a journal it cannot read is a violation.
+func checkJournalFiles(v *check.Verdict, c *cluster.LocalCluster, res *Results) {
+	js, err := c.Journals(res.Code)
+	if err != nil {
+		v.Fail("journal files not checked: %v", err)
+		return
+	}
+	check.CheckJournals(v, js)
+	var f Figures
+	for _, j := range js {
+		n, a := j.Totals()
+		f.Count, f.Amount = f.Count+n, f.Amount+a
+	}
+	res.JournalFiles = &f
+	if f != res.Redis {
+		v.Fail("journal files hold %d claims / %d cents, redis %d / %d", f.Count, f.Amount, res.Redis.Count, res.Redis.Amount)
+	}
+}
+
+// fillNodes completes res.PerNode once the rain stopped and Redis caught up: each node's id and
+// its line of the report (state, leftover, lost), and what its public view says remains.
+func (t *target) fillNodes(ctx context.Context, res *Results) {
+	ids := map[string]string{}
+	if t.local != nil {
+		for _, n := range t.local.Nodes {
+			ids[n.HTTP] = n.ID
+		}
+	} else if ns, err := t.admin.Nodes(ctx); err == nil {
+		for _, n := range ns {
+			ids[n.Addr] = n.ID
+		}
+	}
+	lines := map[string]adminapi.NodeReport{}
+	if res.Report != nil {
+		for _, l := range res.Report.Nodes {
+			lines[l.Node] = l
+		}
+	}
+	for i := range res.PerNode {
+		n := &res.PerNode[i]
+		n.ID = ids[n.Addr]
+		if l, ok := lines[n.ID]; ok {
+			n.State, n.LeftoverAmount, n.LostAmount = l.State, l.LeftoverAmount, l.LostAmount
+		}
+		if v, err := cluster.ViewRain(ctx, n.Addr, res.Code); err != nil {
+			n.ViewError = err.Error()
+		} else {
+			n.RemainingCount, n.RemainingAmount = v.RemainingCount, v.RemainingAmount
+		}
+	}
 }
 
 // crossCheck adds what check.Check cannot see: Redis against the journals and the coordinator's

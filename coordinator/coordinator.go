@@ -155,7 +155,13 @@ func (c *Coordinator) listen() error {
 	if !c.opts.FastGossip {
 		g = gossip.DefaultOptions()
 	}
-	g.Meta = gossip.Meta{ID: c.opts.ID, Role: gossip.RoleCoordinator, HTTPAddr: c.ln.Addr().String()}
+	httpAddr := c.ln.Addr().String()
+	if c.opts.Advertise != "" {
+		_, port, _ := net.SplitHostPort(httpAddr)
+		httpAddr = net.JoinHostPort(c.opts.Advertise, port)
+		g.AdvertiseAddr = net.JoinHostPort(c.opts.Advertise, "0") // port 0: the one bound
+	}
+	g.Meta = gossip.Meta{ID: c.opts.ID, Role: gossip.RoleCoordinator, HTTPAddr: httpAddr}
 	g.BindAddr, g.Secret, g.Join = c.opts.GossipAddr, c.opts.Secret, c.opts.Join
 	g.TrackSuspects = true
 	g.Logger = c.log

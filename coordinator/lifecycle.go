@@ -204,7 +204,7 @@ func (c *Coordinator) sendSlices(r *record, plan []rain.Slice, live []gossip.Mem
 		addrs[m.ID] = m.HTTPAddr
 	}
 	rules := wire.RainRules{Code: r.Code, MaxPerUser: r.Config.MaxPerUser,
-		MinClaimIntervalMS: r.Config.MinClaimIntervalMS, RoomID: r.Config.RoomID}
+		MinClaimIntervalMS: r.Config.MinClaimIntervalMS, RoomID: r.Config.RoomID, Holders: slices.Sorted(slices.Values(sliceNodes(plan)))}
 	errc := make(chan error, len(plan))
 	for _, s := range plan {
 		go func() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,7 @@ type Options struct {
 	AdminToken string   // required, >= 8 bytes: the admin API bearer token
 	UserKey    string   // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
 	ID         string   // gossip member id; "coordinator"
+	Advertise  string   // IP peers reach it at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
 	PollInterval   time.Duration // pace of the finish/settle loop; 500ms
@@ -87,6 +89,8 @@ func (o *Options) validate() error {
 		return bad("UserKey", fmt.Sprintf("at least %d bytes when given (the nodes' rule)", usertoken.MinKeyLen))
 	case len(o.ID) > 64:
 		return bad("ID", "at most 64 bytes")
+	case o.Advertise != "" && net.ParseIP(o.Advertise) == nil:
+		return bad("Advertise", fmt.Sprintf("%q is not an IP address", o.Advertise))
 	case len(o.Join) > gossip.MaxJoin:
 		return bad("Join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
 	case o.Webhook != "" && len(o.WebhookSecret) < MinWebhookSecret:

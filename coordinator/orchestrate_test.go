@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +51,8 @@ func TestPrepareOneSliceEach(t *testing.T) {
 		if s.Epoch != 1 || s.Node != f.id || s.Algorithm != rain.LineCut || s.Validate() != nil {
 			t.Fatalf("node %s got %+v", f.id, s)
 		}
-		if got := f.rules[r.Code]; got != (wire.RainRules{Code: r.Code, MaxPerUser: 3, MinClaimIntervalMS: 250, RoomID: 9}) {
+		want := wire.RainRules{Code: r.Code, MaxPerUser: 3, MinClaimIntervalMS: 250, RoomID: 9, Holders: holderIDs(tc.fakes)}
+		if got := f.rules[r.Code]; !reflect.DeepEqual(got, want) {
 			t.Fatalf("rules: %+v", got)
 		}
 		amount, count = amount+s.Amount, count+s.Count
@@ -444,4 +447,14 @@ func TestRestartMidRain(t *testing.T) {
 		return err == nil && rec.Status == rain.Settled
 	})
 	tc.c.expectError(t, 409, "conflict", "POST", rainPath(r.Code, "/start"), anchorJSON(1))
+}
+
+// holderIDs is the sorted ids of fakes: the holders a prepare over all of them names.
+func holderIDs(fakes []*fakeNode) []string {
+	var ids []string
+	for _, f := range fakes {
+		ids = append(ids, f.id)
+	}
+	slices.Sort(ids)
+	return ids
 }

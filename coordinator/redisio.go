@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/wire"
 	"redrain/ledger"
 )
 
@@ -36,6 +37,7 @@ func (c *Coordinator) flushedByNode(ctx context.Context, code string) (map[strin
 	for node, t := range m {
 		f := flushed{ClaimedCount: t.ClaimedCount, ClaimedAmount: t.ClaimedAmount}
 		f.LeftoverAmount, f.HasLeftover = t.Leftover()
+		f.MovesIn, f.MovesOut = moveSums(t.MovedIn), moveSums(t.MovedOut)
 		out[node] = f
 	}
 	return out, nil
@@ -48,4 +50,12 @@ func (c *Coordinator) zaddRain(ctx context.Context, l listing) error {
 		return fmt.Errorf("%w: %w", ErrRedis, err)
 	}
 	return nil
+}
+
+func moveSums(ts []ledger.MoveTotal) []wire.MoveSum {
+	var out []wire.MoveSum
+	for _, t := range ts {
+		out = append(out, wire.MoveSum{Peer: t.Peer, Count: t.Count, Amount: t.Amount})
+	}
+	return out
 }

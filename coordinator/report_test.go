@@ -73,3 +73,62 @@ func TestBuildReportUnknownNode(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 }
+
+// TestBuildReportMoves: stock moved between holders is in the receiver's share once either side
+// reports it; in transit from a live donor it is the receiver's leftover, from a dead one its
+// lost; a dead donor's share no longer holds what it gave.
+func TestBuildReportMoves(t *testing.T) {
+	slices := []rain.Slice{{Node: "a", Amount: 600, Count: 60, Epoch: 1}, {Node: "b", Amount: 400, Count: 40, Epoch: 1}}
+	rec := &record{Code: "M", Config: rain.Config{TotalAmount: 1000, TotalCount: 100}, Status: rain.Raining,
+		Epoch: 1, Slices: slices, StartedAt: 1}
+	out := []wire.MoveSum{{Peer: "b", Count: 20, Amount: 200}}
+	in := []wire.MoveSum{{Peer: "a", Count: 20, Amount: 200}}
+	a := func(claimed int64, moves []wire.MoveSum) *wire.Progress {
+		return &wire.Progress{Epoch: 1, SliceAmount: 600, SliceCount: 60, ClaimedAmount: claimed, ClaimedCount: claimed / 10, MovesOut: moves}
+	}
+	b := func(claimed int64, moves []wire.MoveSum) *wire.Progress {
+		return &wire.Progress{Epoch: 1, SliceAmount: 400, SliceCount: 40, ClaimedAmount: claimed, ClaimedCount: claimed / 10, MovesIn: moves}
+	}
+	type line struct{ claimed, leftover, lost, in, out int64 }
+	cases := []struct {
+		name  string
+		facts map[string]nodeFacts
+		a, b  line
+	}{
+		{"both report", map[string]nodeFacts{
+			"a": {State: stateAlive, Progress: a(100, out)}, "b": {State: stateAlive, Progress: b(550, in)},
+		}, line{100, 300, 0, 0, 200}, line{550, 50, 0, 200, 0}},
+		{"in transit from a live donor: the receiver's leftover", map[string]nodeFacts{
+			"a": {State: stateAlive, Progress: a(100, out)}, "b": {State: stateAlive, Progress: b(400, nil)},
+		}, line{100, 300, 0, 0, 200}, line{400, 200, 0, 200, 0}},
+		{"donor dead, receiver reports: the donor's share shrank", map[string]nodeFacts{
+			"a": {State: stateDead, Redis: flushed{ClaimedAmount: 100, ClaimedCount: 10}}, "b": {State: stateAlive, Progress: b(500, in)},
+		}, line{100, 0, 300, 0, 200}, line{500, 100, 0, 200, 0}},
+		{"donor dead, move only in Redis, receiver has not got it: lost on the receiver", map[string]nodeFacts{
+			"a": {State: stateDead, Redis: flushed{ClaimedAmount: 100, ClaimedCount: 10, MovesOut: out}}, "b": {State: stateAlive, Progress: b(400, nil)},
+		}, line{100, 0, 300, 0, 200}, line{400, 0, 200, 200, 0}},
+		{"receiver dead: its share is lost but what it flushed", map[string]nodeFacts{
+			"a": {State: stateAlive, Progress: a(100, out)}, "b": {State: stateDead, Redis: flushed{ClaimedAmount: 450, ClaimedCount: 45}},
+		}, line{100, 300, 0, 0, 200}, line{450, 0, 150, 200, 0}},
+	}
+	for _, tc := range cases {
+		rep := buildReport(rec, tc.facts, Totals{})
+		checkBalance(t, rep)
+		for i, want := range []line{tc.a, tc.b} {
+			n := rep.Nodes[i]
+			got := line{n.ClaimedAmount, n.LeftoverAmount, n.LostAmount, n.MovedInAmount, n.MovedOutAmount}
+			if got != want {
+				t.Errorf("%s: node %s = %+v, want %+v", tc.name, n.Node, got, want)
+			}
+		}
+	}
+	// A spoiled line is caught: moved in without the matching move out.
+	rep := buildReport(rec, map[string]nodeFacts{"a": {State: stateAlive, Progress: a(0, nil)}, "b": {State: stateAlive, Progress: b(0, in)}}, Totals{})
+	rep.Nodes[0].MovedOutAmount = 0
+	rep.Nodes[0].LeftoverAmount += 200
+	rep.LeftoverAmount += 200
+	rep.TotalAmount += 200
+	if len(rep.Problems()) == 0 {
+		t.Fatal("a report whose moves in and out differ passed the checker")
+	}
+}

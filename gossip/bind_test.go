@@ -112,3 +112,29 @@ func TestCloseOfAnUnstartedBound(t *testing.T) {
 		t.Fatalf("Addr %s: want the port picked", b.Addr())
 	}
 }
+
+// A member bound to every interface advertises the address given, with the port it bound when
+// AdvertiseAddr's port is 0 (a pod knows its IP, not the port a test picks); peers join and see
+// it there.
+func TestAdvertiseAddrPortZeroIsTheBoundPort(t *testing.T) {
+	a := start(t, testOptions("coord", RoleCoordinator))
+	o := testOptions("n1", RoleNode, a.GossipAddr())
+	o.BindAddr, o.AdvertiseAddr = "0.0.0.0:0", "127.0.0.1:0"
+	b, err := Bind(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(b.Addr())
+	c, err := b.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	if want := net.JoinHostPort("127.0.0.1", port); c.GossipAddr() != want || port == "0" {
+		t.Fatalf("GossipAddr %s: want %s (the advertised host, the bound port)", c.GossipAddr(), want)
+	}
+	allSeeAlive(t, a, &testMember{Cluster: c, rec: newRecorder()})
+	if m, _ := a.Member("n1"); m.GossipAddr != c.GossipAddr() {
+		t.Fatalf("the coordinator sees n1 at %s, n1 advertises %s", m.GossipAddr, c.GossipAddr())
+	}
+}

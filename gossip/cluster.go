@@ -30,6 +30,7 @@ type Cluster struct {
 	mu      sync.Mutex // guards the fields below; never held while calling memberlist
 	members map[string]*memberEntry
 	news    *newsStore
+	stock   map[string]map[string]Stock // rain -> node -> latest hint (stock.go)
 	closed  bool
 
 	lifeMu   sync.Mutex    // serialises Leave and Shutdown
@@ -77,6 +78,7 @@ func launch(opts Options, nt *memberlist.NetTransport, port int) (*Cluster, erro
 		events:   newDispatcher(opts.OnMember, opts.OnNews),
 		members:  make(map[string]*memberEntry),
 		news:     newNewsStore(opts.MaxNews, opts.NewsRetention),
+		stock:    map[string]map[string]Stock{},
 		stopJoin: make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
@@ -311,6 +313,7 @@ func (c *Cluster) prune(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.news.prune(now)
+	c.pruneStock(now)
 	for id, e := range c.members {
 		gone := e.m.State == StateDead || e.m.State == StateLeft
 		if gone && id != c.opts.Meta.ID && now.Sub(e.changed) > c.opts.MemberRetention {
@@ -369,6 +372,8 @@ func (d *delegate) NodeMeta(limit int) []byte {
 func (d *delegate) NotifyMsg(buf []byte) {
 	if n, ok := decodeNewsMsg(buf); ok {
 		d.c.acceptNews([]News{n}, true)
+	} else if s, ok := decodeStockMsg(buf); ok {
+		d.c.acceptStock(s, true)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 type Options struct {
 	Meta          Meta     // required: this member's id (unique in the cluster), role and HTTP address
 	BindAddr      string   // gossip host:port (UDP and TCP); "127.0.0.1:7946"; port 0 picks one
-	AdvertiseAddr string   // host:port peers should use, when not BindAddr (NAT, 0.0.0.0); "" = bound address
+	AdvertiseAddr string   // host:port peers should use, when not BindAddr (NAT, 0.0.0.0); port 0 = the bound port; "" = bound address
 	Secret        string   // cluster secret; the gossip key is derived from it. Required unless Insecure.
 	Insecure      bool     // allow an empty Secret: gossip in clear text (never in production)
 	Join          []string // host:port of members to join; retried every RejoinInterval while not live members
@@ -203,6 +203,9 @@ func (o *Options) memberlistConfig(nt *memberlist.NetTransport, port int) *membe
 	cfg.AdvertiseAddr, cfg.AdvertisePort = "", port
 	if o.AdvertiseAddr != "" {
 		cfg.AdvertiseAddr, cfg.AdvertisePort, _ = splitHostPort(o.AdvertiseAddr)
+		if cfg.AdvertisePort == 0 { // the host alone was given (a pod's IP): the port bound
+			cfg.AdvertisePort = port
+		}
 	}
 	if o.Secret != "" {
 		cfg.SecretKey = GossipKey(o.Secret)

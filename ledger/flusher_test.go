@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -335,7 +336,7 @@ func TestRecordLeftoverReadNodes(t *testing.T) {
 		"n:1": {ClaimedCount: 30, ClaimedAmount: tot.Amount, LeftoverAmount: 1234, HasLeftover: true, LeftoverAt: 30, HasLeftoverAt: true},
 		"n9":  {HasLeftover: true, HasLeftoverAt: true},
 	}
-	if len(nodes) != 2 || nodes["n:1"] != want["n:1"] || nodes["n9"] != want["n9"] {
+	if !reflect.DeepEqual(nodes, want) {
 		t.Fatalf("ReadNodes = %+v, want %+v", nodes, want)
 	}
 	if l, ok := nodes["n:1"].Leftover(); !ok || l != 1234 {

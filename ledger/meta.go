@@ -13,21 +13,27 @@ import (
 
 // RainMeta is what a node keeps of a rain besides its slices and claims.
 type RainMeta struct {
-	Code               string `json:"code"`
-	MaxPerUser         int    `json:"max_per_user"`
-	MinClaimIntervalMS int    `json:"min_claim_interval_ms"`
-	Epoch              uint64 `json:"epoch"`      // the epoch being served; 0 = not started
-	StartsAt           int64  `json:"starts_at"`  // unix ns
-	EndsAt             int64  `json:"ends_at"`    // unix ns
-	StoppedAt          int64  `json:"stopped_at"` // unix ns; 0 = not stopped
-	Settled            bool   `json:"settled"`
-	RoomID             int64  `json:"room_id,omitempty"`      // the live room the rain belongs to
-	MinEpoch           uint64 `json:"min_epoch,omitempty"`    // slices of epochs <= this were discarded: refused
-	CompactedAt        int64  `json:"compacted_at,omitempty"` // unix ns: records dropped (retention); a tombstone
+	Code               string   `json:"code"`
+	MaxPerUser         int      `json:"max_per_user"`
+	MinClaimIntervalMS int      `json:"min_claim_interval_ms"`
+	Epoch              uint64   `json:"epoch"`      // the epoch being served; 0 = not started
+	StartsAt           int64    `json:"starts_at"`  // unix ns
+	EndsAt             int64    `json:"ends_at"`    // unix ns
+	StoppedAt          int64    `json:"stopped_at"` // unix ns; 0 = not stopped
+	Settled            bool     `json:"settled"`
+	RoomID             int64    `json:"room_id,omitempty"`      // the live room the rain belongs to
+	Holders            []string `json:"holders,omitempty"`      // every slice holder of the prepare, sorted (wire.RainRules.Holders)
+	MinEpoch           uint64   `json:"min_epoch,omitempty"`    // slices of epochs <= this were discarded: refused
+	CompactedAt        int64    `json:"compacted_at,omitempty"` // unix ns: records dropped (retention); a tombstone
 	// LeftoverRecorded: the node recorded its leftover of the rain in Redis when it stopped. Set
 	// before the record is written; a restarted node clears the record before it serves the rain
 	// again, then unsets this.
 	LeftoverRecorded bool `json:"leftover_recorded,omitempty"`
+	// MovesOut are the ranges of stock this node gave away, MovesIn those it received (see
+	// rain.Move), in journal order; MoveSeq numbers the moves out (their ids).
+	MovesOut []rain.Move `json:"moves_out,omitempty"`
+	MovesIn  []rain.Move `json:"moves_in,omitempty"`
+	MoveSeq  uint64      `json:"move_seq,omitempty"`
 	// Tomb is what a compacted rain leaves of the node's claims (CompactedAt != 0).
 	Tomb *Tombstone `json:"tombstone,omitempty"`
 }

@@ -76,6 +76,7 @@ type NodeTotals struct {
 	ClaimedCount, ClaimedAmount int64
 	LeftoverAmount, LeftoverAt  int64
 	HasLeftover, HasLeftoverAt  bool
+	MovedIn, MovedOut           []MoveTotal // stock moves the node recorded (RecordMoves), per peer
 }
 
 // Leftover returns the node's recorded leftover if the record is current: both of its fields
@@ -121,7 +122,11 @@ func parseNodes(code string, m map[string]string) (map[string]NodeTotals, error)
 		case FieldLeftoverAt:
 			t.LeftoverAt, t.HasLeftoverAt = n, true
 		default:
-			continue
+			dir, peer, what, ok := parseMoveField(f[i+1:])
+			if !ok {
+				continue
+			}
+			t.addMove(dir, peer, what, n)
 		}
 		out[node] = t
 	}

@@ -175,6 +175,9 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		return
 	}
 	c, err := n.store.Claim(code, user, now)
+	if errors.Is(err, shard.ErrExhausted) {
+		c, err = n.claimAfterWait(code, user)
+	}
 	if err != nil {
 		n.claimError(err).write(ctx)
 		return
@@ -194,6 +197,34 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 	ctx.Response.AppendBody(n.appendAnswer(buf[:0], c.Amount, seq))
 	n.metrics.claimOK.Inc()
 	n.metrics.latency.Observe(time.Since(began).Seconds())
+}
+
+// claimAfterWait is a claim that found this node empty: while a peer holds stock it waits for
+// moves, trying again after each arrival (other waiting claims may take a small move first),
+// until StockWait has passed; then it answers exhausted.
+func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
+	var deadline *time.Timer
+	for {
+		if deadline == nil && !n.opts.NoStockMoves && n.stockElsewhere(string(code)) {
+			deadline = time.NewTimer(n.opts.StockWait)
+			defer deadline.Stop()
+		}
+		if deadline == nil {
+			return shard.Claim{}, shard.ErrExhausted
+		}
+		switch n.awaitStock(string(code), deadline) {
+		case noStockElsewhere:
+			return shard.Claim{}, shard.ErrExhausted
+		case stockLate:
+			n.metrics.stockWaits.WithLabelValues("late").Inc()
+			return shard.Claim{}, shard.ErrExhausted
+		}
+		c, err := n.store.ClaimAgain(code, user, time.Now().UnixNano())
+		if !errors.Is(err, shard.ErrExhausted) {
+			n.metrics.stockWaits.WithLabelValues("arrived").Inc()
+			return c, err
+		}
+	}
 }
 
 func (n *Node) appendAnswer(dst []byte, amount int64, seq uint64) []byte {
@@ -357,6 +388,21 @@ func (n *Node) handleInternalRain(ctx *fasthttp.RequestCtx, path string) {
 		n.answerInternal(ctx, decodeStrict(body, &d), func() error { return n.discard(code, d.Epoch) })
 	case "settle":
 		n.answerInternal(ctx, nil, func() error { return n.settle(code) })
+	case "moves":
+		var m wire.Moves
+		n.answerInternal(ctx, decodeStrict(body, &m), func() error { return n.acceptMoves(code, m) })
+	case "give":
+		var g wire.Give
+		var given wire.Given
+		err := decodeStrict(body, &g)
+		if err == nil {
+			given, err = n.give(code, g)
+		}
+		if err == nil {
+			writeJSON(ctx, 200, given)
+			return
+		}
+		n.answerInternal(ctx, err, nil)
 	}
 }
 
@@ -371,7 +417,7 @@ func splitInternalRain(path string) (code, action string, ok bool) {
 		return "", "", false
 	}
 	switch action {
-	case "start", "stop", "discard", "settle":
+	case "start", "stop", "discard", "settle", "give", "moves":
 	default:
 		return "", "", false
 	}

@@ -23,6 +23,9 @@ type metrics struct {
 	refused *prometheus.CounterVec // internal requests refused, by reason
 	// reasserted counts compacted rains whose totals Redis had lost and the node put back.
 	reasserted prometheus.Counter
+	// Stock moves: gives asked of donors, moves out journaled, moves in journaled.
+	movesAsked, movesOut, movesIn prometheus.Counter
+	stockWaits                    *prometheus.CounterVec // claims that found the node empty and waited, by outcome
 }
 
 func newMetrics(n *Node) *metrics {
@@ -41,6 +44,14 @@ func newMetrics(n *Node) *metrics {
 		claimIPLimited: claims.WithLabelValues("ip_rate_limited"),
 		reasserted: prometheus.NewCounter(prometheus.CounterOpts{Name: "redrain_tombstones_reasserted_total",
 			Help: "Compacted rains whose totals Redis had lost (wiped, rolled back) and this node re-asserted from its tombstone."}),
+		movesAsked: prometheus.NewCounter(prometheus.CounterOpts{Name: "redrain_stock_asks_total",
+			Help: "Gives this node asked of donors because its stock ran low."}),
+		movesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "redrain_stock_moves_out_total",
+			Help: "Stock moves this node journaled as a donor."}),
+		movesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "redrain_stock_moves_in_total",
+			Help: "Stock moves this node journaled as a receiver and serves."}),
+		stockWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redrain_stock_waits_total",
+			Help: "Claims that found this node empty while a peer held stock, and waited for a move, by outcome: arrived (tried again) or late (answered exhausted)."}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "redrain_claim_duration_seconds",
 			Help:    "Time from a claim request's arrival to its answer, journal fsync included.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),
@@ -52,7 +63,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	j := n.journal
-	reg.MustRegister(claims, m.latency, m.refused, m.reasserted,
+	reg.MustRegister(claims, m.latency, m.refused, m.reasserted, m.movesAsked, m.movesOut, m.movesIn, m.stockWaits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counter("redrain_journal_commits_total", "Journal commits (one write-ahead log fdatasync each).",
 			func() float64 { return float64(j.Stats().Commits) }),

@@ -53,6 +53,8 @@ type Node struct {
 
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 
+	moves moveState // stock follows demand (moves.go)
+
 	compaction compactionState // rains past retention kept for the wallet
 
 	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
@@ -87,7 +89,8 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{opts: opts, log: opts.Logger.With("node", opts.ID), store: shard.New(),
-		verify: wire.NewVerifier(opts.Secret), rains: map[string]*rainInfo{}, stopped: make(chan struct{})}
+		verify: wire.NewVerifier(opts.Secret), rains: map[string]*rainInfo{}, stopped: make(chan struct{}),
+		moves: newMoveState(opts.Secret)}
 	n.codes.Store(&map[string]hotRain{})
 	if opts.Auth == AuthToken {
 		n.userKey = usertoken.NewKey([]byte(opts.UserKey))
@@ -133,8 +136,11 @@ func (n *Node) listen() error {
 	if n.opts.FastGossip {
 		g = gossip.LocalOptions()
 	}
-	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.HTTPAddr()}
+	g.Meta = gossip.Meta{ID: n.opts.ID, Role: gossip.RoleNode, HTTPAddr: n.advertised(n.HTTPAddr())}
 	g.BindAddr, g.Secret, g.Join, g.Logger = n.opts.GossipAddr, n.opts.Secret, n.opts.Join, n.log
+	if n.opts.Advertise != "" {
+		g.AdvertiseAddr = net.JoinHostPort(n.opts.Advertise, "0") // port 0: the one bound
+	}
 	g.OnNews = n.onNews // called only once Start has started gossiping, after recovery
 	if n.gossip, err = gossip.Bind(g); err != nil {
 		n.closeOwnListener()
@@ -144,6 +150,15 @@ func (n *Node) listen() error {
 		return fmt.Errorf("%w: gossip: %v", ErrOptions, err)
 	}
 	return nil
+}
+
+// advertised is bound (host:port) with its host replaced by Options.Advertise, if given.
+func (n *Node) advertised(bound string) string {
+	_, port, err := net.SplitHostPort(bound)
+	if n.opts.Advertise == "" || err != nil {
+		return bound
+	}
+	return net.JoinHostPort(n.opts.Advertise, port)
 }
 
 // closeGossip releases the gossip address if New bound one and Start did not take it.
@@ -217,7 +232,9 @@ func (n *Node) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
 	n.events.start()
-	n.bg.Add(5)
+	n.bg.Add(7)
+	go func() { defer n.bg.Done(); n.moverLoop(ctx) }()
+	go func() { defer n.bg.Done(); n.moveRecorder(ctx) }()
 	go func() { defer n.bg.Done(); n.repairLoop(ctx) }()
 	go func() { defer n.bg.Done(); n.clearLeftovers(ctx) }()
 	go func() { defer n.bg.Done(); n.flusher.Run(ctx) }()
@@ -270,6 +287,8 @@ func (n *Node) shutdown() error {
 	}
 	n.bg.Wait()
 	if n.cluster != nil {
+		n.redeliver(ctx) // moves out not yet acknowledged: the receivers' once they have them
+		n.recordMoves(ctx, true)
 		if err := n.flusher.FlushAll(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("final flush: %w", err))
 		} else {
@@ -365,7 +384,8 @@ func specOf(r wire.RainRules) shard.RainSpec {
 }
 
 func rulesOf(m ledger.RainMeta) wire.RainRules {
-	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS, RoomID: m.RoomID}
+	return wire.RainRules{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimIntervalMS: m.MinClaimIntervalMS, RoomID: m.RoomID,
+		Holders: m.Holders}
 }
 
 // ErrAmountMismatch: a journaled amount differs from the regenerated slice (generator changed
@@ -387,26 +407,8 @@ func (n *Node) recover() error {
 		}
 		n.intern(m.Code, m.RoomID, state)
 	}
-	for _, sl := range rec.Slices {
-		ri := n.rains[sl.Code]
-		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) || sl.Epoch <= ri.meta.MinEpoch {
-			continue
-		}
-		amounts, err := rain.Generate(sl)
-		if err != nil {
-			return fmt.Errorf("regenerate %s/%d/%d: %w", sl.Code, sl.Epoch, sl.ID, err)
-		}
-		k := ledger.SliceKey{Code: sl.Code, Epoch: sl.Epoch, Slice: sl.ID}
-		claimed := rec.Claimed[k]
-		for i, idx := range claimed {
-			if int(idx) >= amounts.Len() || amounts.At(int(idx)) != rec.Amounts[k][i] {
-				return fmt.Errorf("%w: rain %s slice %d index %d", ErrAmountMismatch, sl.Code, sl.ID, idx)
-			}
-		}
-		if err := n.store.AddSlice(specOf(ri.rules), sl, amounts, claimed); err != nil {
-			return fmt.Errorf("restore slice %s/%d: %w", sl.Code, sl.ID, err)
-		}
-		ri.hold(sl)
+	if err := n.recoverWindows(rec); err != nil {
+		return err
 	}
 	for code, users := range rec.Users {
 		n.store.RestoreUsers(code, users)
@@ -498,7 +500,8 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	if ri == nil || ri.rules.MaxPerUser == 0 {
-		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS, RoomID: r.RoomID}
+		m := ledger.RainMeta{Code: r.Code, MaxPerUser: r.MaxPerUser, MinClaimIntervalMS: r.MinClaimIntervalMS, RoomID: r.RoomID,
+			Holders: r.Holders}
 		if ri != nil {
 			m.MinEpoch = ri.meta.MinEpoch
 		}
@@ -662,6 +665,27 @@ func (n *Node) onNews(ns gossip.News) {
 	}
 }
 
+// addShare sets a progress's slice figures to the slices assigned here (the store's windows
+// also count stock moved in, and a restarted donor's stop where its moves out began) and adds
+// the moves per peer.
+func (n *Node) addShare(w *wire.Progress) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ri := n.rains[w.Code]
+	if ri == nil {
+		return
+	}
+	w.SliceCount, w.SliceAmount = 0, 0
+	for k, sl := range ri.slices {
+		if k.epoch == w.Epoch {
+			w.SliceCount += sl.Count
+			w.SliceAmount += sl.Amount
+		}
+	}
+	w.MovesIn = moveSums(ri.meta.MovesIn, func(m rain.Move) string { return m.From })
+	w.MovesOut = moveSums(ri.meta.MovesOut, func(m rain.Move) string { return m.To })
+}
+
 // progress reports the rains held here (all, or the one named).
 func (n *Node) progress(only string) wire.ProgressList {
 	out := wire.ProgressList{Node: n.opts.ID, Rains: []wire.Progress{}}
@@ -676,10 +700,12 @@ func (n *Node) progress(only string) wire.ProgressList {
 		}
 		t, _ := n.journal.Totals(code)
 		fc, fa, _ := n.flusher.Flushed(code)
-		out.Rains = append(out.Rains, wire.Progress{Code: code, Epoch: p.Epoch, SliceCount: p.Count,
+		w := wire.Progress{Code: code, Epoch: p.Epoch, SliceCount: p.Count,
 			SliceAmount: p.Amount, ClaimedCount: t.Count, ClaimedAmount: t.Amount, FlushedCount: fc,
 			FlushedAmount: fa, RemainingCount: p.RemainingCount, RemainingAmount: p.RemainingAmount,
-			Started: p.Started, Finished: p.Finished, Exhausted: p.Exhausted})
+			Started: p.Started, Finished: p.Finished, Exhausted: p.Exhausted}
+		n.addShare(&w)
+		out.Rains = append(out.Rains, w)
 	}
 	return out
 }

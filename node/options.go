@@ -23,6 +23,7 @@ type Options struct {
 	DataDir    string   // required: holds journal.db
 	RedisURL   string   // required: redis://host:port/db, flush target
 	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
+	Advertise  string   // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
 	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
@@ -64,6 +65,13 @@ type Options struct {
 	WalletGroup     string
 	JanitorInterval time.Duration // pace of the retention check; 1m
 
+	// StockWait bounds how long a claim on a node whose stock ran out waits for a move from a
+	// node that holds packets, before it answers 410 exhausted; 0 = 50ms, at most 1s.
+	StockWait time.Duration
+	// NoStockMoves turns stock moves off: each node serves its own slices only (the behaviour
+	// before stock followed demand; for comparisons).
+	NoStockMoves bool
+
 	FastGossip bool         // memberlist local timings (tests)
 	Listener   net.Listener // optional: serve on this instead of binding HTTPAddr (tests)
 	Logger     *slog.Logger // nil = slog.Default()
@@ -80,6 +88,9 @@ type Options struct {
 	// and ApplyEvery are then ignored. nil = open DataDir/journal.db.
 	Journal Journal
 }
+
+// DefaultStockWait is Options.StockWait's default.
+const DefaultStockWait = 50 * time.Millisecond
 
 // Limits on request bodies.
 const (
@@ -139,6 +150,8 @@ func (o *Options) validate() error {
 		return bad("id", fmt.Sprintf("the journal given belongs to node %q", o.Journal.NodeID()))
 	case o.RedisURL == "" && o.Redis == nil:
 		return bad("redis", "required")
+	case o.Advertise != "" && net.ParseIP(o.Advertise) == nil:
+		return bad("advertise", fmt.Sprintf("%q is not an IP address", o.Advertise))
 	case len(o.Join) > gossip.MaxJoin:
 		return bad("join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
 	case len(o.Secret) < 8:
@@ -157,6 +170,8 @@ func (o *Options) validate() error {
 		return bad("auth", "must be gateway or token")
 	case o.Auth == AuthToken && len(o.UserKey) < usertoken.MinKeyLen:
 		return bad("user-key", fmt.Sprintf("required in token mode, at least %d bytes", usertoken.MinKeyLen))
+	case o.StockWait < 0 || o.StockWait > time.Second:
+		return bad("stock-wait", "must be in 0..1s")
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	case o.MaxSubscribers < 0 || o.MaxSubscribers > MaxSubscribersLimit:
@@ -206,6 +221,9 @@ func (o *Options) fillDefaults() {
 	}
 	if o.JanitorInterval == 0 {
 		o.JanitorInterval = d.JanitorInterval
+	}
+	if o.StockWait == 0 {
+		o.StockWait = DefaultStockWait
 	}
 	o.fillEventDefaults()
 	if o.Logger == nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +107,7 @@ func TestRetentionCompacts(t *testing.T) {
 		t.Fatalf("redis totals after a wipe and re-assert: %+v %v, want %+v", tot2, err, tot)
 	}
 	nodes2, err := h.held().ReadNodes(ctx, "old")
-	if err != nil || nodes2["n1"] != nodes["n1"] {
+	if err != nil || !reflect.DeepEqual(nodes2["n1"], nodes["n1"]) {
 		t.Fatalf("nodes hash after re-assert: %+v %v, want %+v", nodes2["n1"], err, nodes["n1"])
 	}
 	// And after a restart the node still knows the rain is over, and still re-asserts it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"redrain/gossip"
 	"redrain/ledger"
 	"redrain/rain"
 )
@@ -34,17 +35,22 @@ type Redis interface {
 	ledger.Sink
 	RecordLeftover(ctx context.Context, code, node string, amount int64) error
 	ClearLeftover(ctx context.Context, code, node string) error
+	RecordMoves(ctx context.Context, code, node string, in, out []ledger.MoveTotal) error
 	Reassert(ctx context.Context, code, node string, incarnation uint64, t ledger.Tombstone) (wrote bool, err error)
 	WalletAcked(ctx context.Context, code, group string) (ok bool, why string, err error)
 	Close() error
 }
 
 // Cluster is what the node needs of its gossip membership once started: whether it has joined
-// (/readyz), its address, and a graceful leave. *gossip.Cluster is the real one (memberlist on
+// (/readyz), its address, the members (peers' HTTP addresses and liveness, for stock moves and
+// per-user owners), and a graceful leave. *gossip.Cluster is the real one (memberlist on
 // Options.GossipAddr); LoneCluster is a cluster of one, for handler tests.
 type Cluster interface {
 	Joined() bool
 	GossipAddr() string
+	Members() []gossip.Member
+	PublishStock(s gossip.Stock)
+	Stock(code string) []gossip.Stock
 	Leave(timeout time.Duration) error
 	Shutdown() error
 }
@@ -58,6 +64,15 @@ func (LoneCluster) Joined() bool { return true }
 
 // GossipAddr is "": nothing is bound.
 func (LoneCluster) GossipAddr() string { return "" }
+
+// Members is empty: the node knows itself without gossip.
+func (LoneCluster) Members() []gossip.Member { return nil }
+
+// PublishStock has no one to tell.
+func (LoneCluster) PublishStock(gossip.Stock) {}
+
+// Stock knows no peer's stock.
+func (LoneCluster) Stock(string) []gossip.Stock { return nil }
 
 // Leave has no one to tell.
 func (LoneCluster) Leave(time.Duration) error { return nil }

@@ -146,3 +146,32 @@ func (a *Amounts) BytesPerPacket() int {
 	}
 	return 4
 }
+
+// Move is a range of one slice's packets that left one node for another (stock follows demand):
+// indices [Lo, Hi) of Slice, none of them claimed, Count packets worth Amount. The donor journals
+// it before it sends it and the receiver before it serves any of it; from the donor's journal
+// on, the packets are the receiver's. Amounts never travel: the receiver regenerates Slice.
+type Move struct {
+	ID     string `json:"id"`   // "<donor>-<journal incarnation, 16 hex>-<n>": unique for ever
+	From   string `json:"from"` // the donor
+	To     string `json:"to"`   // the receiver
+	Slice  Slice  `json:"slice"`
+	Lo     uint32 `json:"lo"`
+	Hi     uint32 `json:"hi"`
+	Count  int64  `json:"count"`
+	Amount int64  `json:"amount"`
+}
+
+// Validate checks a move's shape (not its amounts: the receiver checks those against the
+// regenerated slice).
+func (m Move) Validate() error {
+	switch {
+	case m.ID == "" || m.From == "" || m.To == "" || m.From == m.To:
+		return fmt.Errorf("%w: move %q from %q to %q", ErrInvalidSlice, m.ID, m.From, m.To)
+	case m.Lo >= m.Hi || int64(m.Hi) > m.Slice.Count:
+		return fmt.Errorf("%w: move range [%d, %d) of %d packets", ErrInvalidSlice, m.Lo, m.Hi, m.Slice.Count)
+	case m.Count != int64(m.Hi-m.Lo) || m.Amount < m.Count:
+		return fmt.Errorf("%w: move of %d packets worth %d over [%d, %d)", ErrInvalidSlice, m.Count, m.Amount, m.Lo, m.Hi)
+	}
+	return m.Slice.Validate()
+}

@@ -55,8 +55,8 @@ type Progress struct {
 	Users                           int   // per-user counter entries held
 }
 
-// Cut is a range of a slice's indices taken off its queue by CutTail: [From, To), of which
-// Count packets worth Amount were not claimed before a restart.
+// Cut is a range of a slice's indices taken off a window's queue by CutTail or CutMost:
+// [From, To), Count packets worth Amount, none of them claimed here.
 type Cut struct {
 	Epoch         uint64
 	Slice         uint32
@@ -71,9 +71,11 @@ type Store struct {
 	rains atomic.Pointer[map[string]*rainState]
 }
 
+// sliceKey names a window: a slice of an epoch, from index lo.
 type sliceKey struct {
 	epoch uint64
 	id    uint32
+	lo    uint32
 }
 
 // rainState is one rain. serve and stopAt are read lock-free by Claim; slices only under
@@ -134,10 +136,19 @@ func validSpec(spec RainSpec, sl rain.Slice) error {
 // rain already holds (same epoch and id) does nothing. After Start only the served epoch's
 // slices are accepted (ErrEpochClash otherwise); they are served at once.
 func (s *Store) AddSlice(spec RainSpec, sl rain.Slice, amounts rain.Amounts, claimed []uint32) error {
+	return s.AddWindow(spec, sl, amounts, 0, uint32(sl.Count), claimed)
+}
+
+// AddWindow is AddSlice for the indices [lo, hi) of the slice only: a part of another node's
+// slice moved here, or what is left of a slice after moves out (possibly nothing: an empty
+// window keeps the rain known). Windows of one slice must not overlap; a window already held
+// (same epoch, id and lo) is not added again, unless all of it was cut before anything was
+// handed out (its stock moved away and is now coming back): then the new one replaces it.
+func (s *Store) AddWindow(spec RainSpec, sl rain.Slice, amounts rain.Amounts, lo, hi uint32, claimed []uint32) error {
 	if err := validSpec(spec, sl); err != nil {
 		return err
 	}
-	x, err := newSlice(sl, amounts, claimed) // the O(count) part, outside the lock
+	x, err := newSlice(sl, amounts, lo, hi, claimed) // the O(count) part, outside the lock
 	if err != nil {
 		return err
 	}
@@ -152,9 +163,15 @@ func (s *Store) AddSlice(spec RainSpec, sl rain.Slice, amounts rain.Amounts, cla
 	if r.spec != spec {
 		return fmt.Errorf("%w: spec %+v differs from the rain's %+v", ErrBadSlice, spec, r.spec)
 	}
-	key := sliceKey{sl.Epoch, sl.ID}
-	if _, ok := r.slices[key]; ok {
+	key := sliceKey{sl.Epoch, sl.ID, lo}
+	if y, ok := r.slices[key]; ok && !y.gone() {
 		return nil
+	}
+	for k, y := range r.slices { // against what each window still holds: cut tails left it
+		_, yEnd := unpack(y.cursor.Load())
+		if k != key && k.epoch == sl.Epoch && k.id == sl.ID && lo < hi && y.lo < yEnd && lo < yEnd && y.lo < hi {
+			return fmt.Errorf("%w: window [%d, %d) of slice %d overlaps [%d, %d)", ErrBadSlice, lo, hi, sl.ID, y.lo, yEnd)
+		}
 	}
 	sv := r.serve.Load()
 	if sv != nil && sv.epoch != sl.Epoch {
@@ -176,7 +193,7 @@ func (r *rainState) epochSlices(epoch uint64) []*slice {
 			out = append(out, x)
 		}
 	}
-	slices.SortFunc(out, func(a, b *slice) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(out, func(a, b *slice) int { return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.lo, b.lo)) })
 	return out
 }
 
@@ -264,6 +281,16 @@ func (s *Store) Remove(code string) {
 // user's reservation back) when all are empty. It takes no lock but the user's stripe and does
 // not allocate, except when a stripe's user table grows.
 func (s *Store) Claim(code []byte, user uint64, now int64) (Claim, error) {
+	return s.claim(code, user, now, true)
+}
+
+// ClaimAgain is Claim for an attempt Claim already admitted and answered ErrExhausted, retried
+// once stock arrived: the minimum claim interval is not applied a second time.
+func (s *Store) ClaimAgain(code []byte, user uint64, now int64) (Claim, error) {
+	return s.claim(code, user, now, false)
+}
+
+func (s *Store) claim(code []byte, user uint64, now int64, paced bool) (Claim, error) {
 	r := (*s.rains.Load())[string(code)]
 	if r == nil {
 		return Claim{}, ErrUnknownRain
@@ -279,7 +306,11 @@ func (s *Store) Claim(code []byte, user uint64, now int64) (Claim, error) {
 		return Claim{}, ErrFinished
 	}
 	h := hashUser(user)
-	if err := r.users.reserve(h, user, now, r.limit, r.spec.MinClaimInterval); err != nil {
+	interval := r.spec.MinClaimInterval
+	if !paced {
+		interval = 0
+	}
+	if err := r.users.reserve(h, user, now, r.limit, interval); err != nil {
 		return Claim{}, err
 	}
 	n := len(sv.slices)
@@ -309,7 +340,7 @@ func (s *Store) Release(code []byte, user uint64, c Claim) {
 		return
 	}
 	for _, x := range sv.slices {
-		if x.id == c.Slice {
+		if x.id == c.Slice && c.Index >= x.lo && c.Index < x.hi {
 			x.release(c.Index)
 			r.users.unreserve(hashUser(user), user)
 			return
@@ -317,23 +348,86 @@ func (s *Store) Release(code []byte, user uint64, c Claim) {
 	}
 }
 
-// CutTail takes up to max unserved packets off the end of a slice's queue, atomically with
-// respect to concurrent Claims: each index is either handed out or cut, never both. It is the
-// hook for moving unserved stock elsewhere; released packets are not cut.
-func (s *Store) CutTail(code string, epoch uint64, sliceID uint32, max uint32) (Cut, error) {
+// CutTail takes up to max unserved packets off the end of the queue of the window of slice
+// sliceID starting at lo, atomically with respect to concurrent Claims: each index is either
+// handed out or cut, never both. It is how unserved stock moves elsewhere; released packets and
+// indices claimed before a restart are never cut.
+func (s *Store) CutTail(code string, epoch uint64, sliceID, lo uint32, max uint32) (Cut, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rain(code)
 	if r == nil {
 		return Cut{}, ErrUnknownRain
 	}
-	x := r.slices[sliceKey{epoch, sliceID}]
+	x := r.slices[sliceKey{epoch, sliceID, lo}]
 	if x == nil {
-		return Cut{}, fmt.Errorf("%w: %s epoch %d slice %d", ErrNoSlice, code, epoch, sliceID)
+		return Cut{}, fmt.Errorf("%w: %s epoch %d slice %d from %d", ErrNoSlice, code, epoch, sliceID, lo)
 	}
-	c := Cut{Epoch: epoch, Slice: sliceID}
+	return x.cut(max), nil
+}
+
+// CutMost is CutTail on the served window with the most unserved packets: ok is false when the
+// rain is not being served or no window has any.
+func (s *Store) CutMost(code string, max uint32) (c Cut, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rain(code)
+	if r == nil || max == 0 {
+		return Cut{}, false
+	}
+	sv := r.serve.Load()
+	if sv == nil {
+		return Cut{}, false
+	}
+	var best *slice
+	var most uint32
+	for _, x := range sv.slices {
+		if next, end := unpack(x.cursor.Load()); end > next && end-next > most {
+			best, most = x, end-next
+		}
+	}
+	if best == nil {
+		return Cut{}, false
+	}
+	c = best.cut(max)
+	return c, c.To > c.From
+}
+
+// Uncut puts back a cut whose move could not be made durable, if nothing was cut from that
+// window since: false when it could not (the packets then stay off sale until the node
+// restarts and serves them again, as no move of them was journaled).
+func (s *Store) Uncut(code string, c Cut) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rain(code)
+	if r == nil || c.To <= c.From {
+		return false
+	}
+	for k, x := range r.slices {
+		if k.epoch != c.Epoch || k.id != c.Slice || c.From < x.lo || c.To > x.hi {
+			continue
+		}
+		for {
+			cur := x.cursor.Load()
+			next, end := unpack(cur)
+			if end != c.From {
+				return false
+			}
+			if x.cursor.CompareAndSwap(cur, pack(next, c.To)) {
+				x.cutCount -= c.Count
+				x.cutAmount -= c.Amount
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cut is cutTail as a Cut. The caller holds Store.mu.
+func (x *slice) cut(max uint32) Cut {
+	c := Cut{Epoch: x.epoch, Slice: x.id}
 	c.From, c.To, c.Count, c.Amount = x.cutTail(max)
-	return c, nil
+	return c
 }
 
 // Progress reports rain code's state at now; false if the rain is unknown. It scans each slice

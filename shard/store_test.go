@@ -439,41 +439,144 @@ func TestCutTail(t *testing.T) {
 	s := New()
 	sl, a := mustAdd(t, s, spec("r", 1, 0), 1, 0, 100, []uint32{95, 3})
 	mustStart(t, s, "r", 1, 100, 1000)
-	c, err := s.CutTail("r", 1, 0, 10)
+	c, err := s.CutTail("r", 1, 0, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cutAmount int64
-	for i := 90; i < 100; i++ {
-		if i != 95 {
-			cutAmount += a.At(i)
-		}
+	for i := 96; i < 100; i++ {
+		cutAmount += a.At(i)
 	}
-	if want := (Cut{Epoch: 1, Slice: 0, From: 90, To: 100, Count: 9, Amount: cutAmount}); c != want {
+	// The cut stops above index 95, journaled before the restart: a moved range is claim-free.
+	if want := (Cut{Epoch: 1, Slice: 0, From: 96, To: 100, Count: 4, Amount: cutAmount}); c != want {
 		t.Fatalf("CutTail = %+v, want %+v", c, want)
 	}
 	p, _ := s.Progress("r", 100)
-	if p.RemainingCount != 89 || p.RemainingAmount != sl.Amount-cutAmount-a.At(95)-a.At(3) {
+	if p.RemainingCount != 94 || p.RemainingAmount != sl.Amount-cutAmount-a.At(95)-a.At(3) {
 		t.Fatalf("after cut: %+v", p)
 	}
 	claims := drain(t, s, "r", 1, 100)
-	if len(claims) != 89 {
-		t.Fatalf("handed out %d, want 89", len(claims))
+	if len(claims) != 94 {
+		t.Fatalf("handed out %d, want 94", len(claims))
 	}
 	for _, cl := range claims {
-		if cl.Index >= 90 || cl.Index == 3 {
+		if cl.Index >= 95 || cl.Index == 3 {
 			t.Fatalf("cut or journaled index handed out: %+v", cl)
 		}
 	}
-	if c, err := s.CutTail("r", 1, 0, 10); err != nil || c.From != c.To || c.Count != 0 {
+	if c, err := s.CutTail("r", 1, 0, 0, 10); err != nil || c.From != c.To || c.Count != 0 {
 		t.Fatalf("CutTail of an empty queue = %+v, %v", c, err)
 	}
-	if _, err := s.CutTail("r", 1, 7, 10); !errors.Is(err, ErrNoSlice) {
+	if _, err := s.CutTail("r", 1, 7, 0, 10); !errors.Is(err, ErrNoSlice) {
 		t.Fatalf("CutTail of a missing slice: %v", err)
 	}
-	if _, err := s.CutTail("x", 1, 0, 10); !errors.Is(err, ErrUnknownRain) {
+	if _, err := s.CutTail("x", 1, 0, 0, 10); !errors.Is(err, ErrUnknownRain) {
 		t.Fatalf("CutTail of a missing rain: %v", err)
 	}
+}
+
+// TestWindows moves the tail of a slice from one store to another, as a stock move does: the
+// donor cuts, the receiver serves exactly the cut window, and together they hand out every
+// packet once.
+func TestWindows(t *testing.T) {
+	donor, recv := New(), New()
+	sl, a := mustAdd(t, donor, spec("r", 1000, 0), 1, 0, 100, nil)
+	mustStart(t, donor, "r", 1, 100, 1000)
+	c, ok := donor.CutMost("r", 30)
+	if !ok || c.From != 70 || c.To != 100 || c.Count != 30 {
+		t.Fatalf("CutMost = %+v %v", c, ok)
+	}
+	if err := recv.AddWindow(spec("r", 1000, 0), sl, a, c.From, c.To, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustStart(t, recv, "r", 1, 100, 1000)
+	p, _ := recv.Progress("r", 100)
+	if p.Count != 30 || p.RemainingCount != 30 || p.Amount != c.Amount || p.RemainingAmount != c.Amount {
+		t.Fatalf("receiver progress %+v, cut %+v", p, c)
+	}
+	// The receiver moves part of its window on: windows of one slice never overlap.
+	c2, ok := recv.CutMost("r", 10)
+	if !ok || c2.From != 90 || c2.To != 100 {
+		t.Fatalf("second cut %+v", c2)
+	}
+	if err := recv.AddWindow(spec("r", 1000, 0), sl, a, 85, 95, nil); !errors.Is(err, ErrBadSlice) {
+		t.Fatalf("overlapping window: %v", err)
+	}
+	seen := make([]int, 100)
+	var sum int64
+	for _, st := range []*Store{donor, recv} {
+		for _, cl := range drain(t, st, "r", 1, 100) {
+			seen[cl.Index]++
+			sum += cl.Amount
+			if cl.Amount != a.At(int(cl.Index)) {
+				t.Fatalf("claim %+v: amount %d", cl, a.At(int(cl.Index)))
+			}
+		}
+	}
+	for i, k := range seen {
+		want := 1
+		if i >= 90 { // moved on, to a third store
+			want = 0
+		}
+		if k != want {
+			t.Fatalf("index %d handed out %d times, want %d", i, k, want)
+		}
+	}
+	if sum != sl.Amount-c2.Amount {
+		t.Fatalf("handed out %d, want %d", sum, sl.Amount-c2.Amount)
+	}
+}
+
+// TestUncut puts a cut back when nothing was cut after it, and refuses otherwise.
+func TestUncut(t *testing.T) {
+	s := New()
+	mustAdd(t, s, spec("r", 1000, 0), 1, 0, 100, nil)
+	mustStart(t, s, "r", 1, 100, 1000)
+	c1, _ := s.CutMost("r", 10)
+	c2, _ := s.CutMost("r", 10)
+	if s.Uncut("r", c1) {
+		t.Fatal("Uncut of a cut that another followed succeeded")
+	}
+	if !s.Uncut("r", c2) {
+		t.Fatal("Uncut of the last cut failed")
+	}
+	if p, _ := s.Progress("r", 100); p.RemainingCount != 90 {
+		t.Fatalf("remaining %d after one of two cuts put back, want 90", p.RemainingCount)
+	}
+	if n := len(drain(t, s, "r", 1, 100)); n != 90 {
+		t.Fatalf("handed out %d, want 90", n)
+	}
+}
+
+// TestClaimAgain retries an exhausted attempt without the minimum interval applying twice.
+func TestClaimAgain(t *testing.T) {
+	s := New()
+	mustAdd(t, s, spec("r", 5, second), 1, 0, 2, nil)
+	mustStart(t, s, "r", 1, 100, 3600*second)
+	if _, err := s.Claim([]byte("r"), 7, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim([]byte("r"), 8, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim([]byte("r"), 7, 200+second); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("want exhausted, got %v", err)
+	}
+	if err := s.AddWindow(spec("r", 5, second), rain.Slice{Code: "r", ID: 1, Epoch: 1, Count: 1, Amount: 1}, oneAmount(), 0, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim([]byte("r"), 7, 300+second); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("a fresh attempt inside the interval: %v, want rate limited", err)
+	}
+	if c, err := s.ClaimAgain([]byte("r"), 7, 300+second); err != nil || c.Slice != 1 {
+		t.Fatalf("ClaimAgain = %+v, %v", c, err)
+	}
+}
+
+func oneAmount() rain.Amounts {
+	a := rain.NewAmounts(1, 1)
+	a.Set(0, 1)
+	return a
 }
 
 // TestCutTailRacesClaims cuts while 4 goroutines claim: each index is handed out or cut, once.
@@ -498,7 +601,7 @@ func TestCutTailRacesClaims(t *testing.T) {
 	}
 	seen := make([]int, n)
 	for {
-		c, err := s.CutTail("r", 1, 0, 7)
+		c, err := s.CutTail("r", 1, 0, 0, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -573,7 +676,7 @@ func TestClaimDoesNotAllocate(t *testing.T) {
 func TestPopConcurrent(t *testing.T) {
 	const n = 300_000
 	sl, a := mkSlice("r", 1, 0, n)
-	x, err := newSlice(sl, a, []uint32{7, 70_000})
+	x, err := newSlice(sl, a, 0, n, []uint32{7, 70_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,5 +708,66 @@ func TestPopConcurrent(t *testing.T) {
 		if k != want {
 			t.Fatalf("index %d popped %d times, want %d", i, k, want)
 		}
+	}
+}
+
+const second = int64(1_000_000_000) // ns
+
+// TestWindowRecovered restores a window with journaled claims: its bitmap counts from the
+// window's first index, and indices outside the window or claimed are never handed out.
+func TestWindowRecovered(t *testing.T) {
+	s := New()
+	sl, a := mkSlice("r", 1, 3, 200)
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, 50, 130, []uint32{50, 64, 129}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, 130, 140, []uint32{129}); !errors.Is(err, ErrBadSlice) {
+		t.Fatalf("claimed index outside the window: %v", err)
+	}
+	mustStart(t, s, "r", 1, 100, 1000)
+	c, _ := s.CutMost("r", 5) // stops above 129, claimed: nothing to cut
+	if c.To != c.From {
+		t.Fatalf("cut %+v over a claimed last index", c)
+	}
+	claims := drain(t, s, "r", 1, 100)
+	if len(claims) != 77 {
+		t.Fatalf("handed out %d, want 77", len(claims))
+	}
+	for _, cl := range claims {
+		if cl.Index < 50 || cl.Index >= 129 || cl.Index == 64 || cl.Index == 50 || cl.Amount != a.At(int(cl.Index)) {
+			t.Fatalf("handed out %+v", cl)
+		}
+	}
+}
+
+// TestStockComesBack gives a window's stock away and takes it back: the returning range is
+// served again, next to what the window kept, and an empty window keeps the rain known.
+func TestStockComesBack(t *testing.T) {
+	s := New()
+	sl, a := mustAdd(t, s, spec("r", 1000, 0), 1, 0, 100, []uint32{0})
+	mustStart(t, s, "r", 1, 100, 1000)
+	c, _ := s.CutMost("r", 1000) // all but the claimed index 0
+	if c.From != 1 || c.To != 100 {
+		t.Fatalf("cut %+v", c)
+	}
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, c.From, c.To, nil); err != nil {
+		t.Fatalf("the cut range back: %v", err)
+	}
+	if n := len(drain(t, s, "r", 1, 100)); n != 99 {
+		t.Fatalf("handed out %d, want 99", n)
+	}
+	e := New()
+	if err := e.AddWindow(spec("r", 1000, 0), sl, a, 0, 0, nil); err != nil {
+		t.Fatalf("empty window: %v", err)
+	}
+	mustStart(t, e, "r", 1, 100, 1000)
+	if _, err := e.Claim([]byte("r"), 1, 100); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("claim on an empty window: %v", err)
+	}
+	if err := e.AddWindow(spec("r", 1000, 0), sl, a, 0, 100, nil); err != nil {
+		t.Fatalf("a window replacing an empty one: %v", err)
+	}
+	if n := len(drain(t, e, "r", 1, 100)); n != 100 {
+		t.Fatalf("handed out %d after the window came back, want 100", n)
 	}
 }

@@ -49,7 +49,8 @@ func parseLoad(args []string, lookup func(string) (string, bool), helpOut io.Wri
 	var o loadArgs
 	fs := flag.NewFlagSet("bench load", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	nodes := fs.String("nodes", "", "comma-separated claim addresses (host:port); each user is routed to one by a hash of its id")
+	nodes := fs.String("nodes", "", "comma-separated claim addresses (host:port); --balance spreads the taps over them")
+	balance := fs.String("balance", string(bench.BalanceSticky), balanceUsage)
 	fs.StringVar(&o.Load.Code, "code", "", "the rain's code (it must be raining there)")
 	fs.IntVar(&o.Load.Users, "users", 20_000, "simulated users")
 	fs.Uint64Var(&o.Load.FirstUser, "first-user", 1, "the first user id (users are first-user .. first-user+users-1)")
@@ -77,5 +78,7 @@ func parseLoad(args []string, lookup func(string) (string, bool), helpOut io.Wri
 		return o, errors.New("--users, --conns and --load-procs must be >= 1, --rate >= 0, --time > 0")
 	}
 	o.Load.Nodes = flagenv.List(*nodes)
-	return o, nil
+	var err error
+	o.Load.Balance, err = bench.ParseBalance(*balance)
+	return o, err
 }

@@ -172,7 +172,8 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	algorithm := fs.String("algorithm", string(rain.DoubleAverage), "double_average, line_cut or equal")
 	duration := fs.Duration("duration", 0, "rain duration, whole seconds (0: --time + 30s; bench stops the rain when the load ends)")
 	fs.Int64Var(&o.Rain.AnchorID, "anchor", 1, "anchor id of the rain")
-	fs.IntVar(&o.Load.Users, "users", 20_000, "simulated users, ids 1..N, each routed to one node by a hash of its id")
+	fs.IntVar(&o.Load.Users, "users", 20_000, "simulated users, ids 1..N")
+	balance := fs.String("balance", string(bench.BalanceSticky), balanceUsage)
 	fs.IntVar(&o.Load.Conns, "conns", 64, "concurrent requests (closed loop: workers tapping back to back)")
 	fs.Float64Var(&o.Load.Rate, "rate", 0, "open loop: taps per second, latency from each tap's scheduled time (0: closed loop)")
 	fs.DurationVar(&o.Load.Time, "time", 10*time.Second, "longest load; it ends earlier when every user is done or the rain is drained")
@@ -205,6 +206,10 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.Rain.Algorithm = rain.Algorithm(*algorithm)
+	var err error
+	if o.Load.Balance, err = bench.ParseBalance(*balance); err != nil {
+		return o, err
+	}
 	if *duration < 0 {
 		return o, errors.New("--duration must be positive")
 	}
@@ -213,6 +218,11 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nodes" })
 	return o, parseNodes(&o, *nodes, given)
 }
+
+// balanceUsage documents --balance (bench run and bench load).
+const balanceUsage = "how taps are spread over the nodes: sticky (each user always to one node, by a hash of its id, " +
+	"as a balancer routing by user), random (each tap to a random node), skew (80% of taps to the first 20% of the nodes, " +
+	"at least one), one (every tap to the first node)"
 
 // parseNodes reads --nodes: a count for a local cluster, or addresses with --coordinator
 // (not given: the nodes the coordinator lists).

@@ -196,14 +196,23 @@ func TestParseRun(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 	o, err = parseRun([]string{"--coordinator", "http://c:9090"}, lookup, nil)
-	if err != nil || len(o.NodeAddrs) != 0 {
-		t.Fatalf("coordinator without --nodes: %+v %v", o.NodeAddrs, err)
+	if err != nil || len(o.NodeAddrs) != 0 || o.Load.Balance != bench.BalanceSticky {
+		t.Fatalf("coordinator without --nodes: %+v %q %v", o.NodeAddrs, o.Load.Balance, err)
 	}
+	if o, err = parseRun([]string{"--balance", "skew"}, lookup, nil); err != nil || o.Load.Balance != bench.BalanceSkew {
+		t.Fatalf("--balance skew: %q %v", o.Load.Balance, err)
+	}
+	env["REDRAIN_BALANCE"] = "one"
+	if o, err = parseRun(nil, lookup, nil); err != nil || o.Load.Balance != bench.BalanceOne {
+		t.Fatalf("REDRAIN_BALANCE=one: %q %v", o.Load.Balance, err)
+	}
+	delete(env, "REDRAIN_BALANCE")
 	for _, bad := range [][]string{
 		{"--nodes", "a:1,b:2"},                        // addresses without --coordinator
 		{"--coordinator", "http://c", "--nodes", "3"}, // a count with --coordinator
 		{"--nodes", "-1"},
 		{"--duration", "-1s"},
+		{"--balance", "fair"},
 		{"extra"},
 	} {
 		if _, err := parseRun(bad, lookup, nil); err == nil {

@@ -62,6 +62,7 @@ func parseFlags(args []string) (coordinator.Options, error) {
 	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
 	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "admin API bearer token (required)")
+	fs.StringVar(&o.Advertise, "advertise", "", "IP peers reach the coordinator at, when not the bound one (a pod's IP behind --gossip 0.0.0.0)")
 	join := fs.String("join", "", "comma-separated gossip addresses to join")
 	fs.StringVar(&o.ID, "id", o.ID, "gossip member id")
 	fs.DurationVar(&o.PrepareTimeout, "prepare-timeout", o.PrepareTimeout, "deadline for every node to acknowledge its slice")

@@ -76,6 +76,7 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 		{"gossip not an address", []string{"--gossip", "nonsense"}, []string{"GossipAddr", "nonsense"}},
 		{"join not an address", []string{"--join", "nonsense"}, []string{"Join", "nonsense"}},
 		{"id with a space", []string{"--id", "co ord"}, []string{"ID"}},
+		{"advertise not an IP", []string{"--advertise", "coord.example"}, []string{"Advertise", "coord.example"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -90,6 +90,7 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 		{"gossip not an address", []string{"--gossip", "nonsense"}, []string{"gossip", "nonsense"}},
 		{"join not an address", []string{"--join", "nonsense"}, []string{"join", "nonsense"}},
 		{"bad trusted proxy", []string{"--trusted-proxies", "not-an-ip"}, []string{"trusted-proxies"}},
+		{"advertise not an IP", []string{"--advertise", "redrain-node-0"}, []string{"advertise", "redrain-node-0"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,9 @@ type Answer struct {
 	ClaimID string // 200 only
 	Amount  int64  // 200 only
 	Error   string // error word of a non-200 JSON answer
+	// At is when the answer arrived, from the load's start (the bench load driver sets it; 0
+	// elsewhere).
+	At time.Duration
 }
 
 // Expect is what the checker knows of the rain.
@@ -69,8 +73,9 @@ func (v *Verdict) Err() error {
 // journaled (the caller waits for that): every claim_id answered once and credited exactly
 // once with the amount the client saw, to the user it answered; no claim_id twice in the
 // stream; Redis totals equal the stream; the clients' sum within the budget (equal when
-// drained); per-user caps held cluster-wide (counted from the stream's user ids: Redis keeps
-// no per-user keys); the nodes hash agrees with the stream.
+// drained); per-user caps held cluster-wide, counted over the stream's user ids (Redis keeps
+// no per-user keys) and over the 200s the clients got, whichever nodes answered them; the nodes
+// hash agrees with the stream. The journals are checked against each other by CheckJournals.
 func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	nodes map[string]ledger.NodeTotals, exp Expect) *Verdict {
 	v := &Verdict{RedisCount: totals.ClaimedCount, RedisAmount: totals.ClaimedAmount, RedisMax: totals.MaxAmount}
@@ -94,7 +99,7 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 			v.Fail("claim %s credited %d cents (< 1)", c.ClaimID, c.Amount)
 		}
 	}
-	checkAnswers(v, answers, byID)
+	checkAnswers(v, answers, byID, exp.MaxPerUser)
 	if v.AnsweredAmount > exp.TotalAmount || v.CreditAmount > exp.TotalAmount {
 		v.Fail("overpay: answered %d, credited %d, budget %d", v.AnsweredAmount, v.CreditAmount, exp.TotalAmount)
 	}
@@ -108,10 +113,8 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 		v.Fail("redis totals %d/%d max %d, credit stream %d/%d max %d", totals.ClaimedCount, totals.ClaimedAmount,
 			totals.MaxAmount, v.Credits, v.CreditAmount, max)
 	}
-	for u, n := range perUserCount {
-		if exp.MaxPerUser > 0 && n > exp.MaxPerUser {
-			v.Fail("user %d got %d packets, max_per_user %d", u, n, exp.MaxPerUser)
-		}
+	if over, who, most := overCap(perUserCount, exp.MaxPerUser); over > 0 {
+		v.Fail("%d user(s) credited more than max_per_user %d packets: user %d got %d", over, exp.MaxPerUser, who, most)
 	}
 	if nodes != nil {
 		got := map[string]int64{}
@@ -126,9 +129,11 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 }
 
 // checkAnswers checks every 200 the clients got: answered once, credited with the amount and
-// user the client saw.
-func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
+// user the client saw, no user answered more than maxPerUser packets (0: no cap) whichever
+// nodes answered it.
+func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit, maxPerUser int) {
 	seen := make(map[string]bool, len(answers))
+	perUser := map[uint64]int{}
 	for _, a := range answers {
 		if a.Status != 200 {
 			continue
@@ -137,6 +142,7 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
 			v.Fail("claim_id %s answered twice", a.ClaimID)
 		}
 		seen[a.ClaimID] = true
+		perUser[a.User]++
 		v.Answered++
 		v.AnsweredAmount += a.Amount
 		c, ok := byID[a.ClaimID]
@@ -147,6 +153,23 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit) {
 			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
 		}
 	}
+	if over, who, most := overCap(perUser, maxPerUser); over > 0 {
+		v.Fail("%d user(s) were answered more than max_per_user %d packets (200s): user %d got %d", over, maxPerUser, who, most)
+	}
+}
+
+// overCap counts the users of perUser above max (0: no cap) and names the one with the most
+// (the lowest id among equals).
+func overCap(perUser map[uint64]int, max int) (over int, who uint64, most int) {
+	for u, n := range perUser {
+		if max > 0 && n > max {
+			over++
+			if n > most || (n == most && u < who) {
+				most, who = n, u
+			}
+		}
+	}
+	return over, who, most
 }
 
 // Report lists every way a coordinator's report breaks SPEC.md's reconciliation, nil

@@ -64,6 +64,13 @@ func TestCheckCatchesDoctoredRains(t *testing.T) {
 		{"per-user cap broken", func(_ *[]Answer, _ *[]ledger.Credit, _ *ledger.RainTotals, exp *Expect) {
 			exp.MaxPerUser = 1
 		}, "max_per_user 1"},
+		{"a user answered past the cap by several nodes", func(a *[]Answer, c *[]ledger.Credit, tot *ledger.RainTotals, _ *Expect) {
+			id := "n2-0000000000000009-1"
+			*a = append(*a, Answer{Node: "b", User: 2, Status: 200, ClaimID: id, Amount: 5})
+			*c = append(*c, ledger.Credit{ClaimID: id, Node: "n2", Incarnation: 9, Seq: 1, User: 2, Amount: 5})
+			tot.ClaimedCount++
+			tot.ClaimedAmount += 5
+		}, "1 user(s) were answered more than max_per_user 2 packets (200s): user 2 got 3"},
 		{"drained but short", func(_ *[]Answer, _ *[]ledger.Credit, _ *ledger.RainTotals, exp *Expect) {
 			exp.TotalAmount, exp.TotalCount = 300, 7
 		}, "drained but credited"},

@@ -37,6 +37,7 @@ type ClusterOptions struct {
 type LocalNode struct {
 	ID, HTTP, Gossip, Data string
 	Proc                   *proc.Proc
+	Env                    []string // extra environment for this node's next start (tests' failpoints)
 }
 
 // LocalCluster is redis-server, one coordinator and N nodes running as child processes.
@@ -215,7 +216,7 @@ func (c *LocalCluster) startNode(ctx context.Context, i int, wait bool) error {
 		args = append(args, "--fast-gossip")
 	}
 	args = append(args, c.Opts.NodeArgs...)
-	p, err := proc.Start(n.ID, filepath.Join(c.Opts.BinDir, "node"), args, c.env(), filepath.Join(c.Opts.Dir, n.ID+".log"))
+	p, err := proc.Start(n.ID, filepath.Join(c.Opts.BinDir, "node"), args, append(c.env(), n.Env...), filepath.Join(c.Opts.Dir, n.ID+".log"))
 	if err != nil {
 		return err
 	}

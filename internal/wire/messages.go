@@ -9,6 +9,8 @@ const (
 	PathStop     = "/internal/v1/rains/{code}/stop"    // POST Stop -> Ack
 	PathDiscard  = "/internal/v1/rains/{code}/discard" // POST Discard -> Ack
 	PathSettle   = "/internal/v1/rains/{code}/settle"  // POST Settle -> Ack
+	PathGive     = "/internal/v1/rains/{code}/give"    // POST Give -> Given: a node low on stock asks a donor
+	PathMoves    = "/internal/v1/rains/{code}/moves"   // POST Moves -> Ack: a donor delivers journaled moves
 	PathProgress = "/internal/v1/progress"             // GET (optional ?code=) -> ProgressList
 	PathPrefix   = "/internal/v1/"                     // every internal path starts with exactly this, as sent
 )
@@ -30,6 +32,10 @@ type RainRules struct {
 	MaxPerUser         int    `json:"max_per_user"`
 	MinClaimIntervalMS int    `json:"min_claim_interval_ms"`
 	RoomID             int64  `json:"room_id"`
+	// Holders are the ids of every node holding a slice of the prepare, sorted. A user's claims
+	// are counted by one of them (its owner: node.OwnerOf), so max_per_user holds cluster-wide,
+	// and stock moves only between them.
+	Holders []string `json:"holders,omitempty"`
 }
 
 // SliceAssignment asks a node to hold one slice. The node stores it durably, generates its
@@ -59,6 +65,36 @@ type Discard struct {
 // Settle tells a node the rain is settled; it may compact the rain's journal once flushed.
 type Settle struct{}
 
+// Give asks a donor for up to Max unserved packets of the rain's epoch, for node To (the asker).
+type Give struct {
+	To    string `json:"to"`
+	Epoch uint64 `json:"epoch"`
+	Max   int64  `json:"max"`
+	// Empty: the asker has run out and claims are waiting; the donor then shares what it has
+	// half and half rather than keep a reserve for its own demand.
+	Empty bool `json:"empty,omitempty"`
+}
+
+// Given is a donor's answer to Give: what it moved (journaled, and delivered unless Delivered is
+// false: then it keeps delivering in the background). Count 0: nothing to spare.
+type Given struct {
+	Count     int64 `json:"count"`
+	Amount    int64 `json:"amount"`
+	Delivered bool  `json:"delivered"`
+}
+
+// Moves delivers moves the donor journaled to their receiver; repeating one is harmless.
+type Moves struct {
+	Moves []rain.Move `json:"moves"`
+}
+
+// MoveSum adds up the moves between this node and one peer.
+type MoveSum struct {
+	Peer   string `json:"peer"`
+	Count  int64  `json:"count"`
+	Amount int64  `json:"amount"`
+}
+
 // Ack is every successful internal answer.
 type Ack struct {
 	OK bool `json:"ok"`
@@ -79,6 +115,10 @@ type Progress struct {
 	Started         bool   `json:"started"`
 	Finished        bool   `json:"finished"`
 	Exhausted       bool   `json:"exhausted"`
+	// Stock moves journaled here, per peer: received (MovesIn) and given (MovesOut). The share
+	// this node answers for is SliceAmount + moved in - moved out.
+	MovesIn  []MoveSum `json:"moves_in,omitempty"`
+	MovesOut []MoveSum `json:"moves_out,omitempty"`
 }
 
 // ProgressList is the answer of PathProgress.

@@ -1,0 +1,131 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"redrain/internal/wire"
+	"redrain/rain"
+)
+
+// movesRain assigns n1 slice 1 of a rain held by n1 and n2 and starts it.
+func (h *harness) movesRain(code string, count, amount int64) rain.Slice {
+	h.t.Helper()
+	sl := rain.Slice{Code: code, ID: 1, Epoch: 1, Node: "n1", Count: count, Amount: amount, Seed: 42, Algorithm: rain.DoubleAverage}
+	a := wire.SliceAssignment{Rules: wire.RainRules{Code: code, MaxPerUser: 1000, Holders: []string{"n1", "n2"}}, Slice: sl}
+	if err := h.internal("POST", wire.PathSlices, a); err != nil {
+		h.t.Fatalf("assign: %v", err)
+	}
+	h.startRain(code)
+	return sl
+}
+
+func (h *harness) progressOf(code string) wire.Progress {
+	h.t.Helper()
+	var pl wire.ProgressList
+	if err := h.wire.Do(context.Background(), "GET", h.addr(), wire.PathProgress+"?code="+code, nil, &pl); err != nil || len(pl.Rains) != 1 {
+		h.t.Fatalf("progress: %v %+v", err, pl)
+	}
+	return pl.Rains[0]
+}
+
+func statusOf(err error) int {
+	var se *wire.StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	if err == nil {
+		return 200
+	}
+	return -1
+}
+
+// TestGiveAndTake: a donor cuts, journals and keeps a move it could not deliver (n2 is not a
+// member here); a receiver journals a delivered move once, serves it, refuses bad ones, and
+// both survive a restart.
+func TestGiveAndTake(t *testing.T) {
+	h := newHarness(t, false, nil)
+	const code = "moves1"
+	h.movesRain(code, 1000, 100_000)
+	var given wire.Given
+	err := h.wire.Do(context.Background(), "POST", h.addr(), wire.RainPath(wire.PathGive, code), wire.Give{To: "n2", Epoch: 1, Max: 300}, &given)
+	if err != nil || given.Count != 300 || given.Delivered {
+		t.Fatalf("give: %+v %v", given, err)
+	}
+	for _, bad := range []struct {
+		g    wire.Give
+		want int
+	}{
+		{wire.Give{To: "n1", Epoch: 1, Max: 1}, http.StatusBadRequest},  // to itself
+		{wire.Give{To: "n9", Epoch: 1, Max: 1}, http.StatusConflict},    // not a holder
+		{wire.Give{To: "n2", Epoch: 2, Max: 1}, http.StatusConflict},    // another epoch
+		{wire.Give{To: "n2", Epoch: 1, Max: 0}, http.StatusBadRequest},  // nothing asked
+		{wire.Give{To: "a b", Epoch: 1, Max: 1}, http.StatusBadRequest}, // not an id
+	} {
+		if got := statusOf(h.wire.Do(context.Background(), "POST", h.addr(), wire.RainPath(wire.PathGive, code), bad.g, nil)); got != bad.want {
+			t.Errorf("give %+v: HTTP %d, want %d", bad.g, got, bad.want)
+		}
+	}
+	p := h.progressOf(code)
+	if p.RemainingCount != 700 || len(p.MovesOut) != 1 || p.MovesOut[0] != (wire.MoveSum{Peer: "n2", Count: 300, Amount: given.Amount}) {
+		t.Fatalf("donor progress after a give: %+v", p)
+	}
+
+	// n2 delivers a move of its own slice 2 to n1.
+	sl2 := rain.Slice{Code: code, ID: 2, Epoch: 1, Node: "n2", Count: 500, Amount: 50_000, Seed: 7, Algorithm: rain.DoubleAverage}
+	a2, _ := rain.Generate(sl2)
+	var amt int64
+	for i := 400; i < 500; i++ {
+		amt += a2.At(i)
+	}
+	mv := rain.Move{ID: "n2-00000000000000aa-1", From: "n2", To: "n1", Slice: sl2, Lo: 400, Hi: 500, Count: 100, Amount: amt}
+	path := wire.RainPath(wire.PathMoves, code)
+	for range 2 { // the second is a redelivery: acknowledged, not added twice
+		if err := h.internal("POST", path, wire.Moves{Moves: []rain.Move{mv}}); err != nil {
+			t.Fatalf("moves: %v", err)
+		}
+	}
+	spoil := func(f func(*rain.Move)) rain.Move { m := mv; m.ID += "x"; f(&m); return m }
+	for _, bad := range []struct {
+		m    rain.Move
+		want int
+	}{
+		{spoil(func(m *rain.Move) { m.Amount++ }), http.StatusBadRequest},                // not what the seed gives
+		{spoil(func(m *rain.Move) { m.To = "n3" }), http.StatusBadRequest},               // for another node
+		{spoil(func(m *rain.Move) { m.From = "n9" }), http.StatusConflict},               // from a non-holder
+		{spoil(func(m *rain.Move) { m.Hi = 501; m.Count = 101 }), http.StatusBadRequest}, // past the slice
+		{spoil(func(m *rain.Move) { m.Slice.Epoch = 2 }), http.StatusConflict},           // another epoch
+	} {
+		if got := statusOf(h.wire.Do(context.Background(), "POST", h.addr(), path, wire.Moves{Moves: []rain.Move{bad.m}}, nil)); got != bad.want {
+			t.Errorf("move %+v: HTTP %d, want %d", bad.m, got, bad.want)
+		}
+	}
+	p = h.progressOf(code)
+	if p.RemainingCount != 800 || len(p.MovesIn) != 1 || p.MovesIn[0].Count != 100 || p.SliceCount != 1000 {
+		t.Fatalf("receiver progress after a move in: %+v", p)
+	}
+
+	h.restart()
+	if got := h.progressOf(code); got.RemainingCount != 800 || got.MovesIn[0] != p.MovesIn[0] || got.MovesOut[0] != p.MovesOut[0] {
+		t.Fatalf("after a restart: %+v, before %+v", got, p)
+	}
+	paid := int64(0)
+	for u := uint64(1); ; u++ {
+		st, body := h.claim(code, u)
+		if st == 410 {
+			break
+		}
+		if st != 200 {
+			t.Fatalf("claim: %d %s", st, body)
+		}
+		paid++
+	}
+	if paid != 800 {
+		t.Fatalf("paid %d packets, want 800 (700 own + 100 moved in)", paid)
+	}
+	if tot, _ := h.n.journal.Totals(code); tot.Amount != 100_000-given.Amount+amt {
+		t.Fatalf("journaled %d cents, want %d", tot.Amount, 100_000-given.Amount+amt)
+	}
+}
