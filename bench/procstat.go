@@ -63,24 +63,30 @@ func SelfCPU() time.Duration {
 }
 
 // ProcPeakRSS is a process's peak resident set size (VmHWM of /proc/PID/status), in bytes.
-func ProcPeakRSS(pid int) (int64, error) {
+func ProcPeakRSS(pid int) (int64, error) { return procStatusKB(pid, "VmHWM") }
+
+// ProcRSS is a process's resident set size now (VmRSS of /proc/PID/status), in bytes.
+func ProcRSS(pid int) (int64, error) { return procStatusKB(pid, "VmRSS") }
+
+// procStatusKB reads one "<field>: N kB" line of /proc/PID/status, in bytes.
+func procStatusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range bytes.Split(b, []byte{'\n'}) {
-		v, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		v, ok := bytes.CutPrefix(line, []byte(field+":"))
 		if !ok {
 			continue
 		}
 		v = bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))
 		kb, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/status: VmHWM %q", pid, v)
+			return 0, fmt.Errorf("/proc/%d/status: %s %q", pid, field, v)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // cpuWindow measures the CPU time a set of server processes spend between start and stop.

@@ -45,6 +45,7 @@ type Coordinator struct {
 	cluster cluster
 	metrics *metrics
 	userKey *usertoken.Key // nil unless Options.UserKey: POST /v1/tokens
+	webhook *webhook       // nil unless Options.Webhook
 
 	ln     net.Listener
 	srv    *fasthttp.Server
@@ -97,6 +98,9 @@ func New(opts Options) (*Coordinator, error) {
 	c.refusedLog.Burst = refusalBurst
 	if opts.UserKey != "" {
 		c.userKey = usertoken.NewKey([]byte(opts.UserKey))
+	}
+	if opts.Webhook != "" {
+		c.webhook = newWebhook(c.opts)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.open(); err != nil {
@@ -191,6 +195,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	c.bg.Add(1)
 	go func() { defer c.bg.Done(); c.loop() }()
+	if c.webhook != nil {
+		c.bg.Add(1)
+		go func() { defer c.bg.Done(); c.webhook.run(c.ctx) }()
+	}
 	errc := make(chan error, 1)
 	go func() { defer close(c.served); errc <- c.srv.Serve(c.ln) }()
 	var err error

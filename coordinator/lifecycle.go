@@ -182,12 +182,15 @@ func (c *Coordinator) commitPrepare(code string, epoch uint64, plan []rain.Slice
 			return err
 		}
 		r.Slices, r.Pending = plan, nil
+		r.PreparedAt = time.Now().UnixNano()
+		r.News++
 		return nil
 	})
 	if err != nil {
 		c.abandon(code, epoch, plan)
 		return nil, err
 	}
+	c.publish(r, gossip.KindPrepared)
 	return view(r, Totals{}), nil
 }
 
@@ -316,9 +319,7 @@ func (c *Coordinator) Stop(code string, anchor int64) (*Rain, error) {
 			return err
 		}
 		r.StoppedAt = now
-		if r.Status == rain.Finished {
-			r.News++
-		}
+		r.News++ // finished, or cancelled (news for viewers' events)
 		return nil
 	})
 	if err != nil {
@@ -341,6 +342,11 @@ func (c *Coordinator) viewBestEffort(r *record) *Rain {
 // afterStop tells the holders of a rain that just finished or was cancelled.
 func (c *Coordinator) afterStop(r *record) {
 	if r.Status == rain.Cancelled {
+		if r.PreparedAt != 0 { // viewers heard of it: tell them it is off
+			c.publish(r, gossip.KindCancelled)
+		} else {
+			c.hook(r, gossip.KindCancelled)
+		}
 		if len(r.Slices) > 0 {
 			c.tell(r.holders(), wire.RainPath(wire.PathDiscard, r.Code), wire.Discard{Epoch: r.Epoch},
 				time.Now().Add(retryFor), syncWait)
@@ -355,10 +361,12 @@ func (c *Coordinator) afterStop(r *record) {
 // publish gossips r's lifecycle news under its current version.
 func (c *Coordinator) publish(r *record, kind string) {
 	n := gossip.News{Code: r.Code, Kind: kind, Epoch: r.Epoch, StartsAt: r.StartedAt,
-		EndsAt: r.EndsAt, Version: r.News}
-	if kind == gossip.KindStopped {
+		EndsAt: r.EndsAt, Version: r.News, RoomID: r.Config.RoomID, TotalCount: r.Config.TotalCount,
+		PreparedAt: r.PreparedAt}
+	if kind == gossip.KindStopped || kind == gossip.KindCancelled {
 		n.StoppedAt = r.StoppedAt
 	}
+	c.hook(r, kind)
 	if err := c.cluster.Publish(n); err != nil {
 		c.log.Error("gossip publish", "rain", r.Code, "kind", kind, "err", err)
 	}

@@ -153,6 +153,7 @@ func (c *Coordinator) settle(code string) {
 		return
 	}
 	c.log.Info("rain settled", "rain", code)
+	c.hook(r, "settled")
 	c.tell(r.holders(), wire.RainPath(wire.PathSettle, code), wire.Settle{}, time.Now().Add(retryFor), 0)
 }
 

@@ -30,7 +30,14 @@ type Options struct {
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
 	PollInterval   time.Duration // pace of the finish/settle loop; 500ms
 	FastGossip     bool          // memberlist local timings (tests)
-	Logger         *slog.Logger  // nil = slog.Default()
+
+	// Webhook, if set, receives every rain transition as a signed POST (see webhook.go);
+	// WebhookSecret (required with it, >= MinWebhookSecret bytes) signs it. It is not the cluster
+	// secret: the platform's receiver must not hold the key of the cluster's internal API.
+	Webhook       string
+	WebhookSecret string
+	WebhookRetry  time.Duration // delay before the first retry, doubled each time (at most 30s); 500ms
+	Logger        *slog.Logger  // nil = slog.Default()
 }
 
 // DefaultOptions returns the SPEC.md defaults (the required fields are left empty).
@@ -86,6 +93,15 @@ func (o *Options) validate() error {
 		return bad("Advertise", fmt.Sprintf("%q is not an IP address", o.Advertise))
 	case len(o.Join) > gossip.MaxJoin:
 		return bad("Join", fmt.Sprintf("at most %d addresses", gossip.MaxJoin))
+	case o.Webhook != "" && len(o.WebhookSecret) < MinWebhookSecret:
+		return bad("WebhookSecret", fmt.Sprintf("required with Webhook, at least %d bytes", MinWebhookSecret))
+	case o.WebhookRetry < 0:
+		return bad("WebhookRetry", "must be >= 0")
+	}
+	if o.Webhook != "" {
+		if err := checkWebhookURL(o.Webhook); err != nil {
+			return bad("Webhook", err.Error())
+		}
 	}
 	if _, err := redis.ParseURL(o.RedisURL); err != nil {
 		return bad("RedisURL", err.Error())
@@ -121,6 +137,9 @@ func (o *Options) fillDefaults() {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = d.PollInterval
+	}
+	if o.WebhookRetry == 0 {
+		o.WebhookRetry = webhookFirstDelay
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -229,8 +229,9 @@ func TestStartStop(t *testing.T) {
 	for _, f := range tc.fakes {
 		testcluster.Eventually(t, 5*time.Second, "stop on "+f.id, func() bool { return f.count(f.stops, r.Code) == 1 })
 		testcluster.Eventually(t, 5*time.Second, "stopped news on "+f.id, func() bool {
+			// versions: 1 prepared, 2 started, 3 stopped
 			n, ok := f.cluster.NewsFor(r.Code)
-			return ok && n.Kind == gossip.KindStopped && n.Version == 2 && n.StoppedAt > 0
+			return ok && n.Kind == gossip.KindStopped && n.Version == 3 && n.StoppedAt > 0
 		})
 	}
 	tc.c.expectError(t, 409, "conflict", "POST", rainPath(r.Code, "/stop"), anchorJSON(1))

@@ -16,20 +16,21 @@ import (
 // record is one rain as the store keeps it (JSON in bucket "rains", keyed by code).
 // Times are unix nanoseconds, 0 when not (yet) set.
 type record struct {
-	Code      string       `json:"code"`
-	Config    rain.Config  `json:"config"`
-	Status    rain.Status  `json:"status"`
-	Epoch     uint64       `json:"epoch"`             // the latest prepare's epoch, 0 before any
-	Preparing bool         `json:"preparing"`         // a prepare of Epoch is in flight (marker)
-	Pending   []rain.Slice `json:"pending,omitempty"` // what that prepare is sending
-	Slices    []rain.Slice `json:"slices,omitempty"`  // acknowledged slices of Epoch (prepared on)
-	CreatedAt int64        `json:"created_at"`
-	StartedAt int64        `json:"started_at,omitempty"`
-	EndsAt    int64        `json:"ends_at,omitempty"`
-	StoppedAt int64        `json:"stopped_at,omitempty"` // finished or cancelled, whatever the cause
-	SettledAt int64        `json:"settled_at,omitempty"`
-	News      uint64       `json:"news,omitempty"`   // version of the last gossip news published
-	Listed    bool         `json:"listed,omitempty"` // ZADDed to redrain:rains
+	Code       string       `json:"code"`
+	Config     rain.Config  `json:"config"`
+	Status     rain.Status  `json:"status"`
+	Epoch      uint64       `json:"epoch"`             // the latest prepare's epoch, 0 before any
+	Preparing  bool         `json:"preparing"`         // a prepare of Epoch is in flight (marker)
+	Pending    []rain.Slice `json:"pending,omitempty"` // what that prepare is sending
+	Slices     []rain.Slice `json:"slices,omitempty"`  // acknowledged slices of Epoch (prepared on)
+	CreatedAt  int64        `json:"created_at"`
+	PreparedAt int64        `json:"prepared_at,omitempty"`
+	StartedAt  int64        `json:"started_at,omitempty"`
+	EndsAt     int64        `json:"ends_at,omitempty"`
+	StoppedAt  int64        `json:"stopped_at,omitempty"` // finished or cancelled, whatever the cause
+	SettledAt  int64        `json:"settled_at,omitempty"`
+	News       uint64       `json:"news,omitempty"`   // version of the last gossip news published
+	Listed     bool         `json:"listed,omitempty"` // ZADDed to redrain:rains
 }
 
 // started reports whether the rain ever went on sale.

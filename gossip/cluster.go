@@ -150,7 +150,27 @@ func (c *Cluster) Joined() bool {
 // Publish stores n if it is newer than what this member knows and broadcasts it; push-pull
 // carries it to members that miss the broadcast or join later. Publishing the same news again
 // re-broadcasts it. OnNews is not called for what this member publishes.
+//
+// It also sends n at once, best effort (one UDP message each), to every other member it knows:
+// gossip alone reaches them only at the next gossip round (200 ms apart with the LAN timings)
+// and a few hops later in a large cluster, and viewers' events should not wait for that. The
+// broadcast and push-pull remain the reliable routes.
 func (c *Cluster) Publish(n News) error {
+	if err := c.store(n); err != nil {
+		return err
+	}
+	msg := encodeNewsMsg(n)
+	self := c.ml.LocalNode().Name
+	for _, m := range c.ml.Members() { // outside c.mu: memberlist's node lock is taken here
+		if m.Name != self {
+			_ = c.ml.SendBestEffort(m, msg) // lost: the broadcast and push-pull still carry it
+		}
+	}
+	return nil
+}
+
+// store keeps n as Publish's news and queues its broadcast.
+func (c *Cluster) store(n News) error {
 	if err := n.Validate(); err != nil {
 		return err
 	}

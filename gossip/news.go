@@ -10,20 +10,28 @@ import (
 
 // Kinds of News.
 const (
-	KindStarted = "started"
-	KindStopped = "stopped"
+	KindPrepared  = "prepared" // slices acknowledged: for viewers' events only
+	KindStarted   = "started"
+	KindStopped   = "stopped"
+	KindCancelled = "cancelled" // stopped before it started: for viewers' events only
 )
 
 // News is the latest lifecycle fact about one rain. The publisher raises Version with every
 // change; a member keeps, and passes on, only the highest version of each rain's news.
 type News struct {
 	Code      string `json:"code"`
-	Kind      string `json:"kind"` // KindStarted or KindStopped
+	Kind      string `json:"kind"` // KindPrepared, KindStarted, KindStopped or KindCancelled
 	Epoch     uint64 `json:"epoch"`
 	StartsAt  int64  `json:"starts_at,omitempty"`  // unix ns
 	EndsAt    int64  `json:"ends_at,omitempty"`    // unix ns
-	StoppedAt int64  `json:"stopped_at,omitempty"` // unix ns
+	StoppedAt int64  `json:"stopped_at,omitempty"` // unix ns (finished or cancelled)
 	Version   uint64 `json:"version"`              // >= 1; higher wins
+
+	// What viewers' events (GET /v1/rooms/{room_id}/events) need, so that a node holding no
+	// slice of the rain can still tell its room: the room, the count and when it was prepared.
+	RoomID     int64 `json:"room_id,omitempty"`
+	TotalCount int64 `json:"total_count,omitempty"`
+	PreparedAt int64 `json:"prepared_at,omitempty"` // unix ns
 }
 
 // Validate reports (wrapping ErrInvalidNews) what makes n unfit to publish.
@@ -31,17 +39,19 @@ func (n News) Validate() error {
 	switch {
 	case !rain.ValidCode(n.Code):
 		return fmt.Errorf("%w: code must be 1..%d base64url characters", ErrInvalidNews, rain.MaxCodeLen)
-	case n.Kind != KindStarted && n.Kind != KindStopped:
+	case n.Kind != KindPrepared && n.Kind != KindStarted && n.Kind != KindStopped && n.Kind != KindCancelled:
 		return fmt.Errorf("%w: kind %q", ErrInvalidNews, n.Kind)
 	case n.Version == 0:
 		return fmt.Errorf("%w: version must be >= 1", ErrInvalidNews)
+	case n.RoomID < 0 || n.TotalCount < 0:
+		return fmt.Errorf("%w: room_id and total_count must be >= 0", ErrInvalidNews)
 	}
 	return nil
 }
 
 // end is when the rain's news stops mattering: the latest of its times.
 func (n News) end() time.Time {
-	return time.Unix(0, max(n.StartsAt, n.EndsAt, n.StoppedAt))
+	return time.Unix(0, max(n.StartsAt, n.EndsAt, n.StoppedAt, n.PreparedAt))
 }
 
 // Wire formats. A broadcast is one type byte and a JSON body; push-pull state is JSON.
@@ -121,7 +131,7 @@ func (s *newsStore) offer(n News, now time.Time) bool {
 // expired: the rain ended more than retention ago. News without any time never expires (the
 // count bound still applies).
 func (s *newsStore) expired(n News, now time.Time) bool {
-	return max(n.StartsAt, n.EndsAt, n.StoppedAt) > 0 && n.end().Add(s.retention).Before(now)
+	return max(n.StartsAt, n.EndsAt, n.StoppedAt, n.PreparedAt) > 0 && n.end().Add(s.retention).Before(now)
 }
 
 // evictFor makes room for n by dropping the news that ends first, if it ends before n does.

@@ -33,6 +33,7 @@ func (n *Node) newServer() *fasthttp.Server {
 		MaxConnsPerIP:                 n.opts.MaxConnsPerIP,
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultServerHeader:         true,
+		KeepHijackedConns:             true, // event streams: the hub keeps the connection (events.go)
 		NoDefaultDate:                 true,
 		ErrorHandler:                  n.serverError,
 		Logger:                        discardLogger{},
@@ -88,6 +89,14 @@ func (n *Node) route(ctx *fasthttp.RequestCtx) {
 		default:
 			errMethodGet.write(ctx)
 		}
+		return
+	}
+	if room, ok := parseEventsPath(path); ok {
+		if !ctx.IsGet() {
+			errMethodGet.write(ctx)
+			return
+		}
+		n.handleEvents(ctx, room)
 		return
 	}
 	if bytes.HasPrefix(path, pathInt) {

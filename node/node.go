@@ -49,6 +49,8 @@ type Node struct {
 	ready      atomic.Bool
 	refusedLog logpace.Limiter // paces the log of refused internal requests
 
+	events *eventHub // viewers' event streams (events.go)
+
 	limbo limbo // popped packets whose journal commit failed, until the journal is reopened
 
 	moves moveState // stock follows demand (moves.go)
@@ -112,6 +114,9 @@ func New(opts Options) (*Node, error) {
 	n.flusher = ledger.NewFlusherTo(n.journal, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
 	n.metrics = newMetrics(n)
 	n.server = n.newServer()
+	n.events = newEventHub(hubOptions{max: opts.MaxSubscribers, perAddr: opts.MaxSubscribersPerIP,
+		heartbeat: opts.Heartbeat, writeTimeout: opts.EventWriteTimeout})
+	n.events.registerMetrics(n.metrics.reg)
 	return n, nil
 }
 
@@ -226,6 +231,7 @@ func (n *Node) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancelBg = cancel
+	n.events.start()
 	n.bg.Add(7)
 	go func() { defer n.bg.Done(); n.moverLoop(ctx) }()
 	go func() { defer n.bg.Done(); n.moveRecorder(ctx) }()
@@ -268,6 +274,7 @@ const ShutdownTimeout = 10 * time.Second
 
 func (n *Node) shutdown() error {
 	n.ready.Store(false)
+	n.events.close() // viewers reconnect elsewhere at once
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -645,6 +652,7 @@ func (n *Node) settle(code string) error {
 
 // onNews applies lifecycle news that arrived by gossip (a node that missed the direct call).
 func (n *Node) onNews(ns gossip.News) {
+	n.events.publish(lifecycleOf(ns))
 	var err error
 	switch ns.Kind {
 	case gossip.KindStarted:

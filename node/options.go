@@ -36,6 +36,17 @@ type Options struct {
 	IdleTimeout   time.Duration
 	MaxConnsPerIP int // fasthttp per-IP connection limit; 0 = unlimited
 
+	// Viewers' event streams (GET /v1/rooms/{room_id}/events, events.go). MaxSubscribers: at
+	// most this many on the node (503 too_many_subscribers beyond); 0 = 10000.
+	// MaxSubscribersPerIP: at most this many from one client address (429 too_many_subscribers);
+	// 0 = 100. Heartbeat: pace of the comment line every subscriber gets; 0 = 15s.
+	// EventWriteTimeout: a subscriber whose write (event or heartbeat) takes longer is dropped;
+	// 0 = 500ms.
+	MaxSubscribers      int
+	MaxSubscribersPerIP int
+	Heartbeat           time.Duration
+	EventWriteTimeout   time.Duration
+
 	// WALSize is the size of each of the journal's two write-ahead log files (preallocated, so a
 	// claim's fdatasync writes no metadata); 0 = ledger.DefaultWALSize (16 MiB), at least 1 MiB.
 	WALSize int64
@@ -163,6 +174,14 @@ func (o *Options) validate() error {
 		return bad("stock-wait", "must be in 0..1s")
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
+	case o.MaxSubscribers < 0 || o.MaxSubscribers > MaxSubscribersLimit:
+		return bad("max-subscribers", fmt.Sprintf("must be in 0..%d", MaxSubscribersLimit))
+	case o.MaxSubscribersPerIP < 0:
+		return bad("max-subscribers-per-ip", "must be >= 0")
+	case o.Heartbeat < 0 || (o.Heartbeat > 0 && o.Heartbeat < time.Millisecond):
+		return bad("heartbeat", "must be 0 or >= 1ms")
+	case o.EventWriteTimeout < 0:
+		return bad("event-write-timeout", "must be >= 0")
 	}
 	if _, err := redis.ParseURL(o.RedisURL); err != nil && o.Redis == nil {
 		return bad("redis", err.Error())
@@ -206,6 +225,7 @@ func (o *Options) fillDefaults() {
 	if o.StockWait == 0 {
 		o.StockWait = DefaultStockWait
 	}
+	o.fillEventDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"redrain/ledger"
 )
@@ -35,6 +36,11 @@ func TestNewRefusesBeforeTheDisk(t *testing.T) {
 		{"gossip port in use", func(o *Options) { o.GossipAddr = busy }, ErrListen},
 		{"no redis URL, none given", func(o *Options) { o.RedisURL = "" }, ErrOptions},
 		{"a journal of another node", func(o *Options) { o.Journal = ledger.NewMemJournal("n2", 1) }, ErrOptions},
+		{"max-subscribers negative", func(o *Options) { o.MaxSubscribers = -1 }, ErrOptions},
+		{"max-subscribers too many", func(o *Options) { o.MaxSubscribers = MaxSubscribersLimit + 1 }, ErrOptions},
+		{"max-subscribers-per-ip negative", func(o *Options) { o.MaxSubscribersPerIP = -1 }, ErrOptions},
+		{"heartbeat under 1ms", func(o *Options) { o.Heartbeat = time.Microsecond }, ErrOptions},
+		{"event-write-timeout negative", func(o *Options) { o.EventWriteTimeout = -time.Second }, ErrOptions},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

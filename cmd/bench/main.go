@@ -41,6 +41,8 @@ Usage:
                          interrupted, for wrk (scripts/setup-a.sh)
   bench chaos [flags]    a rain on a local 3-node cluster through a node crash, a Redis loss and
                          a node leaving, claims flowing throughout; every invariant checked
+  bench events [flags]   viewers subscribed to a room's event stream on a local cluster: how many
+                         hear a rain's start, how fast, memory per viewer, claims/s beside them
   bench help [command]   show help
 
 Run 'bench <command> --help' for its flags. Every flag can also be set by environment variable
@@ -63,6 +65,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"chaos":    cmdChaos,
 	"load":     cmdLoad,
 	"ceiling":  cmdCeiling,
+	"events":   cmdEvents,
 }
 
 func main() {

@@ -104,6 +104,36 @@ func TestBenchRunAttack(t *testing.T) {
 	}
 }
 
+// `bench events` as a user runs it: viewers on a 2-node local cluster all hear the start,
+// with a short claim load beside them, every invariant verified; events.json written.
+func TestBenchEventsLocal(t *testing.T) {
+	bin := testcluster.Bin(t, "bench")
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "events", "--subscribers", "200", "--nodes", "2", "--claim-time", "1s",
+		"--users", "500", "--conns", "8", "--out", out, "--dir", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("stdout:\n%s", stdout.String())
+	if err != nil {
+		t.Fatalf("bench events: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var res bench.EventsResult
+	b, err := os.ReadFile(filepath.Join(out, "events.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connected != 200 || res.Received != 200 || res.PerNode != 100 || res.Latency.Count != 200 ||
+		!res.Verified || len(res.ClaimRuns) != 3 || res.ClaimRuns[1] <= 0 || res.RSSAfter <= 0 {
+		t.Fatalf("events.json: %+v", res)
+	}
+}
+
 func TestDispatch(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -138,6 +168,11 @@ func TestDispatch(t *testing.T) {
 		{[]string{"help", "ceiling"}, exitOK, "-http"},
 		{[]string{"ceiling", "extra"}, exitUsage, ""},
 		{[]string{"ceiling", "--http", "127.0.0.1:99999"}, exitFailed, ""},
+		{[]string{"--help"}, exitOK, "bench events [flags]"},
+		{[]string{"help", "events"}, exitOK, "-subscribers"},
+		{[]string{"events", "--subscribers", "-1"}, exitUsage, ""},
+		{[]string{"events", "--claim-time", "-1s"}, exitUsage, ""},
+		{[]string{"events", "extra"}, exitUsage, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := dispatch(context.Background(), c.args, &stdout, &stderr); got != c.code || !strings.Contains(stdout.String(), c.out) {

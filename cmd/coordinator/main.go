@@ -69,6 +69,8 @@ func parseFlags(args []string) (coordinator.Options, error) {
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "pace of the finish/settle loop")
 	fs.StringVar(&o.UserKey, "user-key", "", "the nodes' user-token key: enables POST /v1/tokens (test tokens)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
+	fs.StringVar(&o.Webhook, "webhook", "", "POST every rain transition to this URL, signed (optional)")
+	fs.StringVar(&o.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's signature (required with --webhook, >= 16 bytes)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
