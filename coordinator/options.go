@@ -22,11 +22,11 @@ type Options struct {
 	RedisURL   string   // redis://host:port/db, read for totals; redrain:rains is written; this or RedisCluster is required
 	// RedisCluster: host:port seeds of a Redis Cluster, instead of RedisURL (exactly one of the two).
 	RedisCluster []string
-	Secret     string   // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
-	AdminToken string   // required, >= 8 bytes: the admin API bearer token
-	UserKey    string   // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
-	ID         string   // gossip member id; "coordinator"
-	Advertise  string   // IP peers reach it at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
+	Secret       string // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
+	AdminToken   string // required, >= 8 bytes: the admin API bearer token
+	UserKey      string // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
+	ID           string // gossip member id; "coordinator"
+	Advertise    string // IP peers reach it at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
 	PollInterval   time.Duration // pace of the finish/settle loop; 500ms

@@ -24,8 +24,8 @@ type Options struct {
 	// RedisCluster: host:port seeds of a Redis Cluster, the flush target instead of RedisURL
 	// (exactly one of the two). Every key of a rain shares its hash tag, so its slot.
 	RedisCluster []string
-	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
-	Advertise  string   // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
+	Secret       string // required: cluster secret (gossip encryption, internal API HMAC)
+	Advertise    string // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
 	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
