@@ -5,6 +5,7 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -120,8 +121,68 @@ func Open(url string, addrs []string) redis.UniversalClient {
 		panic("redisconn: Open without Check: " + err.Error())
 	}
 	if len(addrs) > 0 {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		return NewCluster(addrs)
 	}
 	o, _ := redis.ParseURL(url) // checked
 	return redis.NewClient(o)
+}
+
+// NewCluster returns a cluster client of the seeds addrs that reads and writes on masters only
+// and reloads its slot map after a failed command. go-redis reloads it on MOVED, and otherwise
+// only every 10 s: after a master dies, its client keeps sending the dead master's slots to the
+// dead address until then, although a replica was promoted within a couple of seconds. A
+// failed command (a refused connection, a timeout, CLUSTERDOWN) asks for a reload in the
+// background (go-redis runs at most one at a time), so the caller's next retry finds the new
+// master.
+func NewCluster(addrs []string) *redis.ClusterClient {
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	c.AddHook(reloadHook{c})
+	return c
+}
+
+// reloadHook asks its client for a slot-map reload when a command or a pipeline fails for any
+// reason but an answer of the server about the data (redis.Nil, a script's error, a wrong type).
+type reloadHook struct{ c *redis.ClusterClient }
+
+func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.after(ctx, err)
+		return err
+	}
+}
+
+func (h reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.after(ctx, err)
+		return err
+	}
+}
+
+func (h reloadHook) after(ctx context.Context, err error) {
+	if err != nil && topologyError(err) {
+		h.c.ReloadState(ctx)
+	}
+}
+
+// topologyError reports whether err may mean the slot map is stale: any error but the
+// server's answer about the data. The server's own errors that are about the cluster
+// (CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY from a demoted master, LOADING) count.
+func topologyError(err error) bool {
+	if errors.Is(err, redis.Nil) {
+		return false
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true // the network, a timeout, a closed pool
+	}
+	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "LOADING", "MOVED", "ASK"} {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"redrain/internal/cluster"
 	"redrain/internal/proc"
 )
 
@@ -263,4 +264,21 @@ func tail(path string) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// NewCluster starts a Redis Cluster of three masters with a replica each (six redis-server
+// processes, cluster-node-timeout 1 s, no persistence) in the test's temporary directory, waits
+// until every member says cluster_state:ok, and registers its kill with tb.Cleanup. Its
+// Client is a go-redis cluster client; Flag is the --redis-cluster value.
+func NewCluster(tb testing.TB) *cluster.RedisCluster {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatal(InstallHint)
+	}
+	rc, err := cluster.StartRedisCluster(context.Background(), cluster.RedisClusterOptions{Dir: tb.TempDir(), Replicas: 1})
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(rc.Stop)
+	return rc
 }
