@@ -119,3 +119,31 @@ func FuzzParseAddrs(f *testing.F) {
 		}
 	})
 }
+
+type serverError string
+
+func (e serverError) Error() string { return string(e) }
+func (serverError) RedisError()     {}
+
+// A failed command asks for a slot-map reload unless the server answered about the data.
+func TestTopologyError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{redis.Nil, false},
+		{serverError("NOSCRIPT No matching script"), false},
+		{serverError("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{serverError("ERR redrain: key x is a string, want hash"), false},
+		{serverError("CLUSTERDOWN The cluster is down"), true},
+		{serverError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{serverError("READONLY You can't write against a read only replica."), true},
+		{serverError("MOVED 3999 127.0.0.1:6381"), true},
+		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), true},
+		{context.DeadlineExceeded, true},
+	} {
+		if got := topologyError(tc.err); got != tc.want {
+			t.Errorf("topologyError(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
