@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"redrain/internal/check"
 	"redrain/internal/cluster"
 	"redrain/internal/tap"
 	"redrain/internal/testcluster"
@@ -29,10 +30,12 @@ func TestRedisClusterFailoverMidRain(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	const total, count, maxPer, users = int64(2_000_000), int64(12_000), 5, 4000
+	// A rain far from drained when the failover is over, however slow this machine is: few
+	// connections tapping, many packets; it is stopped, not drained, at the end.
+	const total, count, maxPer, users = int64(4_000_000), int64(40_000), 5, 10_000
 	code := startRain(t, c, total, count, maxPer)
-	l := tap.StartTapper(c, code, users, 24)
-	waitOKs(t, l, count/5)
+	l := tap.StartTapper(c, code, users, 8)
+	waitOKsOrTell(t, l, 2000)
 
 	key := ledger.Keys(code).Totals
 	sh, err := rc.ShardOf(ctx, key)
@@ -74,20 +77,24 @@ func TestRedisClusterFailoverMidRain(t *testing.T) {
 		t.Fatalf("slot of %s moved to %s, not to the replica %s", code, promoted, replica)
 	}
 	failover := time.Since(began)
-	waitOKs(t, l, count/5) // claims keep flowing, and flushing, on the new master
+	waitOKsOrTell(t, l, 500) // claims keep flowing, and flushing, on the new master
 
-	answers := append(l.Stop(), drainAll(t, c, code, users)...)
-	v, rep := verify(t, c, code, answers, total, count, maxPer, true)
-	if rep.LostAmount != 0 || rep.FlushedAmount != total || rep.ClaimedAmount != total || v.Credits != int(count) {
-		t.Errorf("after the failover: report %+v, %d credits of %d", rep, v.Credits, count)
+	answers := l.Stop()
+	if _, err := c.Admin().Act(ctx, code, "stop", anchor); err != nil {
+		t.Fatal(err)
+	}
+	v, rep := verify(t, c, code, answers, total, count, maxPer, false)
+	if rep.LostAmount != 0 || rep.FlushedAmount != rep.ClaimedAmount || int64(v.Credits) != rep.ClaimedCount ||
+		v.CreditAmount != rep.ClaimedAmount || v.Answered < int(beforeKill) {
+		t.Errorf("after the failover: report %+v; %d answered, %d credits (%d cents)", rep, v.Answered, v.Credits, v.CreditAmount)
 	}
 	if _, err := c.Client().ZScore(ctx, ledger.RainsKey, code).Result(); err != nil {
 		t.Errorf("%s not in %s after the failover: %v", code, ledger.RainsKey, err)
 	}
 	t.Logf("master %s killed after %d claims answered; the old master had acknowledged %d claims of the rain, "+
-		"the replica %s kept %d (%d rolled back); promoted in %v; %d answered in all, %d credits, report flushed %d of %d",
-		master, okAtKill, beforeKill, replica, kept, beforeKill-kept, failover.Round(time.Millisecond), v.Answered,
-		v.Credits, rep.FlushedAmount, total)
+		"the replica %s kept %d (%d rolled back); promoted in %v; %d answered in all, %d credits, report flushed %d, "+
+		"claimed %d, leftover %d of %d", master, okAtKill, beforeKill, replica, kept, beforeKill-kept,
+		failover.Round(time.Millisecond), v.Answered, v.Credits, rep.FlushedAmount, rep.ClaimedAmount, rep.LeftoverAmount, total)
 }
 
 // claimedOn reads the rain's claimed_count on one member of the Redis Cluster, directly (a
@@ -112,4 +119,20 @@ func claimedOn(t *testing.T, ctx context.Context, addr, key string, replica bool
 		t.Fatalf("HGET %s on %s: %q", key, addr, s)
 	}
 	return n
+}
+
+// waitOKsOrTell is waitOKs that, when the claims stop flowing, says what the taps got.
+func waitOKsOrTell(t *testing.T, l *tap.Tapper, n int64) {
+	t.Helper()
+	target, deadline := l.OKs()+n, time.Now().Add(60*time.Second)
+	for l.OKs() < target {
+		if time.Now().After(deadline) {
+			by := map[string]int{}
+			for _, a := range l.Stop() {
+				by[check.StatusWord(a)]++
+			}
+			t.Fatalf("claims stopped flowing: %d of %d more; answers by word: %v", l.OKs()-(target-n), n, by)
+		}
+		time.Sleep(10 * time.Millisecond) // polling pace, not a wait for an event
+	}
 }
