@@ -1,9 +1,10 @@
 // Package testredis starts a real redis-server for tests: on a free 127.0.0.1 port, in the test's
 // temporary directory, without persistence unless the test asks for a snapshot (Save), and killed
 // when the test ends. Tests can kill it, restart it empty or from an older snapshot, which is how
-// the ledger's exactly-once flusher is exercised.
+// the ledger's exactly-once flusher is exercised. NewCluster starts a Redis Cluster (three masters
+// with a replica each) the same way, for the cluster tests and failovers.
 //
-// redis-server must be on PATH: `make test` installs it (scripts/ensure-redis.sh), or
+// redis-server (and redis-cli, for a cluster) must be on PATH: `make test` installs it (scripts/ensure-redis.sh), or
 // `apt-get install -y redis-server`. A missing binary fails the test; it is never skipped.
 package testredis
 
