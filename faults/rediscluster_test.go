@@ -8,6 +8,7 @@ import (
 
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/rediscluster"
 	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
@@ -48,7 +49,7 @@ func TestRedisClusterFailoverMidRain(t *testing.T) {
 	if err := rc.Pause(replica, true); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := cluster.DoString(ctx, master, "CLIENT", "KILL", "TYPE", "replica"); err != nil || v == "0" {
+	if v, err := rediscluster.DoString(ctx, master, "CLIENT", "KILL", "TYPE", "replica"); err != nil || v == "0" {
 		t.Fatalf("CLIENT KILL TYPE replica on %s: %s, %v", master, v, err)
 	}
 	atCut := claimedOn(t, ctx, master, key, false)
@@ -104,10 +105,10 @@ func claimedOn(t *testing.T, ctx context.Context, addr, key string, replica bool
 	var v any
 	var err error
 	if replica {
-		v, err = cluster.DoReadOnly(ctx, addr, "HGET", key, ledger.FieldClaimedCount)
+		v, err = rediscluster.DoReadOnly(ctx, addr, "HGET", key, ledger.FieldClaimedCount)
 	} else {
 		var s string
-		s, err = cluster.DoString(ctx, addr, "HGET", key, ledger.FieldClaimedCount)
+		s, err = rediscluster.DoString(ctx, addr, "HGET", key, ledger.FieldClaimedCount)
 		v = s
 	}
 	if err != nil {

@@ -69,6 +69,25 @@ func TestMemRedisMatchesRedisCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	if err := rc.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	real, mem := NewRedisClient(rc.Client()), NewMemRedis()
+	for _, code := range codes { // the stock moves' script too, on each rain's slot
+		moves := []MoveTotal{{Peer: "n2", Count: 3, Amount: 30}}
+		for _, s := range []interface {
+			RecordMoves(context.Context, string, string, []MoveTotal, []MoveTotal) error
+		}{real, mem} {
+			if err := s.RecordMoves(ctx, code, "n1", moves, moves); err != nil {
+				t.Fatalf("RecordMoves of %s on %T: %v", code, s, err)
+			}
+		}
+		w, werr := real.ReadNodes(ctx, code)
+		g, gerr := mem.ReadNodes(ctx, code)
+		if werr != nil || gerr != nil || !reflect.DeepEqual(g, w) {
+			t.Fatalf("moves of %s: MemRedis holds %+v (%v), the cluster %+v (%v)", code, g, gerr, w, werr)
+		}
+	}
 	if ok, why, err := WalletAcked(ctx, rc.Client(), "a", "wallet"); ok || why == "" || err != nil {
 		t.Errorf("WalletAcked on the cluster: %v %q %v", ok, why, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/internal/proc"
+	"redrain/internal/rediscluster"
 	"redrain/internal/redisconn"
 )
 
@@ -31,7 +32,7 @@ type ClusterOptions struct {
 	// instead of a redis-server the cluster starts.
 	RedisCluster []string
 	// LocalRedisCluster: start a Redis Cluster of three masters with a replica each on
-	// 127.0.0.1 (StartRedisCluster) instead of one redis-server.
+	// 127.0.0.1 (rediscluster.Start) instead of one redis-server.
 	LocalRedisCluster bool
 	NodeArgs          []string // extra flags for every node
 	CoordArgs         []string // extra flags for the coordinator
@@ -57,7 +58,7 @@ type LocalCluster struct {
 	Coord       *proc.Proc
 	Nodes       []*LocalNode
 	// RedisCl is the Redis Cluster the cluster started (Opts.LocalRedisCluster), else nil.
-	RedisCl *RedisCluster
+	RedisCl *rediscluster.Cluster
 	rdb     redis.UniversalClient
 }
 
@@ -151,7 +152,7 @@ func (c *LocalCluster) startRedis(ctx context.Context) error {
 	case c.Opts.LocalRedisCluster && len(c.Opts.RedisCluster) > 0:
 		return errors.New("cluster: ClusterOptions.RedisCluster and LocalRedisCluster exclude each other")
 	case c.Opts.LocalRedisCluster:
-		rc, err := StartRedisCluster(ctx, RedisClusterOptions{Dir: filepath.Join(c.Opts.Dir, "rediscluster"),
+		rc, err := rediscluster.Start(ctx, rediscluster.Options{Dir: filepath.Join(c.Opts.Dir, "rediscluster"),
 			ServerBin: c.Opts.RedisBin, Replicas: 1})
 		if err != nil {
 			return err

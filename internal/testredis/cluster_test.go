@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"redrain/internal/cluster"
 	"redrain/internal/poll"
+	"redrain/internal/rediscluster"
 )
 
 // NewCluster gives three masters with a replica each, keys spread over the masters, FlushAll
@@ -54,7 +54,7 @@ func TestCluster(t *testing.T) {
 	sh, _ := rc.ShardOf(ctx, "kept")
 	// The replica has the write before the master dies.
 	if err := poll.Until(ctx, 10*time.Second, 5*time.Millisecond, func() bool {
-		v, err := cluster.DoReadOnly(ctx, sh.Replicas[0], "GET", "kept")
+		v, err := rediscluster.DoReadOnly(ctx, sh.Replicas[0], "GET", "kept")
 		return err == nil && v == "yes"
 	}); err != nil {
 		t.Fatalf("the replica never got the key: %v", err)

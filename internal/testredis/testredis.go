@@ -25,8 +25,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"redrain/internal/cluster"
 	"redrain/internal/proc"
+	"redrain/internal/rediscluster"
 )
 
 // InstallHint says how to get redis-server when it is missing.
@@ -271,12 +271,12 @@ func tail(path string) string {
 // processes, cluster-node-timeout 1 s, no persistence) in the test's temporary directory, waits
 // until every member says cluster_state:ok, and registers its kill with tb.Cleanup. Its
 // Client is a go-redis cluster client; Flag is the --redis-cluster value.
-func NewCluster(tb testing.TB) *cluster.RedisCluster {
+func NewCluster(tb testing.TB) *rediscluster.Cluster {
 	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Fatal(InstallHint)
 	}
-	rc, err := cluster.StartRedisCluster(context.Background(), cluster.RedisClusterOptions{Dir: tb.TempDir(), Replicas: 1})
+	rc, err := rediscluster.Start(context.Background(), rediscluster.Options{Dir: tb.TempDir(), Replicas: 1})
 	if err != nil {
 		tb.Fatalf("testredis: %v", err)
 	}

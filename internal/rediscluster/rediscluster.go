@@ -1,4 +1,7 @@
-package cluster
+// Package rediscluster runs a local Redis Cluster of real redis-server processes on 127.0.0.1 for
+// the tests and the bench tool: start it (redis-cli --cluster create), find who serves a key's
+// slot, kill or pause a member, wait for a failover, empty every master.
+package rediscluster
 
 import (
 	"context"
@@ -19,9 +22,9 @@ import (
 	"redrain/internal/redisconn"
 )
 
-// RedisClusterOptions describe a local Redis Cluster: redis-server --cluster-enabled yes
+// Options describe a local Redis Cluster: redis-server --cluster-enabled yes
 // processes on 127.0.0.1, without persistence, joined by redis-cli --cluster create.
-type RedisClusterOptions struct {
+type Options struct {
 	Dir         string        // data, cluster config files and logs go here; required
 	Masters     int           // 0 means 3 (a Redis Cluster needs at least 3)
 	Replicas    int           // replicas per master; 0 means none
@@ -30,36 +33,36 @@ type RedisClusterOptions struct {
 	NodeTimeout time.Duration // cluster-node-timeout; 0 means 1 s (a failover within a few seconds)
 }
 
-// RedisMember is one redis-server of a RedisCluster.
-type RedisMember struct {
+// Member is one redis-server of a Cluster.
+type Member struct {
 	Addr    string // "127.0.0.1:port" (clients)
 	BusPort int    // the cluster bus port
 	Proc    *proc.Proc
 }
 
-// RedisCluster is a local Redis Cluster of real redis-server processes.
-type RedisCluster struct {
-	Opts    RedisClusterOptions
-	Members []*RedisMember // in start order; redis-cli makes the first Masters of them masters
+// Cluster is a local Redis Cluster of real redis-server processes.
+type Cluster struct {
+	Opts    Options
+	Members []*Member // in start order; redis-cli makes the first Masters of them masters
 	rdb     *redis.ClusterClient
 }
 
-// RedisClusterTimeout bounds the start of a Redis Cluster: the members, the create, the wait
+// StartTimeout bounds the start of a Redis Cluster: the members, the create, the wait
 // for cluster_state:ok everywhere.
-const RedisClusterTimeout = 60 * time.Second
+const StartTimeout = 60 * time.Second
 
-// StartRedisCluster starts Masters*(1+Replicas) members on free ports, creates the cluster and
+// Start starts Masters*(1+Replicas) members on free ports, creates the cluster and
 // waits until every member says cluster_state:ok, knows every other member and every replica's
 // link to its master is up. On error everything started is stopped.
-func StartRedisCluster(ctx context.Context, o RedisClusterOptions) (*RedisCluster, error) {
+func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Dir == "" {
-		return nil, errors.New("cluster: RedisClusterOptions.Dir is required")
+		return nil, errors.New("rediscluster: Options.Dir is required")
 	}
 	if o.Masters == 0 {
 		o.Masters = 3
 	}
 	if o.Masters < 3 || o.Replicas < 0 {
-		return nil, fmt.Errorf("cluster: a Redis Cluster needs >= 3 masters and >= 0 replicas, not %d and %d", o.Masters, o.Replicas)
+		return nil, fmt.Errorf("rediscluster: a Redis Cluster needs >= 3 masters and >= 0 replicas, not %d and %d", o.Masters, o.Replicas)
 	}
 	if o.NodeTimeout == 0 {
 		o.NodeTimeout = time.Second
@@ -73,13 +76,13 @@ func StartRedisCluster(ctx context.Context, o RedisClusterOptions) (*RedisCluste
 		}
 		p, err := exec.LookPath(b.name)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: %s not found (apt-get install -y redis-server): %w", b.name, err)
+			return nil, fmt.Errorf("rediscluster: %s not found (apt-get install -y redis-server): %w", b.name, err)
 		}
 		*b.p = p
 	}
-	ctx, cancel := context.WithTimeout(ctx, RedisClusterTimeout)
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	rc := &RedisCluster{Opts: o}
+	rc := &Cluster{Opts: o}
 	if err := rc.start(ctx); err != nil {
 		rc.Stop()
 		return nil, err
@@ -87,7 +90,7 @@ func StartRedisCluster(ctx context.Context, o RedisClusterOptions) (*RedisCluste
 	return rc, nil
 }
 
-func (rc *RedisCluster) start(ctx context.Context) error {
+func (rc *Cluster) start(ctx context.Context) error {
 	for range rc.Opts.Masters * (1 + rc.Opts.Replicas) {
 		m, err := rc.startMember(ctx)
 		if err != nil {
@@ -106,7 +109,7 @@ func (rc *RedisCluster) start(ctx context.Context) error {
 
 // startMember starts one redis-server with its own client and bus ports (the bus port is given
 // by cluster-port, not port+10000, so both come from proc.FreePort's range).
-func (rc *RedisCluster) startMember(ctx context.Context) (*RedisMember, error) {
+func (rc *Cluster) startMember(ctx context.Context) (*Member, error) {
 	var last error
 	for range 5 { // a free port can be taken between probing and binding
 		port, err := proc.FreePort()
@@ -117,7 +120,7 @@ func (rc *RedisCluster) startMember(ctx context.Context) (*RedisMember, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := &RedisMember{Addr: "127.0.0.1:" + strconv.Itoa(port), BusPort: bus}
+		m := &Member{Addr: "127.0.0.1:" + strconv.Itoa(port), BusPort: bus}
 		dir := filepath.Join(rc.Opts.Dir, "redis-"+strconv.Itoa(port))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -141,7 +144,7 @@ func (rc *RedisCluster) startMember(ctx context.Context) (*RedisMember, error) {
 	return nil, last
 }
 
-func waitPing(ctx context.Context, m *RedisMember) error {
+func waitPing(ctx context.Context, m *Member) error {
 	for {
 		err := Do(ctx, m.Addr, "PING")
 		if err == nil {
@@ -159,7 +162,7 @@ func waitPing(ctx context.Context, m *RedisMember) error {
 }
 
 // Addrs are the members' client addresses, in start order.
-func (rc *RedisCluster) Addrs() []string {
+func (rc *Cluster) Addrs() []string {
 	out := make([]string, len(rc.Members))
 	for i, m := range rc.Members {
 		out[i] = m.Addr
@@ -168,11 +171,11 @@ func (rc *RedisCluster) Addrs() []string {
 }
 
 // Flag is the --redis-cluster value naming every member.
-func (rc *RedisCluster) Flag() string { return strings.Join(rc.Addrs(), ",") }
+func (rc *Cluster) Flag() string { return strings.Join(rc.Addrs(), ",") }
 
 // Client is a cluster client of the cluster as the node and the coordinator open it
 // (redisconn.NewCluster); one, closed by Stop.
-func (rc *RedisCluster) Client() *redis.ClusterClient {
+func (rc *Cluster) Client() *redis.ClusterClient {
 	if rc.rdb == nil {
 		rc.rdb = redisconn.NewCluster(rc.Addrs())
 	}
@@ -180,7 +183,7 @@ func (rc *RedisCluster) Client() *redis.ClusterClient {
 }
 
 // Member returns the member with client address addr, or nil.
-func (rc *RedisCluster) Member(addr string) *RedisMember {
+func (rc *Cluster) Member(addr string) *Member {
 	for _, m := range rc.Members {
 		if m.Addr == addr {
 			return m
@@ -190,8 +193,8 @@ func (rc *RedisCluster) Member(addr string) *RedisMember {
 }
 
 // live are the members whose process runs.
-func (rc *RedisCluster) live() []*RedisMember {
-	var out []*RedisMember
+func (rc *Cluster) live() []*Member {
+	var out []*Member
 	for _, m := range rc.Members {
 		if m.Proc != nil && !m.Proc.Exited() {
 			out = append(out, m)
@@ -202,7 +205,7 @@ func (rc *RedisCluster) live() []*RedisMember {
 
 // Healthy returns nil when every live member says cluster_state:ok, knows as many members as
 // there are live ones or more, and, if it is a replica, has its link to its master up.
-func (rc *RedisCluster) Healthy(ctx context.Context) error {
+func (rc *Cluster) Healthy(ctx context.Context) error {
 	live := rc.live()
 	for _, m := range live {
 		info, err := DoString(ctx, m.Addr, "CLUSTER", "INFO")
@@ -227,7 +230,7 @@ func (rc *RedisCluster) Healthy(ctx context.Context) error {
 }
 
 // WaitHealthy polls Healthy until it holds or ctx ends.
-func (rc *RedisCluster) WaitHealthy(ctx context.Context) error {
+func (rc *Cluster) WaitHealthy(ctx context.Context) error {
 	for {
 		err := rc.Healthy(ctx)
 		if err == nil {
@@ -249,7 +252,7 @@ type Shard struct {
 }
 
 // ShardOf returns who serves key's slot, as the first live member that answers sees it.
-func (rc *RedisCluster) ShardOf(ctx context.Context, key string) (Shard, error) {
+func (rc *Cluster) ShardOf(ctx context.Context, key string) (Shard, error) {
 	var last error = errors.New("no live member")
 	for _, m := range rc.live() {
 		sh, err := shardOf(ctx, m.Addr, key)
@@ -324,7 +327,7 @@ func inRange(r string, slot int) bool {
 
 // WaitMasterMoved polls until every live member says key's slot is served by a live master
 // other than old, and the cluster is Healthy; it returns the new master.
-func (rc *RedisCluster) WaitMasterMoved(ctx context.Context, key, old string) (string, error) {
+func (rc *Cluster) WaitMasterMoved(ctx context.Context, key, old string) (string, error) {
 	why := ""
 	for {
 		master, err := rc.agreedMaster(ctx, key)
@@ -348,7 +351,7 @@ func (rc *RedisCluster) WaitMasterMoved(ctx context.Context, key, old string) (s
 }
 
 // agreedMaster is key's master if every live member names the same live one.
-func (rc *RedisCluster) agreedMaster(ctx context.Context, key string) (string, error) {
+func (rc *Cluster) agreedMaster(ctx context.Context, key string) (string, error) {
 	master := ""
 	for _, m := range rc.live() {
 		sh, err := shardOf(ctx, m.Addr, key)
@@ -368,14 +371,14 @@ func (rc *RedisCluster) agreedMaster(ctx context.Context, key string) (string, e
 
 // FlushAll empties every master (FLUSHALL runs on one server only: a cluster's keys are on
 // all of them); the replicas follow.
-func (rc *RedisCluster) FlushAll(ctx context.Context) error {
+func (rc *Cluster) FlushAll(ctx context.Context) error {
 	return rc.Client().ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		return c.FlushAll(ctx).Err()
 	})
 }
 
 // Kill kills the member with client address addr (SIGKILL): no snapshot, no handover.
-func (rc *RedisCluster) Kill(addr string) error {
+func (rc *Cluster) Kill(addr string) error {
 	m := rc.Member(addr)
 	if m == nil {
 		return fmt.Errorf("no member %s", addr)
@@ -385,7 +388,7 @@ func (rc *RedisCluster) Kill(addr string) error {
 }
 
 // Pause stops (SIGSTOP) or resumes (SIGCONT) the member with client address addr.
-func (rc *RedisCluster) Pause(addr string, stop bool) error {
+func (rc *Cluster) Pause(addr string, stop bool) error {
 	m := rc.Member(addr)
 	if m == nil {
 		return fmt.Errorf("no member %s", addr)
@@ -397,7 +400,7 @@ func (rc *RedisCluster) Pause(addr string, stop bool) error {
 }
 
 // Stop kills every member (nothing is persisted) and closes the client.
-func (rc *RedisCluster) Stop() {
+func (rc *Cluster) Stop() {
 	if rc.rdb != nil {
 		rc.rdb.Close()
 	}
@@ -409,7 +412,7 @@ func (rc *RedisCluster) Stop() {
 }
 
 // Logs are the members' log files.
-func (rc *RedisCluster) Logs() []string {
+func (rc *Cluster) Logs() []string {
 	var out []string
 	for _, m := range rc.Members {
 		if m.Proc != nil {
