@@ -24,8 +24,9 @@ import (
 // Results are one bench run, as printed (Table) and written to results.json.
 type Results struct {
 	Code          string           `json:"code"`
-	Cluster       string           `json:"cluster"` // "local" or the coordinator's URL
-	Nodes         []string         `json:"nodes"`   // claim addresses
+	Cluster       string           `json:"cluster"`                // "local" or the coordinator's URL
+	Nodes         []string         `json:"nodes"`                  // claim addresses
+	RedisTarget   string           `json:"redis_target,omitempty"` // "redis-server", "Redis Cluster host:port,..."
 	Rain          rain.Config      `json:"rain"`
 	Load          LoadSpec         `json:"load"`
 	PrepareS      float64          `json:"prepare_s"` // the prepare call's wall time
@@ -234,7 +235,7 @@ func Table(w io.Writer, r *Results) error {
 	c := r.Rain
 	row("rain", "%s: %s packets, %s cents, %s, max %d per user", r.Code, Commas(c.TotalCount), Commas(c.TotalAmount),
 		algorithmName(c.Algorithm), c.MaxPerUser)
-	row("cluster", "%s, %d node(s)", r.Cluster, len(r.Nodes))
+	row("cluster", "%s, %d node(s)%s", r.Cluster, len(r.Nodes), map[bool]string{true: ", " + r.RedisTarget}[r.RedisTarget != ""])
 	row("load", "%s", loadLine(r.Load))
 	row("stopped", "%s after %.2f s", r.Stop, r.ElapsedS)
 	row("claims/s", "%s  (%s claims; %s answers, %s/s)", Commas(int64(r.ClaimsPerSec+0.5)), Commas(r.Claims),

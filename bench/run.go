@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,6 +17,7 @@ import (
 	"redrain/internal/attack"
 	"redrain/internal/check"
 	"redrain/internal/cluster"
+	"redrain/internal/redisconn"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -37,7 +39,13 @@ type RunOptions struct {
 	NodeAddrs   []string // claim addresses; empty: the alive nodes the coordinator lists
 	AdminToken  string   // required with Coordinator; a local cluster draws one if empty
 	Secret      string   // optional with Coordinator: read progress from the nodes themselves
-	RedisURL    string   // required with Coordinator: the cluster's Redis, to check it
+	RedisURL    string   // with Coordinator, this or RedisCluster: the cluster's Redis, to check it
+	// RedisCluster: host:port seeds of a Redis Cluster: the running cluster's (with
+	// Coordinator), or the one the local cluster's processes use instead of a redis-server.
+	RedisCluster []string
+	// LocalRedisCluster: the local cluster runs on a Redis Cluster of its own (three masters
+	// with a replica each, on 127.0.0.1) instead of one redis-server.
+	LocalRedisCluster bool
 
 	Rain          rain.Config   // AnchorID 0 means 1; DurationS 0 means Load.Time + 30 s
 	Load          LoadOptions   // Nodes and Code are filled in by Run
@@ -73,8 +81,14 @@ func (o *RunOptions) validate() error {
 	switch {
 	case o.Coordinator != "" && o.AdminToken == "":
 		return bad("AdminToken (--admin-token) is required with a coordinator")
-	case o.Coordinator != "" && o.RedisURL == "":
-		return bad("RedisURL (--redis) is required with a coordinator: the invariants are checked against Redis")
+	case o.Coordinator != "" && o.RedisURL == "" && len(o.RedisCluster) == 0:
+		return bad("RedisURL or RedisCluster (--redis, --redis-cluster) is required with a coordinator: the invariants are checked against Redis")
+	case o.RedisURL != "" && len(o.RedisCluster) > 0:
+		return bad("RedisURL and RedisCluster (--redis, --redis-cluster) exclude each other")
+	case o.LocalRedisCluster && (o.Coordinator != "" || len(o.RedisCluster) > 0):
+		return bad("LocalRedisCluster (--redis-cluster local) starts a Redis Cluster for a local cluster: not with --coordinator or addresses")
+	case len(o.RedisCluster) > 0 && redisconn.CheckAddrs(o.RedisCluster) != nil:
+		return bad("RedisCluster (--redis-cluster): %v", redisconn.CheckAddrs(o.RedisCluster))
 	case o.Coordinator == "" && (o.RedisURL != "" || len(o.NodeAddrs) > 0):
 		return bad("RedisURL and NodeAddrs (--redis, node addresses) need Coordinator (--coordinator)")
 	case o.LocalNodes < 0:
@@ -169,7 +183,7 @@ func (r *Results) Err() error {
 }
 
 func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
-	res := &Results{Cluster: t.desc, Nodes: t.nodes, Load: SpecOf(o.Load)}
+	res := &Results{Cluster: t.desc, Nodes: t.nodes, Load: SpecOf(o.Load), RedisTarget: t.redisDesc}
 	code, prepared, err := startRain(ctx, o, t)
 	if err != nil {
 		return nil, err
@@ -432,14 +446,15 @@ func readTotals(ctx context.Context, rdb redis.UniversalClient, code string) (Fi
 
 // target is the cluster a run drives: local processes or a running cluster.
 type target struct {
-	desc  string
-	admin *cluster.Admin
-	nodes []string // claim addresses
-	rdb   redis.UniversalClient
-	wire  *wire.Client // nil: journals are read from the coordinator's report
-	local *cluster.LocalCluster
-	dir   string // the local cluster's Dir when Run made it
-	log   *slog.Logger
+	desc      string
+	redisDesc string // Results.RedisTarget
+	admin     *cluster.Admin
+	nodes     []string // claim addresses
+	rdb       redis.UniversalClient
+	wire      *wire.Client // nil: journals are read from the coordinator's report
+	local     *cluster.LocalCluster
+	dir       string // the local cluster's Dir when Run made it
+	log       *slog.Logger
 }
 
 func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
@@ -457,7 +472,7 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 	}
 	o.Logger.Info("starting local cluster", "nodes", max(o.LocalNodes, 1), "dir", dir)
 	co := cluster.ClusterOptions{Nodes: o.LocalNodes, BinDir: o.BinDir, Dir: dir, Secret: o.Secret,
-		AdminToken: o.AdminToken, FastGossip: o.FastGossip}
+		AdminToken: o.AdminToken, FastGossip: o.FastGossip, RedisCluster: o.RedisCluster, LocalRedisCluster: o.LocalRedisCluster}
 	if at := o.Attack; at.Kind != "" {
 		if at.Kind == attack.KindIdle {
 			attack.RaiseFileLimit(4 * attack.IdleConns)
@@ -477,16 +492,18 @@ func openTarget(ctx context.Context, o *RunOptions) (*target, error) {
 		t.dir = ""
 	}
 	t.local, t.admin, t.nodes, t.rdb = c, c.Admin(), c.NodeAddrs(), c.Client()
+	t.redisDesc = redisDesc("", c.Opts.RedisCluster)
 	t.wire = wire.NewClient(c.Opts.Secret, 5*time.Second)
 	return t, nil
 }
 
 func openRemote(ctx context.Context, o *RunOptions) (*target, error) {
-	ro, err := redis.ParseURL(o.RedisURL)
-	if err != nil {
+	if err := redisconn.Check(o.RedisURL, o.RedisCluster); err != nil {
 		return nil, fmt.Errorf("%w: RedisURL (--redis): %v", ErrRunOptions, err)
 	}
-	t := &target{desc: o.Coordinator, admin: cluster.NewAdmin(o.Coordinator, o.AdminToken), rdb: redis.NewClient(ro), log: o.Logger}
+	t := &target{desc: o.Coordinator, admin: cluster.NewAdmin(o.Coordinator, o.AdminToken),
+		rdb: redisconn.Open(o.RedisURL, o.RedisCluster), redisDesc: redisDesc(o.RedisURL, o.RedisCluster), log: o.Logger}
+	var err error
 	if o.Secret != "" {
 		t.wire = wire.NewClient(o.Secret, 5*time.Second)
 	}
@@ -502,6 +519,14 @@ func openRemote(ctx context.Context, o *RunOptions) (*target, error) {
 		}
 	}
 	return t, nil
+}
+
+// redisDesc names the Redis a run checks: "redis-server", or the Redis Cluster's seeds.
+func redisDesc(url string, addrs []string) string {
+	if len(addrs) > 0 {
+		return fmt.Sprintf("Redis Cluster %s", strings.Join(addrs, ","))
+	}
+	return "redis-server"
 }
 
 func (t *target) aliveNodes(ctx context.Context) ([]string, error) {

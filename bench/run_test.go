@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,28 @@ func TestRunTargetsRunningCluster(t *testing.T) {
 	}
 }
 
+// Run on a local cluster whose processes use a Redis Cluster of its own (--redis-cluster
+// local): six redis-server processes beside the coordinator and the nodes, every invariant
+// verified against the cluster.
+func TestRunOnLocalRedisCluster(t *testing.T) {
+	bin := testcluster.Bin(t, "node")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.RunOptions{LocalNodes: 2, BinDir: filepath.Dir(bin), FastGossip: true,
+		LocalRedisCluster: true, Rain: rain.Config{TotalAmount: 40_000, TotalCount: 2000, MaxPerUser: 10},
+		Load: bench.LoadOptions{Users: 400, Conns: 16, Time: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || !res.Drained || res.Claims != 2000 || res.Redis != res.Journaled || res.Redis.Amount != 40_000 {
+		t.Fatalf("run: verified %v drained %v claims %d redis %+v journals %+v violations %v", res.Verified, res.Drained,
+			res.Claims, res.Redis, res.Journaled, res.Violations)
+	}
+	if !strings.HasPrefix(res.RedisTarget, "Redis Cluster 127.0.0.1:") || strings.Count(res.RedisTarget, ",") != 5 {
+		t.Fatalf("redis target %q, want the six members", res.RedisTarget)
+	}
+}
+
 func TestRunRefusesBadOptions(t *testing.T) {
 	for _, o := range []bench.RunOptions{
 		{Coordinator: "127.0.0.1:1", RedisURL: "redis://127.0.0.1:1"}, // no admin token
@@ -61,6 +84,11 @@ func TestRunRefusesBadOptions(t *testing.T) {
 		{Attack: bench.AttackOptions{Kind: "nuke"}},                   // unknown attack
 		{Coordinator: "127.0.0.1:1", AdminToken: "t", RedisURL: "redis://127.0.0.1:1",
 			Attack: bench.AttackOptions{Kind: attack.KindForged}}, // attack needs a local cluster
+		{Coordinator: "127.0.0.1:1", AdminToken: "t", RedisURL: "redis://127.0.0.1:1",
+			RedisCluster: []string{"127.0.0.1:1"}}, // both
+		{Coordinator: "127.0.0.1:1", AdminToken: "t", LocalRedisCluster: true}, // a local Redis Cluster for a running cluster
+		{LocalRedisCluster: true, RedisCluster: []string{"127.0.0.1:1"}},       // start one and use another
+		{RedisCluster: []string{"127.0.0.1"}},                                  // not host:port
 	} {
 		if _, err := bench.Run(context.Background(), o); !errors.Is(err, bench.ErrRunOptions) {
 			t.Errorf("Run(%+v) = %v, want ErrRunOptions", o, err)

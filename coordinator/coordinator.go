@@ -17,6 +17,7 @@ import (
 
 	"redrain/gossip"
 	"redrain/internal/logpace"
+	"redrain/internal/redisconn"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 )
@@ -131,11 +132,7 @@ func (c *Coordinator) open() error {
 		return fmt.Errorf("coordinator: count started rains: %w", err)
 	}
 	c.startedRains.Store(started)
-	ropts, err := redis.ParseURL(c.opts.RedisURL)
-	if err != nil {
-		return fmt.Errorf("%w: RedisURL: %v", ErrOptions, err)
-	}
-	c.rdb = redis.NewClient(ropts) // validate parsed the URL already, before the disk: err is nil
+	c.rdb = redisconn.Open(c.opts.RedisURL, c.opts.RedisCluster) // validate checked them, before the disk
 	c.nodes = wire.NewClient(c.opts.Secret, clientTimeout)
 	c.metrics = newMetrics(c.store, func() []gossip.Member { return c.cluster.Members() })
 	c.srv = c.newServer()

@@ -7,9 +7,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"redrain/gossip"
+	"redrain/internal/redisconn"
 	"redrain/internal/usertoken"
 )
 
@@ -20,12 +19,14 @@ type Options struct {
 	GossipAddr string   // memberlist bind address; "127.0.0.1:7000"; port 0 picks one
 	Join       []string // gossip addresses to join, retried while not live members
 	DataDir    string   // required: holds coordinator.db
-	RedisURL   string   // required: redis://host:port/db, read for totals; redrain:rains is written
-	Secret     string   // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
-	AdminToken string   // required, >= 8 bytes: the admin API bearer token
-	UserKey    string   // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
-	ID         string   // gossip member id; "coordinator"
-	Advertise  string   // IP peers reach it at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
+	RedisURL   string   // redis://host:port/db, read for totals; redrain:rains is written; this or RedisCluster is required
+	// RedisCluster: host:port seeds of a Redis Cluster, instead of RedisURL (exactly one of the two).
+	RedisCluster []string
+	Secret       string // required, >= 8 bytes: cluster secret (gossip key, internal API HMAC)
+	AdminToken   string // required, >= 8 bytes: the admin API bearer token
+	UserKey      string // optional, >= usertoken.MinKeyLen bytes: the nodes' --user-key; enables POST /v1/tokens (test tokens)
+	ID           string // gossip member id; "coordinator"
+	Advertise    string // IP peers reach it at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	PrepareTimeout time.Duration // every slice acked within this, or the prepare fails; 10s
 	PollInterval   time.Duration // pace of the finish/settle loop; 500ms
@@ -75,8 +76,6 @@ func (o *Options) validate() error {
 	switch {
 	case o.DataDir == "":
 		return bad("DataDir", "required")
-	case o.RedisURL == "":
-		return bad("RedisURL", "required")
 	case len(o.Secret) < MinSecretLen:
 		return bad("Secret", fmt.Sprintf("required, at least %d bytes", MinSecretLen))
 	case len(o.AdminToken) < MinSecretLen:
@@ -103,8 +102,12 @@ func (o *Options) validate() error {
 			return bad("Webhook", err.Error())
 		}
 	}
-	if _, err := redis.ParseURL(o.RedisURL); err != nil {
-		return bad("RedisURL", err.Error())
+	if err := redisconn.Check(o.RedisURL, o.RedisCluster); err != nil {
+		field := "RedisURL"
+		if errors.Is(err, redisconn.ErrAddr) {
+			field = "RedisCluster"
+		}
+		return bad(field, err.Error())
 	}
 	o.fillDefaults()
 	if err := gossip.CheckID(o.ID); err != nil {

@@ -32,6 +32,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"GossipAddr", func(o *Options) { o.GossipAddr = "nonsense" }},
 		{"Join", func(o *Options) { o.Join = []string{"127.0.0.1:1", ":7000"} }},
 		{"RedisURL", func(o *Options) { o.RedisURL = "notaurl://x" }},
+		{"RedisURL", func(o *Options) { o.RedisCluster = []string{"127.0.0.1:1"} }}, // both
+		{"RedisCluster", func(o *Options) { o.RedisURL, o.RedisCluster = "", []string{"127.0.0.1:1", "127.0.0.1"} }},
 		{"UserKey", func(o *Options) { o.UserKey = "0123456789" }}, // the node demands 16 bytes: so does the coordinator
 		{"UserKey", func(o *Options) { o.UserKey = strings.Repeat("k", usertoken.MinKeyLen-1) }},
 	} {

@@ -157,7 +157,7 @@ func TestRetentionThenRedisLoss(t *testing.T) {
 
 // walletAcksAll plays the wallet: a consumer group "wallet" reads the rain's whole credit stream
 // and acknowledges every entry.
-func walletAcksAll(t *testing.T, rdb *redis.Client, code string) {
+func walletAcksAll(t *testing.T, rdb redis.UniversalClient, code string) {
 	t.Helper()
 	ctx := context.Background()
 	key := ledger.Keys(code).Credits

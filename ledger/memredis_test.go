@@ -38,13 +38,70 @@ func TestMemRedisMatchesRedis(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (-memredis.seed=%d to repeat)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
 	srv := testredis.New(t)
-	real, mem := NewRedisClient(srv.Client()), NewMemRedis()
+	matchModel(t, seed, NewRedisClient(srv.Client()), []string{"a", "b"}, srv.FlushAll)
+}
+
+// The same on a Redis Cluster through the cluster client the node opens: every call the ledger
+// makes stays on its rain's slot (a script whose keys spanned slots would fail with CROSSSLOT),
+// for rains whose slots are on different masters; FLUSHALL runs on every master.
+func TestMemRedisMatchesRedisCluster(t *testing.T) {
+	seed := *memSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (-memredis.seed=%d to repeat)", seed, seed)
+	rc := testredis.NewCluster(t)
 	ctx := context.Background()
-	codes, nodes, incs := []string{"a", "b"}, []string{"n1", "n2"}, []uint64{1, 0xabc}
+	codes, masters := []string{"a", "b", "c", "d", "e", "f", "g", "h"}, map[string]bool{}
+	for _, c := range codes {
+		sh, err := rc.ShardOf(ctx, Keys(c).Totals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[sh.Master] = true
+	}
+	if len(masters) < 2 {
+		t.Fatalf("rains %v all on one master", codes)
+	}
+	matchModel(t, seed, NewRedisClient(rc.Client()), codes, func() {
+		if err := rc.FlushAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := rc.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	real, mem := NewRedisClient(rc.Client()), NewMemRedis()
+	for _, code := range codes { // the stock moves' script too, on each rain's slot
+		moves := []MoveTotal{{Peer: "n2", Count: 3, Amount: 30}}
+		for _, s := range []interface {
+			RecordMoves(context.Context, string, string, []MoveTotal, []MoveTotal) error
+		}{real, mem} {
+			if err := s.RecordMoves(ctx, code, "n1", moves, moves); err != nil {
+				t.Fatalf("RecordMoves of %s on %T: %v", code, s, err)
+			}
+		}
+		w, werr := real.ReadNodes(ctx, code)
+		g, gerr := mem.ReadNodes(ctx, code)
+		if werr != nil || gerr != nil || !reflect.DeepEqual(g, w) {
+			t.Fatalf("moves of %s: MemRedis holds %+v (%v), the cluster %+v (%v)", code, g, gerr, w, werr)
+		}
+	}
+	if ok, why, err := WalletAcked(ctx, rc.Client(), "a", "wallet"); ok || why == "" || err != nil {
+		t.Errorf("WalletAcked on the cluster: %v %q %v", ok, why, err)
+	}
+}
+
+// matchModel runs the model test's random calls on real and on a MemRedis.
+func matchModel(t *testing.T, seed uint64, real *RedisClient, codes []string, flushAll func()) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0))
+	mem := NewMemRedis()
+	ctx := context.Background()
+	nodes, incs := []string{"n1", "n2"}, []uint64{1, 0xabc}
 	for step := range 400 {
-		code, node, inc := codes[rng.IntN(2)], nodes[rng.IntN(2)], incs[rng.IntN(2)]
+		code, node, inc := codes[rng.IntN(len(codes))], nodes[rng.IntN(2)], incs[rng.IntN(2)]
 		var got, want []any
 		stepSeed := rng.Uint64()
 		call := func(s sinkUnderTest) []any {
@@ -79,7 +136,7 @@ func TestMemRedisMatchesRedis(t *testing.T) {
 			compareHeld(t, ctx, real, mem, c, step, seed)
 		}
 		if rng.IntN(100) == 0 {
-			srv.FlushAll()
+			flushAll()
 			mem.FlushAll()
 		}
 	}

@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
 	"redrain/internal/logpace"
+	"redrain/internal/redisconn"
 	"redrain/internal/usertoken"
 	"redrain/internal/wire"
 	"redrain/ledger"
@@ -108,8 +108,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if n.rdb = opts.Redis; n.rdb == nil {
-		ropt, _ := redis.ParseURL(opts.RedisURL) // validated
-		n.rdb = ledger.NewRedisClient(redis.NewClient(ropt))
+		n.rdb = ledger.NewRedisClient(redisconn.Open(opts.RedisURL, opts.RedisCluster)) // validated
 	}
 	n.flusher = ledger.NewFlusherTo(n.journal, n.rdb, ledger.FlusherOptions{NodeID: opts.ID, Logger: n.log})
 	n.metrics = newMetrics(n)

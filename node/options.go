@@ -7,9 +7,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"redrain/gossip"
+	"redrain/internal/redisconn"
 	"redrain/internal/usertoken"
 )
 
@@ -21,9 +20,12 @@ type Options struct {
 	GossipAddr string   // memberlist bind address; "127.0.0.1:7946"; port 0 picks one
 	Join       []string // gossip addresses to join, retried while not live members
 	DataDir    string   // required: holds journal.db
-	RedisURL   string   // required: redis://host:port/db, flush target
-	Secret     string   // required: cluster secret (gossip encryption, internal API HMAC)
-	Advertise  string   // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
+	RedisURL   string   // redis://host:port/db, flush target; this or RedisCluster is required
+	// RedisCluster: host:port seeds of a Redis Cluster, the flush target instead of RedisURL
+	// (exactly one of the two). Every key of a rain shares its hash tag, so its slot.
+	RedisCluster []string
+	Secret       string // required: cluster secret (gossip encryption, internal API HMAC)
+	Advertise    string // IP peers reach this node at (a pod IP behind 0.0.0.0), with the bound ports; "" = bound
 
 	// The connection timeouts (SPEC.md: "clients idle or slow past the read timeout are
 	// disconnected"). ReadTimeout: a request's headers and body must arrive within it, the first
@@ -148,8 +150,6 @@ func (o *Options) validate() error {
 		return bad("data", "required")
 	case o.Journal != nil && o.Journal.NodeID() != o.ID:
 		return bad("id", fmt.Sprintf("the journal given belongs to node %q", o.Journal.NodeID()))
-	case o.RedisURL == "" && o.Redis == nil:
-		return bad("redis", "required")
 	case o.Advertise != "" && net.ParseIP(o.Advertise) == nil:
 		return bad("advertise", fmt.Sprintf("%q is not an IP address", o.Advertise))
 	case len(o.Join) > gossip.MaxJoin:
@@ -183,8 +183,8 @@ func (o *Options) validate() error {
 	case o.EventWriteTimeout < 0:
 		return bad("event-write-timeout", "must be >= 0")
 	}
-	if _, err := redis.ParseURL(o.RedisURL); err != nil && o.Redis == nil {
-		return bad("redis", err.Error())
+	if err := o.checkRedis(); err != nil {
+		return err
 	}
 	if err := gossip.CheckAddr(o.GossipAddr); err != nil {
 		return bad("gossip", err.Error())
@@ -199,6 +199,23 @@ func (o *Options) validate() error {
 	}
 	o.fillDefaults()
 	return nil
+}
+
+// checkRedis checks RedisURL and RedisCluster, unless Redis is given.
+func (o *Options) checkRedis() error {
+	if o.Redis != nil {
+		return nil
+	}
+	err := redisconn.Check(o.RedisURL, o.RedisCluster)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redisconn.ErrNone), errors.Is(err, redisconn.ErrBoth):
+		return fmt.Errorf("%w: redis: %v", ErrOptions, err)
+	case errors.Is(err, redisconn.ErrAddr):
+		return fmt.Errorf("%w: redis-cluster: %v", ErrOptions, err)
+	}
+	return fmt.Errorf("%w: redis: %v", ErrOptions, err)
 }
 
 // fillDefaults gives every zero field that has a default its default (validate has run).

@@ -35,6 +35,8 @@ func TestNewRefusesBeforeTheDisk(t *testing.T) {
 		{"http port in use", func(o *Options) { o.HTTPAddr = busy }, ErrListen},
 		{"gossip port in use", func(o *Options) { o.GossipAddr = busy }, ErrListen},
 		{"no redis URL, none given", func(o *Options) { o.RedisURL = "" }, ErrOptions},
+		{"redis URL and redis cluster", func(o *Options) { o.RedisCluster = []string{"127.0.0.1:1"} }, ErrOptions},
+		{"bad redis cluster address", func(o *Options) { o.RedisURL, o.RedisCluster = "", []string{"127.0.0.1"} }, ErrOptions},
 		{"a journal of another node", func(o *Options) { o.Journal = ledger.NewMemJournal("n2", 1) }, ErrOptions},
 		{"max-subscribers negative", func(o *Options) { o.MaxSubscribers = -1 }, ErrOptions},
 		{"max-subscribers too many", func(o *Options) { o.MaxSubscribers = MaxSubscribersLimit + 1 }, ErrOptions},

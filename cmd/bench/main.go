@@ -22,6 +22,7 @@ import (
 	"redrain/internal/attack"
 	"redrain/internal/cli"
 	"redrain/internal/flagenv"
+	"redrain/internal/redisconn"
 	"redrain/rain"
 )
 
@@ -165,7 +166,9 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.StringVar(&o.Coordinator, "coordinator", "", "admin API URL of a running cluster to target instead of a local one")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "admin API token (required with --coordinator)")
 	fs.StringVar(&o.Secret, "secret", "", "cluster secret (optional with --coordinator: read journal progress from the nodes)")
-	fs.StringVar(&o.RedisURL, "redis", "", "the running cluster's Redis URL (required with --coordinator)")
+	fs.StringVar(&o.RedisURL, "redis", "", "the running cluster's Redis URL (with --coordinator, this or --redis-cluster)")
+	redisCluster := fs.String("redis-cluster", "", "a Redis Cluster: host:port seeds of the running cluster's (with --coordinator) or of one the local cluster uses; "+
+		"local: the local cluster starts its own (3 masters with a replica each)")
 	fs.Int64Var(&o.Rain.TotalAmount, "amount", 10_000_000, "rain budget, cents")
 	fs.Int64Var(&o.Rain.TotalCount, "count", 1_000_000, "packets")
 	fs.IntVar(&o.Rain.MaxPerUser, "max-per-user", 50, "packets one user may claim")
@@ -194,7 +197,8 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 	fs.IntVar(&o.Attack.MaxConnsPerIP, "max-conns-per-ip", 500, "with --attack: node --max-conns-per-ip")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write bench's CPU profile over the load (pprof) to this file")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "local cluster: directory of the node and coordinator binaries (default: bench's)")
-	if err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup); err != nil {
+	err := flagenv.ParseLookup(fs, args, "REDRAIN_", lookup)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(helpOut, "Usage: bench run [flags]\n\n")
 			fs.SetOutput(helpOut)
@@ -206,7 +210,6 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.Rain.Algorithm = rain.Algorithm(*algorithm)
-	var err error
 	if o.Load.Balance, err = bench.ParseBalance(*balance); err != nil {
 		return o, err
 	}
@@ -214,6 +217,11 @@ func parseRun(args []string, lookup func(string) (string, bool), helpOut io.Writ
 		return o, errors.New("--duration must be positive")
 	}
 	o.Rain.DurationS = int((*duration + time.Second - 1) / time.Second)
+	if *redisCluster == "local" {
+		o.LocalRedisCluster = true
+	} else if o.RedisCluster, err = redisconn.ParseAddrs(*redisCluster); err != nil {
+		return o, err
+	}
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nodes" })
 	return o, parseNodes(&o, *nodes, given)

@@ -149,6 +149,10 @@ func TestDispatch(t *testing.T) {
 		{[]string{"run", "--bogus"}, exitUsage, ""},
 		{[]string{"run", "--attack", "nuke"}, exitUsage, ""},
 		{[]string{"run", "--coordinator", "http://127.0.0.1:1", "--redis", "redis://127.0.0.1:1"}, exitUsage, ""},
+		{[]string{"run", "--coordinator", "http://127.0.0.1:1", "--admin-token", "t", "--redis", "redis://127.0.0.1:1",
+			"--redis-cluster", "127.0.0.1:1"}, exitUsage, ""},
+		{[]string{"run", "--coordinator", "http://127.0.0.1:1", "--admin-token", "t", "--redis-cluster", "local"}, exitUsage, ""},
+		{[]string{"run", "--coordinator", "http://127.0.0.1:1", "--admin-token", "t"}, exitUsage, ""}, // no Redis to check
 		{[]string{"--help"}, exitOK, "bench compare [flags]"},
 		{[]string{"compare", "--help"}, exitOK, "-prepare-count"},
 		{[]string{"help", "baseline"}, exitOK, "-max-per-user"},
@@ -207,7 +211,16 @@ func TestParseRun(t *testing.T) {
 		t.Fatalf("REDRAIN_BALANCE=one: %q %v", o.Load.Balance, err)
 	}
 	delete(env, "REDRAIN_BALANCE")
+	o, err = parseRun([]string{"--redis-cluster", "local"}, lookup, nil)
+	if err != nil || !o.LocalRedisCluster || len(o.RedisCluster) != 0 {
+		t.Fatalf("--redis-cluster local: %+v %v", o, err)
+	}
+	o, err = parseRun([]string{"--coordinator", "http://c:9090", "--redis-cluster", "r1:7000, r2:7000"}, lookup, nil)
+	if err != nil || o.LocalRedisCluster || strings.Join(o.RedisCluster, " ") != "r1:7000 r2:7000" {
+		t.Fatalf("--redis-cluster addresses: %+v %v", o, err)
+	}
 	for _, bad := range [][]string{
+		{"--redis-cluster", "r1:7000,r1"},             // not host:port
 		{"--nodes", "a:1,b:2"},                        // addresses without --coordinator
 		{"--coordinator", "http://c", "--nodes", "3"}, // a count with --coordinator
 		{"--nodes", "-1"},

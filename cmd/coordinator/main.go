@@ -16,6 +16,7 @@ import (
 	"redrain/coordinator"
 	"redrain/internal/cli"
 	"redrain/internal/flagenv"
+	"redrain/internal/redisconn"
 )
 
 func main() {
@@ -59,7 +60,8 @@ func parseFlags(args []string) (coordinator.Options, error) {
 	fs.StringVar(&o.HTTPAddr, "http", o.HTTPAddr, "admin API listen address")
 	fs.StringVar(&o.GossipAddr, "gossip", o.GossipAddr, "gossip bind address")
 	fs.StringVar(&o.DataDir, "data", "", "data directory (required)")
-	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
+	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (this or --redis-cluster)")
+	cluster := fs.String("redis-cluster", "", "comma-separated host:port seeds of a Redis Cluster, instead of --redis")
 	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "admin API bearer token (required)")
 	fs.StringVar(&o.Advertise, "advertise", "", "IP peers reach the coordinator at, when not the bound one (a pod's IP behind --gossip 0.0.0.0)")
@@ -82,17 +84,21 @@ func parseFlags(args []string) (coordinator.Options, error) {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.Join = flagenv.List(*join)
+	var err error
+	if o.RedisCluster, err = redisconn.ParseAddrs(*cluster); err != nil {
+		return o, err
+	}
 	return o, checkRequired(o)
 }
 
 // checkRequired names the first missing required flag (New checks the rest).
 func checkRequired(o coordinator.Options) error {
 	for _, f := range []struct{ name, v string }{
-		{"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}, {"admin-token", o.AdminToken},
+		{"data", o.DataDir}, {"secret", o.Secret}, {"admin-token", o.AdminToken},
 	} {
 		if f.v == "" {
 			return fmt.Errorf("--%s is required (or %s)", f.name, flagenv.EnvName("REDRAIN_", f.name))
 		}
 	}
-	return nil
+	return redisconn.CheckOne(o.RedisURL, o.RedisCluster)
 }

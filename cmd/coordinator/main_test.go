@@ -28,6 +28,16 @@ func TestParseFlags(t *testing.T) {
 		strings.Join(o.Join, "|") != "a:1|b:2" {
 		t.Fatalf("%+v", o)
 	}
+	t.Setenv("REDRAIN_REDIS", "")
+	t.Setenv("REDRAIN_REDIS_CLUSTER", "127.0.0.1:7001,127.0.0.1:7002")
+	if o, err := parseFlags([]string{"--data", "/d", "--secret", "cluster-secret"}); err != nil ||
+		strings.Join(o.RedisCluster, "|") != "127.0.0.1:7001|127.0.0.1:7002" || o.RedisURL != "" {
+		t.Fatalf("REDRAIN_REDIS_CLUSTER: %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"--data", "/d", "--secret", "cluster-secret", "--redis", "redis://cli:2/0"}); err == nil {
+		t.Error("--redis with REDRAIN_REDIS_CLUSTER: accepted")
+	}
+	t.Setenv("REDRAIN_REDIS_CLUSTER", "")
 	for _, args := range [][]string{
 		{"--bogus"}, {"--secret", "s", "--redis", "r"}, {"--prepare-timeout", "soon"}, {"extra"},
 	} {
@@ -65,7 +75,7 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 	busy := busyTCP.Addr().String()
 	cases := []struct {
 		name  string
-		flags []string // replace the good ones of the same name
+		flags []string // replace the good ones of the same name ("" drops it)
 		want  []string // in the stderr line: the Options field (the coordinator's errors name those) and the address
 	}{
 		{"bad redis URL", []string{"--redis", "notaurl://x"}, []string{"RedisURL"}},
@@ -77,6 +87,9 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 		{"join not an address", []string{"--join", "nonsense"}, []string{"Join", "nonsense"}},
 		{"id with a space", []string{"--id", "co ord"}, []string{"ID"}},
 		{"advertise not an IP", []string{"--advertise", "coord.example"}, []string{"Advertise", "coord.example"}},
+		{"redis and redis cluster", []string{"--redis-cluster", "127.0.0.1:1,127.0.0.1:2"}, []string{"--redis", "--redis-cluster"}},
+		{"neither redis nor redis cluster", []string{"--redis", ""}, []string{"--redis", "--redis-cluster", "REDRAIN_REDIS_CLUSTER"}},
+		{"bad redis cluster address", []string{"--redis", "", "--redis-cluster", "127.0.0.1:1,127.0.0.1"}, []string{"redis-cluster", "127.0.0.1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,7 +101,9 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 			}
 			var args []string
 			for k, v := range flags {
-				args = append(args, k, v)
+				if v != "" {
+					args = append(args, k, v)
+				}
 			}
 			code, stderr := runCoordinator(t, args...)
 			line := strings.TrimSpace(stderr)

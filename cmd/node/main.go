@@ -16,6 +16,7 @@ import (
 
 	"redrain/internal/cli"
 	"redrain/internal/flagenv"
+	"redrain/internal/redisconn"
 	"redrain/node"
 )
 
@@ -60,7 +61,8 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.StringVar(&o.Advertise, "advertise", "", "IP peers reach this node at, when not the bound one (a pod's IP behind --http/--gossip 0.0.0.0)")
 	join := fs.String("join", "", "comma-separated gossip addresses to join (retried)")
 	fs.StringVar(&o.DataDir, "data", "", "data directory holding the journal (required)")
-	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (required)")
+	fs.StringVar(&o.RedisURL, "redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0 (this or --redis-cluster)")
+	cluster := fs.String("redis-cluster", "", "comma-separated host:port seeds of a Redis Cluster, instead of --redis")
 	fs.StringVar(&o.Secret, "secret", "", "cluster secret (required)")
 	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "a request (headers and body, the first on a connection included) must arrive within this")
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "an answer must be written within this")
@@ -83,7 +85,8 @@ func parseFlags(args []string) (node.Options, error) {
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
-	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
+	err := flagenv.Parse(fs, args, "REDRAIN_")
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
 			fs.PrintDefaults()
@@ -96,10 +99,13 @@ func parseFlags(args []string) (node.Options, error) {
 	o.WALSize = *walMiB << 20
 	o.Join = flagenv.List(*join)
 	o.TrustedProxies = flagenv.List(*proxies)
-	for _, f := range []struct{ name, v string }{{"id", o.ID}, {"data", o.DataDir}, {"redis", o.RedisURL}, {"secret", o.Secret}} {
+	if o.RedisCluster, err = redisconn.ParseAddrs(*cluster); err != nil {
+		return o, err
+	}
+	for _, f := range []struct{ name, v string }{{"id", o.ID}, {"data", o.DataDir}, {"secret", o.Secret}} {
 		if f.v == "" {
 			return o, fmt.Errorf("--%s is required (or %s)", f.name, flagenv.EnvName("REDRAIN_", f.name))
 		}
 	}
-	return o, nil
+	return o, redisconn.CheckOne(o.RedisURL, o.RedisCluster)
 }

@@ -79,7 +79,7 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 	busy := busyTCP.Addr().String()
 	cases := []struct {
 		name  string
-		flags []string // replace the good ones of the same name
+		flags []string // replace the good ones of the same name ("" drops it)
 		want  []string // in the stderr line
 	}{
 		{"bad redis URL", []string{"--redis", "notaurl://x"}, []string{"redis"}},
@@ -91,6 +91,10 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 		{"join not an address", []string{"--join", "nonsense"}, []string{"join", "nonsense"}},
 		{"bad trusted proxy", []string{"--trusted-proxies", "not-an-ip"}, []string{"trusted-proxies"}},
 		{"advertise not an IP", []string{"--advertise", "redrain-node-0"}, []string{"advertise", "redrain-node-0"}},
+		{"redis and redis cluster", []string{"--redis-cluster", "127.0.0.1:1,127.0.0.1:2"}, []string{"--redis", "--redis-cluster"}},
+		{"neither redis nor redis cluster", []string{"--redis", ""}, []string{"--redis", "--redis-cluster", "REDRAIN_REDIS_CLUSTER"}},
+		{"bad redis cluster address", []string{"--redis", "", "--redis-cluster", "127.0.0.1:1,127.0.0.1"}, []string{"redis-cluster", "127.0.0.1"}},
+		{"redis cluster address twice", []string{"--redis", "", "--redis-cluster", "127.0.0.1:1,127.0.0.1:1"}, []string{"redis-cluster", "twice"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,7 +106,9 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 			}
 			var args []string
 			for k, v := range flags {
-				args = append(args, k, v)
+				if v != "" { // "" drops the flag
+					args = append(args, k, v)
+				}
 			}
 			code, stderr := runNode(t, args...)
 			line := strings.TrimSpace(stderr)
@@ -121,5 +127,19 @@ func TestBadOptionsExit2BeforeTheDisk(t *testing.T) {
 				t.Errorf("data dir touched (%v): journal.db must not be created on a bad flag", err)
 			}
 		})
+	}
+}
+
+// --redis-cluster comes from the flag or REDRAIN_REDIS_CLUSTER, as a list of host:port.
+func TestParseFlagsRedisCluster(t *testing.T) {
+	t.Setenv("REDRAIN_REDIS_CLUSTER", "127.0.0.1:7001, 127.0.0.1:7002")
+	o, err := parseFlags([]string{"--id", "n1", "--data", "/tmp/x", "--secret", "cluster-secret"})
+	if err != nil || o.RedisURL != "" || strings.Join(o.RedisCluster, "|") != "127.0.0.1:7001|127.0.0.1:7002" {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	t.Setenv("REDRAIN_REDIS", "redis://127.0.0.1:1/0")
+	if _, err := parseFlags([]string{"--id", "n1", "--data", "/tmp/x", "--secret", "cluster-secret"}); err == nil ||
+		!strings.Contains(err.Error(), "exclude each other") {
+		t.Fatalf("REDRAIN_REDIS and REDRAIN_REDIS_CLUSTER both set: %v", err)
 	}
 }

@@ -15,19 +15,27 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/internal/proc"
+	"redrain/internal/rediscluster"
+	"redrain/internal/redisconn"
 )
 
 // ClusterOptions describe a local cluster of real processes on 127.0.0.1.
 type ClusterOptions struct {
-	Nodes      int      // node processes; 0 means 3
-	BinDir     string   // holds the node and coordinator binaries; "" = beside the running executable
-	Dir        string   // data and logs go here; required
-	RedisBin   string   // "" = redis-server from PATH
-	Secret     string   // cluster secret; "" = random
-	AdminToken string   // admin token; "" = random
-	FastGossip bool     // fast failure detection (tests, demos)
-	NodeArgs   []string // extra flags for every node
-	CoordArgs  []string // extra flags for the coordinator
+	Nodes      int    // node processes; 0 means 3
+	BinDir     string // holds the node and coordinator binaries; "" = beside the running executable
+	Dir        string // data and logs go here; required
+	RedisBin   string // "" = redis-server from PATH
+	Secret     string // cluster secret; "" = random
+	AdminToken string // admin token; "" = random
+	FastGossip bool   // fast failure detection (tests, demos)
+	// RedisCluster: the processes use this Redis Cluster (--redis-cluster, host:port seeds)
+	// instead of a redis-server the cluster starts.
+	RedisCluster []string
+	// LocalRedisCluster: start a Redis Cluster of three masters with a replica each on
+	// 127.0.0.1 (rediscluster.Start) instead of one redis-server.
+	LocalRedisCluster bool
+	NodeArgs          []string // extra flags for every node
+	CoordArgs         []string // extra flags for the coordinator
 	// CoordinatorLast starts the nodes first (they keep retrying their join) and the
 	// coordinator after them, with no join list of its own: the nodes must find it.
 	CoordinatorLast bool
@@ -49,7 +57,9 @@ type LocalCluster struct {
 	CoordGossip string
 	Coord       *proc.Proc
 	Nodes       []*LocalNode
-	rdb         *redis.Client
+	// RedisCl is the Redis Cluster the cluster started (Opts.LocalRedisCluster), else nil.
+	RedisCl *rediscluster.Cluster
+	rdb     redis.UniversalClient
 }
 
 // StartTimeout bounds each process's readiness wait.
@@ -94,13 +104,10 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*LocalCluster, error) 
 }
 
 func (c *LocalCluster) start(ctx context.Context) error {
+	if err := c.startRedis(ctx); err != nil {
+		return err
+	}
 	var err error
-	if c.RedisAddr, err = proc.FreeAddr(); err != nil {
-		return err
-	}
-	if err := c.StartRedis(ctx); err != nil {
-		return err
-	}
 	if c.CoordHTTP, err = proc.FreeAddr(); err != nil {
 		return err
 	}
@@ -138,13 +145,47 @@ func (c *LocalCluster) start(ctx context.Context) error {
 	return c.WaitNodesAlive(ctx, len(c.Nodes))
 }
 
-// RedisURL is the cluster's Redis.
-func (c *LocalCluster) RedisURL() string { return "redis://" + c.RedisAddr + "/0" }
+// startRedis starts the one redis-server, or the local Redis Cluster, or nothing (a Redis
+// Cluster given).
+func (c *LocalCluster) startRedis(ctx context.Context) error {
+	switch {
+	case c.Opts.LocalRedisCluster && len(c.Opts.RedisCluster) > 0:
+		return errors.New("cluster: ClusterOptions.RedisCluster and LocalRedisCluster exclude each other")
+	case c.Opts.LocalRedisCluster:
+		rc, err := rediscluster.Start(ctx, rediscluster.Options{Dir: filepath.Join(c.Opts.Dir, "rediscluster"),
+			ServerBin: c.Opts.RedisBin, Replicas: 1})
+		if err != nil {
+			return err
+		}
+		c.RedisCl, c.Opts.RedisCluster = rc, rc.Addrs()
+		return nil
+	case len(c.Opts.RedisCluster) > 0:
+		return nil
+	}
+	var err error
+	if c.RedisAddr, err = proc.FreeAddr(); err != nil {
+		return err
+	}
+	return c.StartRedis(ctx)
+}
 
-// Client is a Redis client of the cluster's Redis.
-func (c *LocalCluster) Client() *redis.Client {
+// RedisURL is the cluster's Redis ("" with a Redis Cluster).
+func (c *LocalCluster) RedisURL() string {
+	if c.RedisAddr == "" {
+		return ""
+	}
+	return "redis://" + c.RedisAddr + "/0"
+}
+
+// Client is a Redis client of the cluster's Redis: a *redis.Client of the one redis-server, or
+// a cluster client (redisconn.NewCluster) of the Redis Cluster.
+func (c *LocalCluster) Client() redis.UniversalClient {
 	if c.rdb == nil {
-		c.rdb = redis.NewClient(&redis.Options{Addr: c.RedisAddr})
+		if len(c.Opts.RedisCluster) > 0 {
+			c.rdb = redisconn.NewCluster(c.Opts.RedisCluster)
+		} else {
+			c.rdb = redis.NewClient(&redis.Options{Addr: c.RedisAddr})
+		}
 	}
 	return c.rdb
 }
@@ -161,13 +202,22 @@ func (c *LocalCluster) NodeAddrs() []string {
 	return out
 }
 
+// env is what every process gets: the secret, and --redis or --redis-cluster (the other
+// emptied, in case the caller's environment sets it).
 func (c *LocalCluster) env() []string {
-	return []string{"REDRAIN_SECRET=" + c.Opts.Secret, "REDRAIN_REDIS=" + c.RedisURL()}
+	if len(c.Opts.RedisCluster) > 0 {
+		return []string{"REDRAIN_SECRET=" + c.Opts.Secret, "REDRAIN_REDIS=",
+			"REDRAIN_REDIS_CLUSTER=" + strings.Join(c.Opts.RedisCluster, ",")}
+	}
+	return []string{"REDRAIN_SECRET=" + c.Opts.Secret, "REDRAIN_REDIS=" + c.RedisURL(), "REDRAIN_REDIS_CLUSTER="}
 }
 
 // StartRedis (re)starts redis-server on the cluster's port, without persistence: a restart
-// comes back empty, as after losing its data.
+// comes back empty, as after losing its data. Not for a Redis Cluster.
 func (c *LocalCluster) StartRedis(ctx context.Context) error {
+	if len(c.Opts.RedisCluster) > 0 {
+		return errors.New("cluster: StartRedis: the cluster uses a Redis Cluster")
+	}
 	rdb := c.Client()
 	p, err := proc.StartRedis(ctx, c.Opts.RedisBin, c.RedisAddr, c.Opts.Dir, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	if err != nil {
@@ -272,6 +322,9 @@ func (c *LocalCluster) Stop() {
 	if c.Redis != nil {
 		c.Redis.Term(10 * time.Second)
 	}
+	if c.RedisCl != nil {
+		c.RedisCl.Stop()
+	}
 }
 
 // Logs are the log files of the cluster's processes: coordinator, Redis, then the nodes.
@@ -287,6 +340,9 @@ func (c *LocalCluster) Logs() []string {
 			out = append(out, n.Proc.Log)
 		}
 	}
+	if c.RedisCl != nil {
+		out = append(out, c.RedisCl.Logs()...)
+	}
 	return out
 }
 
@@ -301,6 +357,9 @@ func (c *LocalCluster) Kill() {
 		if p != nil {
 			p.Kill()
 		}
+	}
+	if c.RedisCl != nil {
+		c.RedisCl.Stop()
 	}
 }
 

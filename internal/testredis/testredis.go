@@ -1,9 +1,10 @@
 // Package testredis starts a real redis-server for tests: on a free 127.0.0.1 port, in the test's
 // temporary directory, without persistence unless the test asks for a snapshot (Save), and killed
 // when the test ends. Tests can kill it, restart it empty or from an older snapshot, which is how
-// the ledger's exactly-once flusher is exercised.
+// the ledger's exactly-once flusher is exercised. NewCluster starts a Redis Cluster (three masters
+// with a replica each) the same way, for the cluster tests and failovers.
 //
-// redis-server must be on PATH: `make test` installs it (scripts/ensure-redis.sh), or
+// redis-server (and redis-cli, for a cluster) must be on PATH: `make test` installs it (scripts/ensure-redis.sh), or
 // `apt-get install -y redis-server`. A missing binary fails the test; it is never skipped.
 package testredis
 
@@ -25,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"redrain/internal/proc"
+	"redrain/internal/rediscluster"
 )
 
 // InstallHint says how to get redis-server when it is missing.
@@ -263,4 +265,21 @@ func tail(path string) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// NewCluster starts a Redis Cluster of three masters with a replica each (six redis-server
+// processes, cluster-node-timeout 1 s, no persistence) in the test's temporary directory, waits
+// until every member says cluster_state:ok, and registers its kill with tb.Cleanup. Its
+// Client is a go-redis cluster client; Flag is the --redis-cluster value.
+func NewCluster(tb testing.TB) *rediscluster.Cluster {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatal(InstallHint)
+	}
+	rc, err := rediscluster.Start(context.Background(), rediscluster.Options{Dir: tb.TempDir(), Replicas: 1})
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(rc.Stop)
+	return rc
 }
