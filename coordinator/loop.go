@@ -93,7 +93,7 @@ func allExhausted(r *record, members map[string]gossip.Member, progress map[stri
 		}
 		alive++
 		p, ok := holderProgress(r, node, progress)
-		if !ok || p.RemainingCount != 0 {
+		if !ok || p.RemainingCount != 0 || !p.Exhausted { // Exhausted is false while a stock move from it is on its way
 			return false
 		}
 	}

@@ -58,8 +58,8 @@ func drainAll(t *testing.T, c *cluster.LocalCluster, code string, users uint64) 
 	t.Helper()
 	l := tap.StartTapper(c, code, users, 16)
 	testcluster.Eventually(t, 2*time.Minute, "every node exhausted", func() bool {
-		for i := range c.Nodes {
-			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 {
+		for i := range c.Nodes { // exhausted: nothing left, and no stock move on its way from it
+			if p, err := progress(c, i, code); err != nil || p.RemainingCount != 0 || !p.Exhausted {
 				return false
 			}
 		}

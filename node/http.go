@@ -215,7 +215,11 @@ func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
 		switch n.awaitStock(string(code), deadline) {
 		case noStockElsewhere:
 			return shard.Claim{}, shard.ErrExhausted
-		case stockLate:
+		case stockLate: // one last try: a move may have landed as the wait ended
+			if c, err := n.store.ClaimAgain(code, user, time.Now().UnixNano()); !errors.Is(err, shard.ErrExhausted) {
+				n.metrics.stockWaits.WithLabelValues("arrived").Inc()
+				return c, err
+			}
 			n.metrics.stockWaits.WithLabelValues("late").Inc()
 			return shard.Claim{}, shard.ErrExhausted
 		}

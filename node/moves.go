@@ -232,8 +232,8 @@ func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty b
 	}
 	rate := n.noteDemand(code, now)
 	n.publishStock(code, p, now)
-	if n.opts.NoStockMoves {
-		return
+	if n.opts.NoStockMoves || !n.ready.Load() {
+		return // a stopping node asks for nothing: stock sent to it now would wait for its return
 	}
 	low := max(minLow, int64(rate*lowHorizon.Seconds()))
 	if !empty && (rate == 0 || p.RemainingCount >= low) {
@@ -298,9 +298,16 @@ func abs(v int64) int64 { return max(v, -v) }
 // ask asks the two donors with the most stock, in turn, for want packets: until one gives
 // some, or (empty: claims are waiting here) both.
 func (n *Node) ask(ctx context.Context, code string, epoch uint64, want int64, empty bool) {
+	mine := int64(0)
+	if p, ok := n.store.Progress(code, time.Now().UnixNano()); ok {
+		mine = p.RemainingCount
+	}
 	for i, d := range n.donors(code, epoch) {
 		if i == 2 {
 			return
+		}
+		if !empty && d.remaining <= 2*mine+minLow {
+			return // no real imbalance: stock would only go back and forth (donors are sorted, most first)
 		}
 		var got wire.Given
 		err := n.moves.client.Do(ctx, "POST", d.addr, wire.RainPath(wire.PathGive, code),
@@ -324,8 +331,8 @@ func (n *Node) give(code string, g wire.Give) (wire.Given, error) {
 	case g.Max < 1 || g.Max > rain.MaxTotalCount || g.Epoch == 0:
 		return wire.Given{}, fmt.Errorf("%w: max or epoch out of range", ErrBadRequest)
 	}
-	if n.opts.NoStockMoves {
-		return wire.Given{}, nil
+	if n.opts.NoStockMoves || n.knownNotAlive(g.To) {
+		return wire.Given{}, nil // a receiver leaving or dead would hold the stock until it returns
 	}
 	mv, ok, err := n.cutMove(code, g)
 	if err != nil || !ok {
@@ -395,6 +402,36 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	failpoint("move-out-journaled")
 	n.log.Info("stock moved out", "rain", code, "to", g.To, "count", mv.Count, "amount", mv.Amount, "move", mv.ID)
 	return mv, true, nil
+}
+
+// knownNotAlive reports whether gossip knows the member id and says it is not alive.
+func (n *Node) knownNotAlive(id string) bool {
+	if n.cluster == nil {
+		return false
+	}
+	for _, m := range n.cluster.Members() {
+		if m.ID == id {
+			return m.State != gossip.StateAlive
+		}
+	}
+	return false
+}
+
+// inTransit reports whether the rain has a move out not yet acknowledged by a receiver that is
+// alive: stock on its way, which the rain's exhaustion must wait for.
+func (n *Node) inTransit(code string) bool {
+	n.moves.mu.Lock()
+	var to []string
+	for _, mv := range n.moves.undelivered[code] {
+		to = append(to, mv.To)
+	}
+	n.moves.mu.Unlock()
+	for _, id := range to {
+		if !n.knownNotAlive(id) {
+			return true
+		}
+	}
+	return false
 }
 
 func hotState(n *Node, code string) uint8 { return (*n.codes.Load())[code].state }

@@ -704,6 +704,7 @@ func (n *Node) progress(only string) wire.ProgressList {
 			FlushedAmount: fa, RemainingCount: p.RemainingCount, RemainingAmount: p.RemainingAmount,
 			Started: p.Started, Finished: p.Finished, Exhausted: p.Exhausted}
 		n.addShare(&w)
+		w.Exhausted = w.Exhausted && !n.inTransit(code) // stock on its way to a live node is not gone
 		out.Rains = append(out.Rains, w)
 	}
 	return out
