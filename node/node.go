@@ -53,6 +53,8 @@ type Node struct {
 
 	compaction compactionState // rains past retention kept for the wallet
 
+	owner ownerState // per-user owners: max_per_user cluster-wide (owner.go)
+
 	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
 	rains map[string]*rainInfo
 
@@ -279,6 +281,9 @@ func (n *Node) shutdown() error {
 	if err := n.journal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("journal close: %w", err))
 	}
+	if err := n.closeOwners(); err != nil {
+		errs = append(errs, fmt.Errorf("owners journal close: %w", err))
+	}
 	n.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -402,8 +407,8 @@ func (n *Node) recover() error {
 		}
 		ri.hold(sl)
 	}
-	for code, users := range rec.Users {
-		n.store.RestoreUsers(code, users)
+	if err := n.openOwners(rec.Users); err != nil { // the claims' per-user counts plus the reservations granted
+		return err
 	}
 	now := time.Now().UnixNano()
 	for _, ri := range n.rains {

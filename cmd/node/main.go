@@ -75,6 +75,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.IntVar(&o.IPBurst, "ip-burst", 0, "burst of the per-address limit (0 = 2 x --ip-rate)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
+	fs.DurationVar(&o.OwnerTimeout, "owner-timeout", o.OwnerTimeout, "bound of a claim's call to the node that counts its user's packets; past it the claim fails closed (503)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

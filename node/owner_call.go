@@ -1,0 +1,178 @@
+package node
+
+import (
+	"errors"
+	"maps"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"redrain/gossip"
+	"redrain/internal/wire"
+	"redrain/ledger"
+)
+
+// The claiming side of per-user owners (see owner.go).
+
+// errOwnerUnavailable is the claim answer when the user's owner cannot count the claim: SPEC's
+// fail-closed 503 journal_unavailable (the user's count is part of what must be durable before
+// a packet is handed out), with its own message. Clients retry a 503 as they do any other.
+var errOwnerUnavailable = newAPIError(503, "journal_unavailable",
+	"the node that counts this user's packets of this rain cannot be reached; no packet was handed out, try again")
+
+// Limits of the owner calls.
+const (
+	// DefaultOwnerTimeout bounds one reserve call: past it the claim fails closed.
+	DefaultOwnerTimeout = 100 * time.Millisecond
+	// ownerConns bounds the keep-alive connections to one owner (one per claim in flight).
+	ownerConns = 1024
+	// linkRefresh is how often the owners' addresses and liveness are re-read from gossip.
+	linkRefresh = time.Second
+	// maxReleases bounds the release calls in flight; past it a release is dropped (the user is
+	// only left one packet short).
+	maxReleases = 256
+)
+
+// ownerLink is a keep-alive client to one member's internal API.
+type ownerLink struct {
+	addr string
+	hc   *fasthttp.HostClient
+	live atomic.Bool // alive or suspect in gossip: a dead or departed owner fails at once
+}
+
+// askOwner reserves a claim of user with the user's owner when that is another node. ok false:
+// the claim must not be paid; answer e and put the packet back.
+func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok bool) {
+	ro := n.ownersOf(code)
+	if ro == nil {
+		return apiError{}, true // not held: the store already refused it
+	}
+	i := ro.owner(user)
+	if i < 0 || i == ro.self {
+		return apiError{}, true
+	}
+	status := 0
+	if l := n.linkTo(ro.ids[i], now); l != nil {
+		status = n.callOwner(l, ro.reserve, user)
+	}
+	switch status {
+	case 200:
+		n.owner.calls.WithLabelValues("reserve", "ok").Inc()
+		return apiError{}, true
+	case 429:
+		n.owner.calls.WithLabelValues("reserve", "user_limit").Inc()
+		n.metrics.claimUserLimit.Inc()
+		return errUserLimit, false
+	default:
+		n.owner.calls.WithLabelValues("reserve", "unavailable").Inc()
+		n.metrics.claimJournal.Inc()
+		return errOwnerUnavailable, false
+	}
+}
+
+// ownerJournalFailed releases the owner's reservation of a claim whose record was never
+// written (the journal refused it before writing). A claim whose own commit failed may be in
+// the file: its reservation stays (the user may be one packet short; never past the cap).
+func (n *Node) ownerJournalFailed(code []byte, user uint64, err error) {
+	if !errors.Is(err, ledger.ErrUnavailable) && errors.Is(err, ledger.ErrCommit) {
+		return
+	}
+	ro := n.ownersOf(code)
+	if ro == nil {
+		return
+	}
+	i := ro.owner(user)
+	if i < 0 || i == ro.self {
+		return // the store's Release took the count back
+	}
+	l := n.linkTo(ro.ids[i], time.Now().UnixNano())
+	if l == nil || n.owner.releases.Add(1) > maxReleases {
+		n.owner.releases.Add(-1)
+		n.owner.calls.WithLabelValues("release", "dropped").Inc()
+		return
+	}
+	go func() {
+		defer n.owner.releases.Add(-1)
+		result := "ok"
+		if n.callOwner(l, ro.release, user) != 200 { // once: a retry could be counted twice
+			result = "unavailable"
+		}
+		n.owner.calls.WithLabelValues("release", result).Inc()
+	}()
+}
+
+// callOwner makes one signed call to an owner and returns its HTTP status (0: no answer within
+// Options.OwnerTimeout, or the owner is down in gossip).
+func (n *Node) callOwner(l *ownerLink, path string, user uint64) int {
+	if !l.live.Load() {
+		return 0
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var buf [40]byte
+	body := strconv.AppendUint(append(buf[:0], `{"user":`...), user, 10)
+	body = append(body, '}')
+	ts, nonce, sig := n.owner.signer.Sign(fasthttp.MethodPost, path, body, time.Now())
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(path)
+	req.Header.SetHost(l.addr)
+	req.Header.Set(wire.HeaderTime, ts)
+	req.Header.Set(wire.HeaderNonce, nonce)
+	req.Header.Set(wire.HeaderSignature, sig)
+	req.Header.SetContentTypeBytes(contentJSON)
+	req.SetBody(body)
+	if err := l.hc.DoTimeout(req, resp, n.opts.OwnerTimeout); err != nil {
+		return 0
+	}
+	return resp.StatusCode()
+}
+
+// linkTo returns the client to member id, nil if gossip has not shown it.
+func (n *Node) linkTo(id string, now int64) *ownerLink {
+	if now-n.owner.linksAt.Load() > int64(linkRefresh) {
+		n.refreshLinks(now)
+	}
+	return (*n.owner.links.Load())[id]
+}
+
+// refreshLinks re-reads the members' addresses and states; one caller at a time does it, the
+// others go on with the links they have.
+func (n *Node) refreshLinks(now int64) {
+	if n.cluster == nil || !n.owner.mu.TryLock() {
+		return
+	}
+	defer n.owner.mu.Unlock()
+	n.owner.linksAt.Store(now)
+	old := *n.owner.links.Load()
+	m := maps.Clone(old)
+	for _, mb := range n.cluster.Members() {
+		if mb.HTTPAddr == "" || mb.ID == n.opts.ID {
+			continue
+		}
+		l := m[mb.ID]
+		if l == nil || l.addr != mb.HTTPAddr {
+			l = n.newLink(mb.HTTPAddr)
+			m[mb.ID] = l
+		}
+		l.live.Store(mb.State == gossip.StateAlive || mb.State == gossip.StateSuspect)
+	}
+	n.owner.links.Store(&m)
+}
+
+func (n *Node) newLink(addr string) *ownerLink {
+	t := n.opts.OwnerTimeout
+	l := &ownerLink{addr: addr, hc: &fasthttp.HostClient{
+		Addr:                addr,
+		Name:                "redrain-node",
+		MaxConns:            ownerConns,
+		MaxConnWaitTimeout:  t,
+		ReadTimeout:         t,
+		WriteTimeout:        t,
+		MaxIdleConnDuration: time.Minute,
+		RetryIfErr:          func(*fasthttp.Request, int, error) (bool, bool) { return false, false }, // never twice
+	}}
+	return l
+}
