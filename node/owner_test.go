@@ -1,0 +1,371 @@
+package node
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"redrain/gossip"
+	"redrain/internal/testcluster"
+	"redrain/internal/wire"
+	"redrain/ledger"
+	"redrain/rain"
+)
+
+func TestOwnerOf(t *testing.T) {
+	holders := []string{"n1", "n2", "n3"}
+	cases := []struct {
+		holders []string
+		code    string
+		user    uint64
+		want    string
+	}{
+		{nil, "abc", 1, ""},
+		{[]string{"solo"}, "abc", 42, "solo"},
+		// Pinned: a change of the hash moves users between owners of running rains (a rolling
+		// upgrade would count a user in two places).
+		{holders, "abc", 1, OwnerOf(holders, "abc", 1)},
+	}
+	for _, c := range cases {
+		if got := OwnerOf(c.holders, c.code, c.user); got != c.want {
+			t.Errorf("OwnerOf(%v, %q, %d) = %q, want %q", c.holders, c.code, c.user, got, c.want)
+		}
+	}
+	pinned := map[uint64]string{}
+	for u := uint64(1); u <= 8; u++ {
+		pinned[u] = OwnerOf(holders, "pinnedRainCode", u)
+	}
+	want := map[uint64]string{1: "n2", 2: "n2", 3: "n1", 4: "n1", 5: "n1", 6: "n1", 7: "n3", 8: "n1"}
+	for u, w := range want {
+		if pinned[u] != w {
+			t.Errorf("owner of user %d in pinnedRainCode: %q, want %q (the hash changed)", u, pinned[u], w)
+		}
+	}
+	// The order holders are listed in does not matter once sorted, and the node's precomputed
+	// table agrees with OwnerOf.
+	ro := newRainOwners("abc", "n2", []string{"n3", "n1", "n2", "n1"})
+	if !slices.Equal(ro.ids, holders) || ro.self != 1 {
+		t.Fatalf("table: ids %v self %d", ro.ids, ro.self)
+	}
+	for u := uint64(1); u < 10_000; u++ {
+		if got, want := ro.ids[ro.owner(u)], OwnerOf(holders, "abc", u); got != want {
+			t.Fatalf("user %d: table says %s, OwnerOf %s", u, got, want)
+		}
+	}
+}
+
+// Users spread evenly over the holders (sequential ids, as platforms hand them out), differ per
+// rain, and removing a holder moves only the users it owned.
+func TestOwnerSpreadAndRemoval(t *testing.T) {
+	const users = 60_000
+	holders := []string{"n1", "n2", "n3", "n4", "n5", "n6"}
+	count := map[string]int{}
+	sameAcrossRains := 0
+	for u := uint64(1); u <= users; u++ {
+		o := OwnerOf(holders, "rainA", u)
+		count[o]++
+		if OwnerOf(holders, "rainB", u) == o {
+			sameAcrossRains++
+		}
+	}
+	mean := float64(users) / float64(len(holders))
+	for _, h := range holders {
+		if d := math.Abs(float64(count[h])-mean) / mean; d > 0.03 {
+			t.Errorf("holder %s owns %d users, %.1f%% off the mean %.0f", h, count[h], 100*d, mean)
+		}
+	}
+	if f := float64(sameAcrossRains) / users; math.Abs(f-1/6.0) > 0.02 {
+		t.Errorf("%.3f of users have the same owner in two rains, want about 1/6", f)
+	}
+	less := []string{"n1", "n2", "n4", "n5", "n6"} // n3 gone
+	moved := 0
+	for u := uint64(1); u <= users; u++ {
+		before, after := OwnerOf(holders, "rainA", u), OwnerOf(less, "rainA", u)
+		if before != after {
+			if before != "n3" {
+				t.Fatalf("user %d moved from %s to %s though %s stayed", u, before, after, before)
+			}
+			moved++
+		}
+	}
+	if moved != count["n3"] {
+		t.Fatalf("%d users moved, n3 owned %d", moved, count["n3"])
+	}
+}
+
+// peers is a Cluster whose members are the test's nodes, each alive unless marked down.
+type peers struct {
+	LoneCluster
+	mu    sync.Mutex
+	addrs map[string]string
+	down  map[string]bool
+}
+
+func newPeers() *peers { return &peers{addrs: map[string]string{}, down: map[string]bool{}} }
+
+func (p *peers) Members() []gossip.Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []gossip.Member
+	for id, a := range p.addrs {
+		st := gossip.StateAlive
+		if p.down[id] {
+			st = gossip.StateDead
+		}
+		out = append(out, gossip.Member{ID: id, Role: gossip.RoleNode, HTTPAddr: a, State: st})
+	}
+	return out
+}
+
+func (p *peers) set(id, addr string, down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.addrs[id], p.down[id] = addr, down
+}
+
+// ownerCluster is nodes n1..nN from fakes (MemRedis, the peers cluster) with real journals, on
+// 127.0.0.1, all holding a slice of each rain it makes.
+type ownerCluster struct {
+	t     *testing.T
+	peers *peers
+	hs    []*harness
+	ids   []string
+}
+
+func newOwnerCluster(t *testing.T, nodes int) *ownerCluster {
+	oc := &ownerCluster{t: t, peers: newPeers()}
+	for i := 1; i <= nodes; i++ {
+		id := fmt.Sprintf("n%d", i)
+		oc.ids = append(oc.ids, id)
+		// A generous owner timeout: these tests count packets, not time (the race detector is slow).
+		h := newHarness(t, true, func(o *Options) { o.ID, o.Cluster, o.OwnerTimeout = id, oc.peers, 5*time.Second })
+		oc.peers.set(id, h.addr(), false)
+		oc.hs = append(oc.hs, h)
+	}
+	for _, h := range oc.hs {
+		h.n.owner.linksAt.Store(0) // see the peers at once
+	}
+	return oc
+}
+
+// rain assigns each node a slice of the rain (count packets each) and starts it.
+func (oc *ownerCluster) rain(code string, count int64, maxPerUser int) {
+	oc.t.Helper()
+	for i, h := range oc.hs {
+		sl := rain.Slice{Code: code, ID: uint32(i), Epoch: 1, Node: oc.ids[i], Count: count, Amount: count * 100,
+			Seed: uint64(i) + 5, Algorithm: rain.DoubleAverage}
+		a := wire.SliceAssignment{Rules: wire.RainRules{Code: code, MaxPerUser: maxPerUser, Holders: oc.ids}, Slice: sl}
+		if err := h.internal("POST", wire.PathSlices, a); err != nil {
+			oc.t.Fatalf("assign %s: %v", oc.ids[i], err)
+		}
+		h.startRain(code)
+	}
+}
+
+// index returns the position of node id.
+func (oc *ownerCluster) index(id string) int { return slices.Index(oc.ids, id) }
+
+// userOwnedBy returns the first user > after whose owner in the rain is id.
+func (oc *ownerCluster) userOwnedBy(code, id string, after uint64) uint64 {
+	for u := after + 1; ; u++ {
+		if OwnerOf(oc.ids, code, u) == id {
+			return u
+		}
+	}
+}
+
+func remaining(h *harness, code string) int64 {
+	p, _ := h.n.store.Progress(code, time.Now().UnixNano())
+	return p.RemainingCount
+}
+
+// Every user taps every node at random, concurrently: no user is ever paid more than
+// max_per_user over all the answers, and most users reach it (the cap is not held by refusing).
+func TestOwnerCapAcrossNodes(t *testing.T) {
+	oc := newOwnerCluster(t, 3)
+	const code, users, maxPer = "capall", 150, 3
+	oc.rain(code, 600, maxPer)
+	var mu sync.Mutex
+	paid := map[uint64]int{}
+	words := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for range 250 {
+				u := 1 + rng.Uint64N(users)
+				st, body := oc.hs[rng.IntN(3)].claim(code, u)
+				mu.Lock()
+				switch st {
+				case 200:
+					paid[u]++
+				case 429:
+					words["user_limit"]++
+				default:
+					words[body]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	atCap := 0
+	for u, k := range paid {
+		if k > maxPer {
+			t.Errorf("user %d paid %d packets, max_per_user %d", u, k, maxPer)
+		}
+		if k == maxPer {
+			atCap++
+		}
+	}
+	if atCap < users*9/10 || len(words) != 1 {
+		t.Fatalf("%d of %d users reached the cap; other answers: %v", atCap, users, words)
+	}
+	var reserved float64
+	for _, h := range oc.hs {
+		reserved += ownerCalls(t, h, "reserve", "ok")
+	}
+	if reserved < float64(users) { // about 2/3 of the packets paid were counted by another node
+		t.Fatalf("only %v reservations made with other owners", reserved)
+	}
+	t.Logf("%d users at the cap, %v paid after a reservation with another node, %d user_limit answers", atCap, reserved, words["user_limit"])
+}
+
+// The owner's counts survive its restart: reservations it granted are journaled in owners.db.
+func TestOwnerCountsSurviveRestart(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	const code = "restart"
+	oc.rain(code, 50, 2)
+	n1, n2 := oc.hs[0], oc.hs[1]
+	full := oc.userOwnedBy(code, "n2", 0)    // two packets through n1
+	half := oc.userOwnedBy(code, "n2", full) // one through n1
+	for i, u := range []uint64{full, full, half} {
+		if st, body := n1.claim(code, u); st != 200 {
+			t.Fatalf("claim %d: %d %s", i, st, body)
+		}
+	}
+	n2.restart()
+	oc.peers.set("n2", n2.addr(), false)
+	n1.n.owner.linksAt.Store(0)
+	var st int
+	var body string
+	testcluster.Eventually(t, 10*time.Second, "n2 serving again (its leftover record cleared)", func() bool {
+		st, body = n2.claim(code, full)
+		return st != 503
+	})
+	wantError(t, st, body, 429, "user_limit")
+	if st, body := n2.claim(code, half); st != 200 {
+		t.Fatalf("second packet of a user with one: %d %s", st, body)
+	}
+	st, body = n1.claim(code, half) // n1 has paid half only once: its owner n2 refuses
+	wantError(t, st, body, 429, "user_limit")
+}
+
+// An owner that cannot be reached (dead in gossip, or alive there with nothing listening): its
+// users' claims on other nodes fail closed, 503 with no packet handed out; other users are paid.
+func TestOwnerUnavailableFailsClosed(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	const code = "closed"
+	oc.rain(code, 50, 3)
+	n1, n2 := oc.hs[0], oc.hs[1]
+	theirs, mine := oc.userOwnedBy(code, "n2", 0), oc.userOwnedBy(code, "n1", 0)
+	for _, down := range []bool{true, false} {
+		if down {
+			oc.peers.set("n2", n2.addr(), true)
+		} else {
+			oc.peers.set("n2", "127.0.0.1:1", false) // nothing listens on port 1
+		}
+		n1.n.owner.linksAt.Store(0)
+		before := remaining(n1, code)
+		began := time.Now()
+		st, body := n1.claim(code, theirs)
+		wantError(t, st, body, 503, "journal_unavailable")
+		if took := time.Since(began); took > 5*time.Second {
+			t.Fatalf("fail closed took %v", took)
+		}
+		if got := remaining(n1, code); got != before {
+			t.Fatalf("owner down %v: %d packets remain, %d before: the refused claim kept one", down, got, before)
+		}
+		if st, body := n1.claim(code, mine); st != 200 {
+			t.Fatalf("a user n1 owns: %d %s", st, body)
+		}
+	}
+}
+
+// The reserve and release endpoints: signed only, a strict body, only the user's owner counts,
+// a release gives one count back; a claim whose journal refused it before writing releases its
+// reservation (once), one whose commit failed does not.
+func TestOwnerEndpoints(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	const code = "endpoints"
+	oc.rain(code, 50, 2)
+	n1, n2 := oc.hs[0], oc.hs[1]
+	u := oc.userOwnedBy(code, "n2", 0)
+	reserve := func(h *harness, user uint64) int {
+		err := h.internal("POST", "/internal/v1/rains/"+code+"/reserve", ownerCall{User: user})
+		if se, ok := err.(*wire.StatusError); ok {
+			return se.Status
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 200
+	}
+	if st := reserve(n1, u); st != 409 {
+		t.Fatalf("reserve on a node that is not the owner: %d", st)
+	}
+	if st := reserve(n2, 0); st != 400 {
+		t.Fatalf("user 0: %d", st)
+	}
+	st, body := n2.do("POST", "/internal/v1/rains/"+code+"/reserve", nil, []byte(`{"user":1}`))
+	wantError(t, st, body, 401, "unauthorized")
+	if err := n2.internal("POST", "/internal/v1/rains/nosuchrain/reserve", ownerCall{User: u}); err == nil {
+		t.Fatal("reserve in an unknown rain accepted")
+	}
+	if st := reserve(n2, u); st != 200 {
+		t.Fatalf("first reservation: %d", st)
+	}
+	if st := reserve(n2, u); st != 200 {
+		t.Fatalf("second reservation: %d", st)
+	}
+	if st := reserve(n2, u); st != 429 {
+		t.Fatalf("third reservation at max_per_user 2: %d", st)
+	}
+	n1.n.ownerJournalFailed([]byte(code), u, fmt.Errorf("x: %w", ledger.ErrCommit))      // may be in the file: kept
+	n1.n.ownerJournalFailed([]byte(code), u, fmt.Errorf("x: %w", ledger.ErrUnavailable)) // never written: released
+	testcluster.Eventually(t, 10*time.Second, "the release sent", func() bool { return n1.n.owner.releases.Load() == 0 })
+	if st := reserve(n2, u); st != 200 {
+		t.Fatalf("reservation after one release: %d", st)
+	}
+	if st := reserve(n2, u); st != 429 {
+		t.Fatalf("one release gave back more than one count: %d", st)
+	}
+}
+
+// ownerCalls reads the node's redrain_owner_calls_total{call, result}.
+func ownerCalls(t *testing.T, h *harness, call, result string) float64 {
+	mfs, err := h.n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "redrain_owner_calls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["call"] == call && got["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
