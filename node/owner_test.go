@@ -130,13 +130,13 @@ func (p *peers) set(id, addr string, down bool) {
 // ownerCluster is nodes n1..nN from fakes (MemRedis, the peers cluster) with real journals, on
 // 127.0.0.1, all holding a slice of each rain it makes.
 type ownerCluster struct {
-	t     *testing.T
+	t     testing.TB
 	peers *peers
 	hs    []*harness
 	ids   []string
 }
 
-func newOwnerCluster(t *testing.T, nodes int) *ownerCluster {
+func newOwnerCluster(t testing.TB, nodes int) *ownerCluster {
 	oc := &ownerCluster{t: t, peers: newPeers()}
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
