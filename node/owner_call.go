@@ -4,13 +4,13 @@ import (
 	"errors"
 	"maps"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"redrain/gossip"
-	"redrain/internal/wire"
 	"redrain/ledger"
 )
 
@@ -35,11 +35,16 @@ const (
 	maxReleases = 256
 )
 
-// ownerLink is a keep-alive client to one member's internal API.
+// ownerLink is a keep-alive client to one member's internal API, and the reservations waiting
+// to be sent to it (owner_batch.go).
 type ownerLink struct {
 	addr string
 	hc   *fasthttp.HostClient
 	live atomic.Bool // alive or suspect in gossip: a dead or departed owner fails at once
+
+	mu      sync.Mutex
+	queue   []*reservation
+	senders int // batches being sent; at most maxSenders
 }
 
 // askOwner reserves a claim of user with the user's owner when that is another node. ok false:
@@ -53,15 +58,15 @@ func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok boo
 	if i < 0 || i == ro.self {
 		return apiError{}, true
 	}
-	status := 0
-	if l := n.linkTo(ro.ids[i], now); l != nil {
-		status = n.callOwner(l, ro.reserve, user)
+	result := resultNone
+	if l := n.linkTo(ro.ids[i], now); l != nil && l.live.Load() {
+		result = n.reserveWith(l, ro, user, now)
 	}
-	switch status {
-	case 200:
+	switch result {
+	case resultReserved:
 		n.owner.calls.WithLabelValues("reserve", "ok").Inc()
 		return apiError{}, true
-	case 429:
+	case resultUserLimit:
 		n.owner.calls.WithLabelValues("reserve", "user_limit").Inc()
 		n.metrics.claimUserLimit.Inc()
 		return errUserLimit, false
@@ -103,31 +108,16 @@ func (n *Node) ownerJournalFailed(code []byte, user uint64, err error) {
 	}()
 }
 
-// callOwner makes one signed call to an owner and returns its HTTP status (0: no answer within
-// Options.OwnerTimeout, or the owner is down in gossip).
+// callOwner makes one signed {"user":N} call to an owner and returns its HTTP status (0: no
+// answer within Options.OwnerTimeout, or the owner is down in gossip).
 func (n *Node) callOwner(l *ownerLink, path string, user uint64) int {
 	if !l.live.Load() {
 		return 0
 	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
 	var buf [40]byte
 	body := strconv.AppendUint(append(buf[:0], `{"user":`...), user, 10)
-	body = append(body, '}')
-	ts, nonce, sig := n.owner.signer.Sign(fasthttp.MethodPost, path, body, time.Now())
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(path)
-	req.Header.SetHost(l.addr)
-	req.Header.Set(wire.HeaderTime, ts)
-	req.Header.Set(wire.HeaderNonce, nonce)
-	req.Header.Set(wire.HeaderSignature, sig)
-	req.Header.SetContentTypeBytes(contentJSON)
-	req.SetBody(body)
-	if err := l.hc.DoTimeout(req, resp, n.opts.OwnerTimeout); err != nil {
-		return 0
-	}
-	return resp.StatusCode()
+	status, _ := n.postOwner(l, path, append(body, '}'), time.Now())
+	return status
 }
 
 // linkTo returns the client to member id, nil if gossip has not shown it.

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,8 +52,9 @@ type ownerCall struct {
 }
 
 var (
-	errNotOwner    = newAPIError(409, "conflict", "this node is not the owner of this user for this rain")
-	errOwnerBadArg = newAPIError(400, "bad_request", `body must be {"user":N} with N > 0`)
+	errNotOwner      = newAPIError(409, "conflict", "this node is not the owner of this user for this rain")
+	errOwnerBadArg   = newAPIError(400, "bad_request", `body must be {"user":N} with N > 0`)
+	errReserveBadArg = newAPIError(400, "bad_request", `body must be {"users":[N,...]}: 1..256 users > 0`)
 )
 
 // handleOwner serves POST /internal/v1/rains/{code}/reserve and /release (the signature is
@@ -68,44 +72,105 @@ func (n *Node) handleOwner(ctx *fasthttp.RequestCtx, path string) bool {
 		errMethodPost.write(ctx)
 		return true
 	}
-	var c ownerCall
-	if err := decodeStrict(ctx.Request.Body(), &c); err != nil || c.User == 0 {
-		errOwnerBadArg.write(ctx)
+	ro := n.ownersOf([]byte(code))
+	if action == "reserve" {
+		var b reserveBatch
+		if err := decodeStrict(ctx.Request.Body(), &b); err != nil || !b.valid() {
+			errReserveBadArg.write(ctx)
+		} else if ro == nil {
+			errUnknownRain.write(ctx)
+		} else {
+			n.serveReserve(ctx, ro, b.Users)
+		}
 		return true
 	}
-	ro := n.ownersOf([]byte(code))
-	switch {
+	var c ownerCall
+	switch err := decodeStrict(ctx.Request.Body(), &c); {
+	case err != nil || c.User == 0:
+		errOwnerBadArg.write(ctx)
 	case ro == nil:
 		errUnknownRain.write(ctx)
-	case ro.self < 0 || ro.owner(c.User) != ro.self: // holders disagree: refuse rather than count twice
+	case !ro.owns(c.User):
 		errNotOwner.write(ctx)
-	case action == "reserve":
-		n.serveReserve(ctx, code, c.User)
 	default:
 		n.serveRelease(ctx, code, c.User)
 	}
 	return true
 }
 
-// serveReserve counts one claim of user paid elsewhere, durably before it answers yes.
-func (n *Node) serveReserve(ctx *fasthttp.RequestCtx, code string, user uint64) {
-	if err := n.store.ReserveUser(code, user); err != nil {
-		if errors.Is(err, shard.ErrUserLimit) {
-			errUserLimit.write(ctx)
-			return
-		}
-		errUnknownRain.write(ctx)
-		return
+// reserveBatch is the body of a reserve call: the users to count, 1..maxReserveBatch of them.
+type reserveBatch struct {
+	Users []uint64 `json:"users"`
+}
+
+func (b reserveBatch) valid() bool {
+	return len(b.Users) > 0 && len(b.Users) <= maxReserveBatch && !slices.Contains(b.Users, 0)
+}
+
+// owns reports whether this node is user's owner. A node that is asked for a user it does not
+// own (the holders disagree) refuses rather than count the user in two places.
+func (ro *rainOwners) owns(user uint64) bool { return ro.self >= 0 && ro.owner(user) == ro.self }
+
+// serveReserve counts one claim of each user paid elsewhere, durably before it answers yes:
+// the reservations are journaled concurrently, so they share the owners journal's commits.
+// It answers {"results":[...]}, one result per user in order (resultReserved, resultUserLimit,
+// resultRefused).
+func (n *Node) serveReserve(ctx *fasthttp.RequestCtx, ro *rainOwners, users []uint64) {
+	results := make([]int, len(users))
+	for i, u := range users {
+		results[i] = n.countUser(ro, u)
 	}
-	if err := n.appendOwner(code, user, reserveMark); err != nil {
-		if !errors.Is(err, ledger.ErrCommit) || errors.Is(err, ledger.ErrUnavailable) {
-			n.store.UnreserveUser(code, user) // never written
-		} // else it may be in the file: the count stays (one short at worst, never past the cap)
-		errJournal.write(ctx)
-		return
+	var wg sync.WaitGroup
+	last := -1 // journaled in this goroutine, the others each in its own
+	for i := range users {
+		if results[i] != resultReserved {
+			continue
+		}
+		if last >= 0 {
+			wg.Add(1)
+			go func(j int) { defer wg.Done(); results[j] = n.journalReservation(ro, users[j]) }(last)
+		}
+		last = i
+	}
+	if last >= 0 {
+		results[last] = n.journalReservation(ro, users[last])
+	}
+	wg.Wait()
+	body := append(make([]byte, 0, 16+2*len(results)), `{"results":[`...)
+	for i, r := range results {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = strconv.AppendInt(body, int64(r), 10)
 	}
 	ctx.Response.Header.SetContentTypeBytes(contentJSON)
-	ctx.SetBodyString(`{"ok":true}`)
+	ctx.SetBody(append(body, "]}"...))
+}
+
+// countUser raises user's count in the store unless it is at max_per_user.
+func (n *Node) countUser(ro *rainOwners, user uint64) int {
+	if !ro.owns(user) {
+		return resultRefused
+	}
+	switch err := n.store.ReserveUser(ro.code, user); {
+	case errors.Is(err, shard.ErrUserLimit):
+		return resultUserLimit
+	case err != nil:
+		return resultRefused
+	}
+	return resultReserved
+}
+
+// journalReservation makes a count countUser took durable, or takes it back when its record was
+// never written.
+func (n *Node) journalReservation(ro *rainOwners, user uint64) int {
+	if err := n.appendOwner(ro.code, user, reserveMark); err != nil {
+		if !errors.Is(err, ledger.ErrCommit) || errors.Is(err, ledger.ErrUnavailable) {
+			n.store.UnreserveUser(ro.code, user) // never written
+		} // else it may be in the file: the count stays (one short at worst, never past the cap)
+		return resultRefused
+	}
+	return resultReserved
 }
 
 // serveRelease takes back a reservation whose claim was not paid, durably first.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -307,43 +308,52 @@ func TestOwnerEndpoints(t *testing.T) {
 	oc.rain(code, 50, 2)
 	n1, n2 := oc.hs[0], oc.hs[1]
 	u := oc.userOwnedBy(code, "n2", 0)
-	reserve := func(h *harness, user uint64) int {
-		err := h.internal("POST", "/internal/v1/rains/"+code+"/reserve", ownerCall{User: user})
+	other := oc.userOwnedBy(code, "n1", 0)
+	batch := func(h *harness, users ...uint64) ([]int, int) {
+		var a reserveAnswer
+		err := h.wire.Do(context.Background(), "POST", h.addr(), "/internal/v1/rains/"+code+"/reserve", reserveBatch{Users: users}, &a)
 		if se, ok := err.(*wire.StatusError); ok {
-			return se.Status
+			return nil, se.Status
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		return 200
+		return a.Results, 200
 	}
-	if st := reserve(n1, u); st != 409 {
-		t.Fatalf("reserve on a node that is not the owner: %d", st)
+	reserve := func(h *harness, user uint64) int {
+		res, st := batch(h, user)
+		if st != 200 || len(res) != 1 {
+			t.Fatalf("reserve %d: %d %v", user, st, res)
+		}
+		return res[0]
 	}
-	if st := reserve(n2, 0); st != 400 {
-		t.Fatalf("user 0: %d", st)
+	if res := reserve(n1, u); res != resultRefused {
+		t.Fatalf("reserve on a node that is not the owner: %d", res)
 	}
-	st, body := n2.do("POST", "/internal/v1/rains/"+code+"/reserve", nil, []byte(`{"user":1}`))
+	for _, bad := range [][]uint64{{0}, {}, make([]uint64, maxReserveBatch+1)} {
+		if _, st := batch(n2, bad...); st != 400 {
+			t.Fatalf("users %v: %d", bad, st)
+		}
+	}
+	st, body := n2.do("POST", "/internal/v1/rains/"+code+"/reserve", nil, []byte(`{"users":[1]}`))
 	wantError(t, st, body, 401, "unauthorized")
-	if err := n2.internal("POST", "/internal/v1/rains/nosuchrain/reserve", ownerCall{User: u}); err == nil {
+	if err := n2.internal("POST", "/internal/v1/rains/nosuchrain/reserve", reserveBatch{Users: []uint64{u}}); err == nil {
 		t.Fatal("reserve in an unknown rain accepted")
 	}
-	if st := reserve(n2, u); st != 200 {
-		t.Fatalf("first reservation: %d", st)
+	if err := n2.internal("POST", "/internal/v1/rains/"+code+"/release", ownerCall{User: other}); err == nil {
+		t.Fatal("release of a user this node does not own accepted")
 	}
-	if st := reserve(n2, u); st != 200 {
-		t.Fatalf("second reservation: %d", st)
-	}
-	if st := reserve(n2, u); st != 429 {
-		t.Fatalf("third reservation at max_per_user 2: %d", st)
+	// One batch: u twice (both counted), u a third time (at the cap), a user n2 does not own.
+	if res, st := batch(n2, u, other, u, u); st != 200 || !slices.Equal(res, []int{resultReserved, resultRefused, resultReserved, resultUserLimit}) {
+		t.Fatalf("batch: %d %v", st, res)
 	}
 	n1.n.ownerJournalFailed([]byte(code), u, fmt.Errorf("x: %w", ledger.ErrCommit))      // may be in the file: kept
 	n1.n.ownerJournalFailed([]byte(code), u, fmt.Errorf("x: %w", ledger.ErrUnavailable)) // never written: released
 	testcluster.Eventually(t, 10*time.Second, "the release sent", func() bool { return n1.n.owner.releases.Load() == 0 })
-	if st := reserve(n2, u); st != 200 {
-		t.Fatalf("reservation after one release: %d", st)
+	if res := reserve(n2, u); res != resultReserved {
+		t.Fatalf("reservation after one release: %d", res)
 	}
-	if st := reserve(n2, u); st != 429 {
-		t.Fatalf("one release gave back more than one count: %d", st)
+	if res := reserve(n2, u); res != resultUserLimit {
+		t.Fatalf("one release gave back more than one count: %d", res)
 	}
 }
 
