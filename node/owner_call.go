@@ -93,7 +93,11 @@ func (n *Node) ownerJournalFailed(code []byte, user uint64, err error) {
 		return // the store's Release took the count back
 	}
 	l := n.linkTo(ro.ids[i], time.Now().UnixNano())
-	if l == nil || n.owner.releases.Add(1) > maxReleases {
+	if l == nil {
+		n.owner.calls.WithLabelValues("release", "unavailable").Inc()
+		return
+	}
+	if n.owner.releases.Add(1) > maxReleases {
 		n.owner.releases.Add(-1)
 		n.owner.calls.WithLabelValues("release", "dropped").Inc()
 		return
@@ -139,7 +143,7 @@ func (n *Node) refreshLinks(now int64) {
 	old := *n.owner.links.Load()
 	m := maps.Clone(old)
 	for _, mb := range n.cluster.Members() {
-		if mb.HTTPAddr == "" || mb.ID == n.opts.ID {
+		if mb.Role != gossip.RoleNode || mb.HTTPAddr == "" || mb.ID == n.opts.ID {
 			continue
 		}
 		l := m[mb.ID]

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -378,4 +379,50 @@ func ownerCalls(t *testing.T, h *harness, call, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// An owners journal of another node is refused like a claims journal of another node.
+func TestOwnerJournalOfAnotherNode(t *testing.T) {
+	o := LocalOptions("n1", "", "", testSecret)
+	o.Redis, o.Cluster, o.Journal = ledger.NewMemRedis(), LoneCluster{}, ledger.NewMemJournal("n1", 1)
+	o.OwnerJournal = ledger.NewMemJournal("n9", 2)
+	if _, err := New(o); !errors.Is(err, ErrOptions) {
+		t.Fatalf("owners journal of n9 given to n1: %v", err)
+	}
+	o.OwnerJournal, o.OwnerTimeout = nil, -time.Second
+	if _, err := New(o); !errors.Is(err, ErrOptions) {
+		t.Fatalf("negative owner timeout: %v", err)
+	}
+}
+
+// A sender takes up to maxReserveBatch reservations of the first queued one's rain, and leaves
+// the others queued in order.
+func TestReserveBatchTake(t *testing.T) {
+	a, b := &rainOwners{code: "a"}, &rainOwners{code: "b"}
+	var l ownerLink
+	for i := range 300 {
+		ro := a
+		if i%3 == 1 {
+			ro = b
+		}
+		l.queue = append(l.queue, &reservation{ro: ro, user: uint64(i)})
+	}
+	batch := l.take(nil)
+	if len(batch) != 200 || len(l.queue) != 100 {
+		t.Fatalf("took %d, left %d; want 200 of rain a, 100 of b", len(batch), len(l.queue))
+	}
+	for i, r := range batch {
+		if r.ro != a || (i > 0 && r.user <= batch[i-1].user) {
+			t.Fatalf("batch[%d]: rain %s user %d", i, r.ro.code, r.user)
+		}
+	}
+	if batch = l.take(batch[:0]); len(batch) != 100 || batch[0].ro != b || len(l.queue) != 0 {
+		t.Fatalf("second take: %d of rain %s, %d left", len(batch), batch[0].ro.code, len(l.queue))
+	}
+	for i := range maxReserveBatch + 5 {
+		l.queue = append(l.queue, &reservation{ro: a, user: uint64(i)})
+	}
+	if batch = l.take(batch[:0]); len(batch) != maxReserveBatch || len(l.queue) != 5 {
+		t.Fatalf("a full batch: took %d, left %d", len(batch), len(l.queue))
+	}
 }
