@@ -30,6 +30,8 @@ const (
 	ownerConns = 1024
 	// linkRefresh is how often the owners' addresses and liveness are re-read from gossip.
 	linkRefresh = time.Second
+	// linkMissRefresh is how often they are re-read while an owner is missing from them.
+	linkMissRefresh = 50 * time.Millisecond
 	// maxReleases bounds the release calls in flight; past it a release is dropped (the user is
 	// only left one packet short).
 	maxReleases = 256
@@ -124,12 +126,18 @@ func (n *Node) callOwner(l *ownerLink, path string, user uint64) int {
 	return status
 }
 
-// linkTo returns the client to member id, nil if gossip has not shown it.
+// linkTo returns the client to member id, nil if gossip has not shown it. The members are read
+// again every linkRefresh, or every linkMissRefresh while id is missing (a node that just joined).
 func (n *Node) linkTo(id string, now int64) *ownerLink {
 	if now-n.owner.linksAt.Load() > int64(linkRefresh) {
 		n.refreshLinks(now)
 	}
-	return (*n.owner.links.Load())[id]
+	l := (*n.owner.links.Load())[id]
+	if l == nil && now-n.owner.linksAt.Load() > int64(linkMissRefresh) {
+		n.refreshLinks(now)
+		l = (*n.owner.links.Load())[id]
+	}
+	return l
 }
 
 // refreshLinks re-reads the members' addresses and states; one caller at a time does it, the
