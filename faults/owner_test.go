@@ -13,7 +13,7 @@ import (
 	"redrain/internal/tap"
 	"redrain/internal/testcluster"
 	"redrain/internal/testlocal"
-	"redrain/node"
+	"redrain/rain"
 )
 
 // randomTapper is users tapping nodes picked at random (a balancer that does not route by
@@ -100,7 +100,7 @@ func TestOwnerCapThroughKill(t *testing.T) {
 	capBefore := map[uint64]bool{} // users of the owner at the cap before the kill
 	var refusedDown, refusedAfter int
 	for _, a := range all {
-		own := node.OwnerOf(holders, code, a.User) == owner.ID
+		own := rain.OwnerOf(holders, code, a.User) == owner.ID
 		if a.Status == 200 {
 			paid[a.User]++
 			if a.phase == 0 && own && paid[a.User] == maxPer {

@@ -9,11 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"redrain/internal/wire"
+	"redrain/rain"
 )
 
 // Per-user owners: max_per_user holds cluster-wide, whatever the load balancer does.
 //
-// Each (rain, user) has one owner, OwnerOf(the rain's holders, code, user): a rendezvous hash
+// Each (rain, user) has one owner, rain.OwnerOf(the rain's holders, code, user): a rendezvous hash
 // over the ids of every node holding a slice of the served prepare (wire.RainRules.Holders),
 // fixed for the rain's life. Not over the live members: a dead owner's users would move to a
 // node that has no counts of theirs, and be paid past the cap.
@@ -46,79 +47,25 @@ type ownerState struct {
 	calls    *prometheus.CounterVec // reserve/release calls made, by result
 }
 
-// OwnerOf returns the holder that counts user's claims of rain code: the one whose rendezvous
-// score for the user is highest (the first of equals), "" when there is none. Removing a holder
-// moves only the users it owned; each holder owns about 1/len(holders) of the users.
-func OwnerOf(holders []string, code string, user uint64) string {
-	owner, best := "", uint64(0)
-	for _, h := range holders {
-		if s := ownerScore(holderSeed(code, h), user); owner == "" || s > best {
-			owner, best = h, s
-		}
-	}
-	return owner
-}
-
-// holderSeed hashes a rain code and a holder id (64-bit FNV-1a over code, 0, id) into the seed
-// of the holder's scores in that rain.
-func holderSeed(code, holder string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(code); i++ {
-		h = (h ^ uint64(code[i])) * 1099511628211
-	}
-	h *= 1099511628211 // the 0 separator
-	for i := 0; i < len(holder); i++ {
-		h = (h ^ uint64(holder[i])) * 1099511628211
-	}
-	return h
-}
-
-// ownerScore is a holder's score for a user: the splitmix64 finalizer over the seed mixed with
-// the (mixed) user id.
-func ownerScore(seed, user uint64) uint64 { return mix64(seed ^ mix64(user+0x9e3779b97f4a7c15)) }
-
-func mix64(z uint64) uint64 {
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
-
-// rainOwners is a rain's holders with their seeds precomputed, so finding a user's owner on the
-// claim path is one mix per holder and no allocation.
+// rainOwners is what a node keeps of a rain's owners: the holders (rain.Owners), itself among
+// them, and the owner endpoints' paths.
 type rainOwners struct {
-	code     string
-	ids      []string // sorted; empty: no owners (a rain from before holders were sent), per-node counts
-	seeds    []uint64
-	self     int    // index of this node in ids, -1 if absent
-	reserve  string // the owner's internal paths for this rain
-	release  string
-	notOwner bool // self is -1: every user is owned elsewhere
+	*rain.Owners
+	code    string
+	self    int    // index of this node in IDs, -1 if absent
+	reserve string // the owner's internal paths for this rain
+	release string
 }
 
 func newRainOwners(code, self string, holders []string) *rainOwners {
-	ro := &rainOwners{code: code, ids: slices.Clone(holders), self: -1,
+	ro := &rainOwners{Owners: rain.NewOwners(code, holders), code: code,
 		reserve: "/internal/v1/rains/" + code + "/reserve", release: "/internal/v1/rains/" + code + "/release"}
-	slices.Sort(ro.ids)
-	ro.ids = slices.Compact(ro.ids)
-	for i, id := range ro.ids {
-		ro.seeds = append(ro.seeds, holderSeed(code, id))
-		if id == self {
-			ro.self = i
-		}
-	}
+	ro.self = slices.Index(ro.IDs(), self)
 	return ro
 }
 
-// owner returns the index in ids of user's owner (-1 when there are no holders).
-func (ro *rainOwners) owner(user uint64) int {
-	idx, best := -1, uint64(0)
-	for i, seed := range ro.seeds {
-		if s := ownerScore(seed, user); idx < 0 || s > best {
-			idx, best = i, s
-		}
-	}
-	return idx
-}
+// owner returns the index in IDs of user's owner (-1 when there are no holders).
+func (ro *rainOwners) owner(user uint64) int { return ro.Index(user) }
 
 // ownersOf returns the rain's owner table, building it from the rain's rules on first use.
 // nil: the rain is not known here.

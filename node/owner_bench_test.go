@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"redrain/rain"
 )
 
 // BenchmarkOwnerRouting is claims over real HTTP on 127.0.0.1 to 3 in-process nodes with real
@@ -41,7 +43,7 @@ func BenchmarkOwnerRouting(b *testing.B) {
 					u := 1 + rng.Uint64N(1_000_000)
 					i := rng.IntN(3)
 					if mode == "sticky" {
-						i = oc.index(OwnerOf(oc.ids, "bench", u))
+						i = oc.index(rain.OwnerOf(oc.ids, "bench", u))
 					}
 					req.SetRequestURI(urls[i])
 					req.Header.SetMethod("POST")

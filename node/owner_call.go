@@ -61,7 +61,7 @@ func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok boo
 		return apiError{}, true
 	}
 	result := resultNone
-	if l := n.linkTo(ro.ids[i], now); l != nil && l.live.Load() {
+	if l := n.linkTo(ro.IDs()[i], now); l != nil && l.live.Load() {
 		result = n.reserveWith(l, ro, user, now)
 	}
 	switch result {
@@ -94,7 +94,7 @@ func (n *Node) ownerJournalFailed(code []byte, user uint64, err error) {
 	if i < 0 || i == ro.self {
 		return // the store's Release took the count back
 	}
-	l := n.linkTo(ro.ids[i], time.Now().UnixNano())
+	l := n.linkTo(ro.IDs()[i], time.Now().UnixNano())
 	if l == nil {
 		n.owner.calls.WithLabelValues("release", "unavailable").Inc()
 		return
