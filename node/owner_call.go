@@ -25,7 +25,7 @@ var errOwnerUnavailable = newAPIError(503, "journal_unavailable",
 // Limits of the owner calls.
 const (
 	// DefaultOwnerTimeout bounds one reserve call: past it the claim fails closed.
-	DefaultOwnerTimeout = 100 * time.Millisecond
+	DefaultOwnerTimeout = 500 * time.Millisecond
 	// ownerConns bounds the keep-alive connections to one owner (one per claim in flight).
 	ownerConns = 1024
 	// linkRefresh is how often the owners' addresses and liveness are re-read from gossip.
