@@ -66,7 +66,7 @@ func (n *Node) reserveWith(l *ownerLink, ro *rainOwners, user uint64, now int64)
 
 // sendReservations sends what l has queued, batch after batch, until the queue is empty.
 func (n *Node) sendReservations(l *ownerLink) {
-	var batch []*reservation
+	var batch, sent []*reservation
 	for {
 		l.mu.Lock()
 		batch = l.take(batch[:0])
@@ -76,8 +76,8 @@ func (n *Node) sendReservations(l *ownerLink) {
 			return
 		}
 		l.mu.Unlock()
-		n.callReserve(l, batch)
-		for _, r := range batch {
+		sent = n.callReserve(l, batch, sent[:0])
+		for _, r := range batch { // each exactly once: its waiter may reuse it at once
 			r.done <- struct{}{}
 		}
 	}
@@ -108,34 +108,35 @@ type reserveAnswer struct {
 	Results []int `json:"results"`
 }
 
-// callReserve sends one batch (reservations queued longer than OwnerTimeout are dropped
-// unsent: their claims fail closed) and sets each one's result.
-func (n *Node) callReserve(l *ownerLink, batch []*reservation) {
+// callReserve sends one batch of one rain and sets each reservation's result; those queued
+// longer than OwnerTimeout are not sent (resultNone: their claims fail closed). sent is scratch
+// space for the ones sent, returned for reuse; batch is not modified.
+func (n *Node) callReserve(l *ownerLink, batch, sent []*reservation) []*reservation {
 	now := time.Now()
 	body := append(make([]byte, 0, 16+21*len(batch)), `{"users":[`...)
-	sent := 0
 	for _, r := range batch {
 		if now.UnixNano()-r.at > int64(n.opts.OwnerTimeout) {
 			continue
 		}
-		if sent > 0 {
+		if len(sent) > 0 {
 			body = append(body, ',')
 		}
 		body = strconv.AppendUint(body, r.user, 10)
-		batch[sent], sent = r, sent+1 // the sent ones first; the dropped keep resultNone
+		sent = append(sent, r)
 	}
-	if sent == 0 {
-		return
+	if len(sent) == 0 {
+		return sent
 	}
 	body = append(body, "]}"...)
-	status, answer := n.postOwner(l, batch[0].ro.reserve, body, now)
+	status, answer := n.postOwner(l, sent[0].ro.reserve, body, now)
 	var a reserveAnswer
-	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Results) != sent {
-		return
+	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Results) != len(sent) {
+		return sent
 	}
 	for i, res := range a.Results {
-		batch[i].result = res
+		sent[i].result = res
 	}
+	return sent
 }
 
 // postOwner makes one signed call to an owner; status 0 means no answer within OwnerTimeout.

@@ -355,3 +355,26 @@ func TestReserveBatchTake(t *testing.T) {
 		t.Fatalf("a full batch: took %d, left %d", len(batch), len(l.queue))
 	}
 }
+
+// A batch whose first reservation waited past the owner timeout: that one is not sent (no
+// answer: its claim fails closed), the others get their own results, and the batch keeps its
+// order (each waiter is answered once, with its own result).
+func TestReserveBatchExpired(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	const code = "expired"
+	oc.rain(code, 50, 1)
+	n1 := oc.hs[0]
+	ro := n1.n.ownersOf([]byte(code))
+	l := n1.n.linkTo("n2", time.Now().UnixNano())
+	a, b := oc.userOwnedBy(code, "n2", 0), oc.userOwnedBy(code, "n2", 100)
+	now := time.Now().UnixNano()
+	old := now - int64(2*n1.n.opts.OwnerTimeout)
+	batch := []*reservation{{ro: ro, user: a, at: old}, {ro: ro, user: b, at: now}, {ro: ro, user: b, at: now}}
+	sent := n1.n.callReserve(l, batch, nil)
+	if len(sent) != 2 || batch[0].user != a || batch[1].user != b {
+		t.Fatalf("sent %d; batch reordered: %d %d", len(sent), batch[0].user, batch[1].user)
+	}
+	if got := []int{batch[0].result, batch[1].result, batch[2].result}; !slices.Equal(got, []int{resultNone, resultReserved, resultUserLimit}) {
+		t.Fatalf("results %v", got)
+	}
+}
