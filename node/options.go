@@ -70,7 +70,7 @@ type Options struct {
 	Journal Journal
 
 	// OwnerTimeout bounds a claim's call to the node that counts its user's packets (owner.go):
-	// past it the claim fails closed (503); 500ms.
+	// past it the claim fails closed (503); 2s.
 	OwnerTimeout time.Duration
 	// OwnerJournal, if set, is used instead of opening DataDir/owners.db, the journal of the
 	// reservations this node granted as an owner (a ledger.MemJournal of this node's ID in tests);

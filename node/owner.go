@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"redrain/internal/logpace"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -44,6 +45,7 @@ type ownerState struct {
 	repairAt atomic.Int64                           // unix ns of the last reopen attempt of a failed journal
 
 	releases atomic.Int32           // release calls in flight
+	failLog  logpace.Limiter        // paces the log of failed owner calls
 	calls    *prometheus.CounterVec // reserve/release calls made, by result
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"redrain/internal/logpace"
 	"redrain/internal/wire"
 )
 
@@ -154,8 +155,20 @@ func (n *Node) postOwner(l *ownerLink, path string, body []byte, now time.Time) 
 	req.Header.Set(wire.HeaderSignature, sig)
 	req.Header.SetContentTypeBytes(contentJSON)
 	req.SetBody(body)
-	if err := l.hc.DoTimeout(req, resp, n.opts.OwnerTimeout); err != nil {
+	err := l.hc.DoTimeout(req, resp, n.opts.OwnerTimeout)
+	if err != nil || resp.StatusCode() != 200 {
+		n.ownerFailed(l, path, resp.StatusCode(), resp.Body(), err)
+	}
+	if err != nil {
 		return 0, nil
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...)
+}
+
+// ownerFailed logs a failed owner call, at most one line a second.
+func (n *Node) ownerFailed(l *ownerLink, path string, status int, body []byte, err error) {
+	if now := time.Now(); n.owner.failLog.Allow(now) {
+		n.log.Warn("owner call failed", "owner", l.addr, "path", path, "status", status, "err", err,
+			"answer", logpace.Clip(string(body), logpace.MaxField), "failed_since_last_line", n.owner.failLog.Suppressed())
+	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"strconv"
@@ -25,7 +26,7 @@ var errOwnerUnavailable = newAPIError(503, "journal_unavailable",
 // Limits of the owner calls.
 const (
 	// DefaultOwnerTimeout bounds one reserve call: past it the claim fails closed.
-	DefaultOwnerTimeout = 500 * time.Millisecond
+	DefaultOwnerTimeout = 2 * time.Second
 	// ownerConns bounds the keep-alive connections to one owner (one per claim in flight).
 	ownerConns = 1024
 	// linkRefresh is how often the owners' addresses and liveness are re-read from gossip.
@@ -61,7 +62,8 @@ func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok boo
 		return apiError{}, true
 	}
 	result := resultNone
-	if l := n.linkTo(ro.IDs()[i], now); l != nil && l.live.Load() {
+	l := n.waitLink(ro.IDs()[i], now)
+	if l != nil && l.live.Load() {
 		result = n.reserveWith(l, ro, user, now)
 	}
 	switch result {
@@ -75,6 +77,10 @@ func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok boo
 	default:
 		n.owner.calls.WithLabelValues("reserve", "unavailable").Inc()
 		n.metrics.claimJournal.Inc()
+		if t := time.Now(); n.owner.failLog.Allow(t) {
+			n.log.Warn("claim refused: its user's owner did not count it", "owner", ro.IDs()[i], "known", l != nil,
+				"live", l != nil && l.live.Load(), "result", result, "failed_since_last_line", n.owner.failLog.Suppressed())
+		}
 		return errOwnerUnavailable, false
 	}
 }
@@ -140,6 +146,20 @@ func (n *Node) linkTo(id string, now int64) *ownerLink {
 	return l
 }
 
+// waitLink is linkTo, waiting up to OwnerTimeout for a member gossip has not shown yet: right
+// after a rain starts, a node may not have heard of every other holder (the coordinator saw them
+// alive; gossip has not carried them here yet).
+func (n *Node) waitLink(id string, now int64) *ownerLink {
+	deadline := now + int64(n.opts.OwnerTimeout)
+	for {
+		if l := n.linkTo(id, now); l != nil || now >= deadline {
+			return l
+		}
+		time.Sleep(linkMissRefresh)
+		now = time.Now().UnixNano()
+	}
+}
+
 // refreshLinks re-reads the members' addresses and states; one caller at a time does it, the
 // others go on with the links they have.
 func (n *Node) refreshLinks(now int64) {
@@ -173,8 +193,19 @@ func (n *Node) newLink(addr string) *ownerLink {
 		MaxConnWaitTimeout:  t,
 		ReadTimeout:         t,
 		WriteTimeout:        t,
-		MaxIdleConnDuration: time.Minute,
-		RetryIfErr:          func(*fasthttp.Request, int, error) (bool, bool) { return false, false }, // never twice
+		MaxIdleConnDuration: ownerIdle,
+		RetryIfErr:          retryReserve,
 	}}
 	return l
+}
+
+// ownerIdle is how long an idle connection to an owner is kept: under the owner's idle timeout
+// (by default its read timeout, 5s), so the owner does not close one as it is reused.
+const ownerIdle = time.Second
+
+// retryReserve lets a reserve call that failed on its connection (one the owner closed, say) be
+// sent once more: counted twice, it leaves the user a packet short, never one over. A release is
+// never sent twice: counted twice, it would pay past the cap.
+func retryReserve(req *fasthttp.Request, attempts int, _ error) (resetTimeout, retry bool) {
+	return false, attempts < 2 && !bytes.HasSuffix(req.URI().Path(), []byte("/release"))
 }
