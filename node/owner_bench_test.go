@@ -22,6 +22,7 @@ func BenchmarkOwnerRouting(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			oc := newOwnerCluster(b, 3)
 			oc.rain("bench", 500_000, 1000)
+			owners := rain.NewOwners("bench", oc.ids) // oc.ids are sorted: an index is a node
 			cl := &fasthttp.Client{MaxConnsPerHost: 512, ReadTimeout: 10 * time.Second}
 			var seq atomic.Uint64
 			var fails atomic.Int64
@@ -43,7 +44,7 @@ func BenchmarkOwnerRouting(b *testing.B) {
 					u := 1 + rng.Uint64N(1_000_000)
 					i := rng.IntN(3)
 					if mode == "sticky" {
-						i = oc.index(rain.OwnerOf(oc.ids, "bench", u))
+						i = owners.Index(u)
 					}
 					req.SetRequestURI(urls[i])
 					req.Header.SetMethod("POST")
