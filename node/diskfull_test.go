@@ -59,7 +59,7 @@ func fill(t *testing.T, dir string) string {
 // packet; once space is freed the node reopens the journal by itself and serves again, and every
 // packet is handed out exactly once.
 func TestDiskFullFailsClosedAndRecovers(t *testing.T) {
-	dir := mountTmpfs(t, "4m")
+	dir := mountTmpfs(t, "8m") // the claims journal and the owners journal (owner.go)
 	// The claims go to the preallocated write-ahead log, which a full disk cannot stop; bbolt,
 	// where the applier moves them every 10 ms, must grow. Enough packets that the applies after
 	// the fill must grow the file: bbolt reuses the pages it freed, so a few hundred claims can

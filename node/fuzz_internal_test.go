@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,10 +21,12 @@ var internalOps = []struct{ method, path string }{
 	{"POST", wire.PathDiscard},
 	{"POST", wire.PathSettle},
 	{"GET", wire.PathProgress + "?code={code}"},
-	{"GET", wire.PathStart},                  // wrong method
-	{"POST", "/internal/v1/rains/{code}/x"},  // unknown action
-	{"POST", "/internal/{code}"},             // unknown endpoint
-	{"POST", wire.PathProgress + "/{code}/"}, // unknown endpoint under a known one
+	{"GET", wire.PathStart},                       // wrong method
+	{"POST", "/internal/v1/rains/{code}/x"},       // unknown action
+	{"POST", "/internal/{code}"},                  // unknown endpoint
+	{"POST", wire.PathProgress + "/{code}/"},      // unknown endpoint under a known one
+	{"POST", "/internal/v1/rains/{code}/reserve"}, // per-user owners (owner_serve.go)
+	{"POST", "/internal/v1/rains/{code}/release"},
 }
 
 // FuzzInternalAPI sends arbitrary internal requests through the node's real handler: each is
@@ -70,6 +73,11 @@ func FuzzInternalAPI(f *testing.F) {
 	f.Add(uint8(9), "x", []byte(`{}`))
 	f.Add(uint8(1), "live/../prep", start(1, now, now.Add(time.Hour)))
 	f.Add(uint8(1), "%6Cive", start(1, now, now.Add(time.Hour)))
+	f.Add(uint8(10), "live", []byte(`{"users":[1,2,2,3]}`))
+	f.Add(uint8(10), "live", []byte(`{"users":[0]}`))
+	f.Add(uint8(10), "live", []byte(`{"users":[],"x":1}`))
+	f.Add(uint8(11), "live", []byte(`{"user":1}`))
+	f.Add(uint8(11), "nope", []byte(`{"user":-1}`))
 
 	h := newHarness(f, false, nil)
 	h.rainOf("live", 100, 10_000, 3, true)
@@ -109,7 +117,9 @@ func FuzzInternalAPI(f *testing.F) {
 		if !documented[st] || !json.Valid(answer) {
 			t.Fatalf("%s %q %q: %d %s", o.method, uri, body, st, answer)
 		}
-		if st == 200 && o.method == "POST" && string(answer) != `{"ok":true}` {
+		if st == 200 && strings.HasSuffix(o.path, "/reserve") {
+			checkRefusedReservations(t, body, answer)
+		} else if st == 200 && o.method == "POST" && string(answer) != `{"ok":true}` {
 			t.Fatalf("%s %q: 200 %s", o.method, uri, answer)
 		}
 		if st == 200 && o.path == wire.PathSlices {
@@ -117,6 +127,21 @@ func FuzzInternalAPI(f *testing.F) {
 		}
 		checkPaid(t, h.n, paid)
 	})
+}
+
+// checkRefusedReservations: a reserve call answered 200 has one result per user, each refused
+// (resultRefused): this node's rains have no holders, so it owns no user and counts none.
+func checkRefusedReservations(t *testing.T, body, answer []byte) {
+	var b reserveBatch
+	var a reserveAnswer
+	if json.Unmarshal(body, &b) != nil || json.Unmarshal(answer, &a) != nil || len(a.Results) != len(b.Users) {
+		t.Fatalf("reserve %q answered 200 %s", body, answer)
+	}
+	for _, r := range a.Results {
+		if r != resultRefused {
+			t.Fatalf("reserve %q on a node that owns no user: %s", body, answer)
+		}
+	}
 }
 
 // tooBig: a slice assignment of more packets than a fuzz run should generate.

@@ -182,11 +182,17 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		n.claimError(err).write(ctx)
 		return
 	}
+	if e, ok := n.askOwner(code, user, now); !ok { // the user's owner counts it first (owner.go)
+		n.store.Release(code, user, c)
+		e.write(ctx)
+		return
+	}
 	name := hot.code
 	seq, err := n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
 		User: user, Amount: c.Amount, UnixNano: now})
 	if err != nil {
 		n.journalFailed(name, user, c, err)
+		n.ownerJournalFailed(code, user, err)
 		n.metrics.claimJournal.Inc()
 		errJournal.write(ctx)
 		return
@@ -363,7 +369,9 @@ func (n *Node) handleInternal(ctx *fasthttp.RequestCtx, path string) {
 		var a wire.SliceAssignment
 		n.answerInternal(ctx, decodeStrict(ctx.Request.Body(), &a), func() error { return n.assign(a) })
 	default:
-		n.handleInternalRain(ctx, path)
+		if !n.handleOwner(ctx, path) { // reserve, release (owner_serve.go)
+			n.handleInternalRain(ctx, path)
+		}
 	}
 }
 

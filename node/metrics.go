@@ -63,6 +63,7 @@ func newMetrics(n *Node) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	j := n.journal
+	reg.MustRegister(n.owner.collectors()...)
 	reg.MustRegister(claims, m.latency, m.refused, m.reasserted, m.movesAsked, m.movesOut, m.movesIn, m.stockWaits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counter("redrain_journal_commits_total", "Journal commits (one write-ahead log fdatasync each).",

@@ -57,6 +57,8 @@ type Node struct {
 
 	compaction compactionState // rains past retention kept for the wallet
 
+	owner ownerState // per-user owners: max_per_user cluster-wide (owner.go)
+
 	mu    sync.Mutex // serialises lifecycle changes of rains (internal API, gossip news)
 	rains map[string]*rainInfo
 
@@ -304,6 +306,9 @@ func (n *Node) shutdown() error {
 	if err := n.journal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("journal close: %w", err))
 	}
+	if err := n.closeOwners(); err != nil {
+		errs = append(errs, fmt.Errorf("owners journal close: %w", err))
+	}
 	n.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -409,8 +414,8 @@ func (n *Node) recover() error {
 	if err := n.recoverWindows(rec); err != nil {
 		return err
 	}
-	for code, users := range rec.Users {
-		n.store.RestoreUsers(code, users)
+	if err := n.openOwners(rec.Users); err != nil { // the claims' per-user counts plus the reservations granted
+		return err
 	}
 	now := time.Now().UnixNano()
 	for _, ri := range n.rains {

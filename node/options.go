@@ -89,6 +89,14 @@ type Options struct {
 	// e.g. a ledger.MemJournal of this node's ID; New recovers from it, Close closes it. WALSize
 	// and ApplyEvery are then ignored. nil = open DataDir/journal.db.
 	Journal Journal
+
+	// OwnerTimeout bounds a claim's call to the node that counts its user's packets (owner.go):
+	// past it the claim fails closed (503); 2s.
+	OwnerTimeout time.Duration
+	// OwnerJournal, if set, is used instead of opening DataDir/owners.db, the journal of the
+	// reservations this node granted as an owner (a ledger.MemJournal of this node's ID in tests);
+	// Close closes it. nil = DataDir/owners.db, or a new MemJournal when DataDir is "".
+	OwnerJournal OwnerJournal
 }
 
 // DefaultStockWait is Options.StockWait's default.
@@ -112,6 +120,7 @@ func DefaultOptions() Options {
 		Retention:       24 * time.Hour,
 		WalletGroup:     "wallet",
 		JanitorInterval: time.Minute,
+		OwnerTimeout:    DefaultOwnerTimeout,
 	}
 }
 
@@ -172,6 +181,10 @@ func (o *Options) validate() error {
 		return bad("user-key", fmt.Sprintf("required in token mode, at least %d bytes", usertoken.MinKeyLen))
 	case o.StockWait < 0 || o.StockWait > time.Second:
 		return bad("stock-wait", "must be in 0..1s")
+	case o.OwnerTimeout < 0 || o.OwnerTimeout > time.Minute:
+		return bad("owner-timeout", "must be in 0..1m")
+	case o.OwnerJournal != nil && o.OwnerJournal.NodeID() != o.ID:
+		return bad("id", fmt.Sprintf("the owners journal given belongs to node %q", o.OwnerJournal.NodeID()))
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:
 		return bad("ip-rate", "must be in 0..1e9, burst >= 0")
 	case o.MaxSubscribers < 0 || o.MaxSubscribers > MaxSubscribersLimit:
@@ -243,6 +256,9 @@ func (o *Options) fillDefaults() {
 		o.StockWait = DefaultStockWait
 	}
 	o.fillEventDefaults()
+	if o.OwnerTimeout == 0 {
+		o.OwnerTimeout = d.OwnerTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

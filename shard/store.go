@@ -207,6 +207,25 @@ func (s *Store) RestoreUsers(code string, counts map[uint64]int) {
 	}
 }
 
+// ReserveUser counts one claim of user paid on another node (this node is the user's owner),
+// against max_per_user and without the per-node rate limit: ErrUnknownRain, ErrUserLimit, or nil
+// with the user's count raised by one. UnreserveUser takes one back.
+func (s *Store) ReserveUser(code string, user uint64) error {
+	r := s.rain(code)
+	if r == nil {
+		return ErrUnknownRain
+	}
+	return r.users.take(hashUser(user), user, r.limit)
+}
+
+// UnreserveUser takes back one count of user (a ReserveUser whose claim was not paid). Unknown
+// rains and users at zero are ignored.
+func (s *Store) UnreserveUser(code string, user uint64) {
+	if r := s.rain(code); r != nil {
+		r.users.unreserve(hashUser(user), user)
+	}
+}
+
 // Start serves epoch's slices in [startsAt, endsAt) and drops the rain's slices of other
 // epochs. Repeating it for the same epoch only updates the window; another epoch once started
 // gets ErrEpochClash.

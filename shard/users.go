@@ -76,6 +76,19 @@ func (u *users) reserve(h, user uint64, now int64, limit uint16, interval int64)
 	return err
 }
 
+// take raises user's count by one unless it is at limit (ErrUserLimit); unlike reserve it
+// neither checks nor records an attempt time.
+func (u *users) take(h, user uint64, limit uint16) error {
+	st := u.stripe(h)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if i, ok := st.t.find(h, user); ok && st.t.slots[i].count >= limit {
+		return ErrUserLimit
+	}
+	st.t.slot(h, user).count++
+	return nil
+}
+
 // unreserve takes one claim back from user; a user left at zero is deleted, which keeps the
 // table no larger than the packets handed out plus the attempts in flight.
 func (u *users) unreserve(h, user uint64) {

@@ -84,6 +84,7 @@ func parseFlags(args []string) (node.Options, error) {
 	fs.DurationVar(&o.EventWriteTimeout, "event-write-timeout", node.DefaultEventWriteTimeout, "a room event subscriber whose write takes longer is dropped")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
+	fs.DurationVar(&o.OwnerTimeout, "owner-timeout", o.OwnerTimeout, "bound of a claim's call to the node that counts its user's packets; past it the claim fails closed (503)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	err := flagenv.Parse(fs, args, "REDRAIN_")
 	if err != nil {

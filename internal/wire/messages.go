@@ -33,7 +33,7 @@ type RainRules struct {
 	MinClaimIntervalMS int    `json:"min_claim_interval_ms"`
 	RoomID             int64  `json:"room_id"`
 	// Holders are the ids of every node holding a slice of the prepare, sorted. A user's claims
-	// are counted by one of them (its owner: node.OwnerOf), so max_per_user holds cluster-wide,
+	// are counted by one of them (its owner: rain.OwnerOf), so max_per_user holds cluster-wide,
 	// and stock moves only between them.
 	Holders []string `json:"holders,omitempty"`
 }
