@@ -17,8 +17,12 @@ import (
 
 // LoadOptions say how to drive claims at one rain. Zero values mean the documented defaults.
 type LoadOptions struct {
-	Nodes     []string      // claim API addresses (host:port), at most MaxNodes; Balance spreads the taps over them
-	Balance   Balance       // how taps are spread over Nodes; "" means BalanceSticky
+	Nodes   []string // claim API addresses (host:port), at most MaxNodes; Balance spreads the taps over them
+	Balance Balance  // how taps are spread over Nodes; "" means BalanceSticky
+	// Route, if set, is each user's node (an index into Nodes) under BalanceSticky: bench run
+	// routes users to their owners (rain.OwnerOf), as a gateway that routes by user does, so no
+	// claim takes the hop to another node's count. nil = tap.Route (a hash of the id).
+	Route     func(user uint64) int
 	Code      string        // the rain
 	Users     int           // simulated users, ids FirstUser .. FirstUser+Users-1; 0 means 1000
 	FirstUser uint64        // 0 means 1
@@ -365,7 +369,7 @@ func useProcs(n int) (restore func()) {
 }
 
 // splitUsers deals the users round robin to min(Conns, Users) workers, each user with its node
-// under BalanceSticky (tap.Route) and BalanceOne (the first).
+// under BalanceSticky (Route, or tap.Route) and BalanceOne (the first).
 func splitUsers(o LoadOptions) []*worker {
 	ws := make([]*worker, min(o.Conns, o.Users))
 	for i := range ws {
@@ -376,7 +380,11 @@ func splitUsers(o LoadOptions) []*worker {
 		id := o.FirstUser + uint64(i)
 		w := ws[i%len(ws)]
 		u := simUser{id: id}
-		if o.Balance != BalanceOne {
+		switch {
+		case o.Balance == BalanceOne:
+		case o.Route != nil:
+			u.node = o.Route(id)
+		default:
 			u.node = tap.Route(id, len(o.Nodes))
 		}
 		if o.Token != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -191,6 +192,9 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 	res.Code, res.Rain, res.PrepareS = code, o.Rain, prepared.Seconds()
 	lo := o.Load
 	lo.Nodes, lo.Code = t.nodes, code
+	if lo.Route == nil {
+		lo.Route = ownerRoute(ctx, t, code)
+	}
 	if lo.Live == nil {
 		lo.Live = &Live{}
 	}
@@ -248,6 +252,37 @@ func runOn(ctx context.Context, o *RunOptions, t *target) (*Results, error) {
 		res.Violations, res.Verified = append(res.Violations, res.Attack.Violations...), false
 	}
 	return res, nil
+}
+
+// ownerRoute maps each user to the index in t.nodes of its owner (rain.OwnerOf over the rain's
+// slice holders), for BalanceSticky; nil when a holder's address is not one of t.nodes.
+func ownerRoute(ctx context.Context, t *target, code string) func(uint64) int {
+	r, err := t.admin.Get(ctx, code)
+	if err != nil {
+		return nil
+	}
+	nodes, err := t.admin.Nodes(ctx)
+	if err != nil {
+		return nil
+	}
+	addrOf := map[string]string{}
+	for _, n := range nodes {
+		addrOf[n.ID] = n.Addr
+	}
+	holders := map[string]bool{}
+	for _, s := range r.Slices {
+		holders[s.Node] = true
+	}
+	ids := slices.Sorted(maps.Keys(holders))
+	index := map[string]int{}
+	for _, id := range ids {
+		i := slices.Index(t.nodes, addrOf[id])
+		if i < 0 {
+			return nil
+		}
+		index[id] = i
+	}
+	return func(u uint64) int { return index[rain.OwnerOf(ids, code, u)] }
 }
 
 // startRain creates, prepares and starts the rain; it returns its code and the prepare call's
