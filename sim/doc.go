@@ -1,0 +1,24 @@
+// Package sim is redrain's deterministic simulation of the money: one seed drives a whole rain
+// in one goroutine on simulated time (rain.Rand, never math/rand or the clock) through a
+// coordinator's lifecycle decisions, nodes built on the real core (shard.Store, rain.Generate
+// and rain.Plan, the ledger's record and write-ahead-log frame format, its log reader and
+// replay rule, ledger.MemJournal's recovery, the real ledger.Flusher stepped by Pass), a Redis
+// model with the apply script's rules (ledger.MemRedis, which can be wiped, rolled back to a
+// snapshot, refuse writes or lose a reply), a network that delays, drops, duplicates,
+// reorders and partitions, and faults at any step: a node crash between pop and journal,
+// during a commit (the unsynced frame lost, torn or kept), between the Redis apply and the
+// cursor advance; a failed fsync; a coordinator crash mid-prepare and mid-rain.
+//
+// After every step the invariants of SPEC.md are checked against the clients' answers and the
+// model's state (never overpay, no packet or claim_id twice, every 200 durable and, once the
+// run heals, credited exactly once, caps, conservation per node), and at the end the
+// coordinator's report (adminapi.Report.Problems). A failure names the seed, the step and the
+// invariant; Run with the same seed replays it exactly (same trace, byte for byte).
+//
+// What is modelled rather than run: the node's glue (node.go's assign/start/stop/discard,
+// recovery, the claim handler's pop-journal-answer order and the failed-commit limbo of
+// repair.go) is mirrored in node.go here, because the real node runs goroutines and fasthttp;
+// the coordinator's lifecycle mirrors coordinator/lifecycle.go and loop.go; bbolt is a list
+// of records (the journal's applied prefix) in front of which the two log files are byte
+// slices written with ledger.AppendWALFrame and read back with ledger.ReadWAL.
+package sim
