@@ -40,6 +40,7 @@ type node struct {
 
 	up      bool
 	cut     bool // partitioned from everyone (kept across a crash: it is the network)
+	dirty   bool // its store or journal changed since the last conservation check
 	store   *shard.Store
 	rains   map[string]*rainInfo
 	flusher *ledger.Flusher

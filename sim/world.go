@@ -310,6 +310,7 @@ func (w *World) atNode(n *node, m msg) {
 		w.lost(m)
 		return
 	}
+	n.dirty = true
 	var err error
 	switch m.kind {
 	case mClaim:
@@ -401,6 +402,7 @@ func (w *World) commitOne() {
 
 // commitNode commits up to writeBatch queued claims of n with outcome out.
 func (w *World) commitNode(n *node, out commitOutcome) {
+	n.dirty = true
 	k := min(len(n.queue), w.writeBatch)
 	batch := n.queue[:k:k]
 	n.queue = n.queue[k:]
@@ -480,6 +482,7 @@ func (w *World) crashNode(n *node, why string) {
 
 // restartNode boots a crashed node from its journal.
 func (w *World) restartNode(n *node) {
+	n.dirty = true
 	err := w.boot(n)
 	w.tracef("%s: restart: %v (%d records)", n.id, err, len(n.j.pub))
 	if err != nil {
@@ -589,6 +592,7 @@ func (w *World) mend() {
 }
 
 func (w *World) repairNode(n *node) {
+	n.dirty = true
 	err := w.repair(n)
 	w.tracef("%s: repair: %v", n.id, err)
 	if err != nil {
