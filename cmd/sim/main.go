@@ -19,32 +19,57 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"redrain/internal/cli"
+	"redrain/internal/flagenv"
 	"redrain/sim"
 )
 
+// options are the command's flags.
+type options struct {
+	seeds, workers int
+	from, seed     uint64
+	steps          int
+	quiet          bool
+}
+
 func main() {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	seeds := fs.Int("seeds", 100000, "how many seeds to run, from -from")
-	from := fs.Uint64("from", 1, "the first seed of a sweep")
-	seed := fs.Uint64("seed", 0, "replay this one seed, printing its trace (0: sweep)")
-	steps := fs.Int("steps", 0, "steps with faults per seed before it heals (0: the default)")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	err := fs.Parse(os.Args[1:])
+	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
-	}
-	if err == nil && (*seeds < 1 || *workers < 1 || *steps < 0) {
-		err = errors.New("-seeds and -workers must be >= 1, -steps >= 0")
 	}
 	if err != nil {
 		cli.BadUsage("sim", err)
 	}
-	cfg := sim.Config{Steps: *steps}
-	if *seed != 0 {
-		os.Exit(replay(os.Stdout, *seed, cfg))
+	cfg := sim.Config{Steps: o.steps}
+	if o.seed != 0 {
+		os.Exit(replay(os.Stdout, o.seed, cfg))
 	}
-	os.Exit(sweep(os.Stdout, *from, *seeds, *workers, cfg, !*quiet))
+	os.Exit(sweep(os.Stdout, o.from, o.seeds, o.workers, cfg, !o.quiet))
+}
+
+// parseFlags reads the flags, each also settable as REDRAIN_<FLAG>.
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.IntVar(&o.seeds, "seeds", 100000, "how many seeds to run, from -from")
+	fs.Uint64Var(&o.from, "from", 1, "the first seed of a sweep")
+	fs.Uint64Var(&o.seed, "seed", 0, "replay this one seed, printing its trace (0: sweep)")
+	fs.IntVar(&o.steps, "steps", 0, "steps with faults per seed before it heals (0: the default)")
+	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.seeds < 1 || o.seeds > 100_000_000:
+		return o, fmt.Errorf("-seeds %d not in 1..100000000", o.seeds)
+	case o.workers < 1 || o.workers > 1024:
+		return o, fmt.Errorf("-workers %d not in 1..1024", o.workers)
+	case o.steps < 0 || o.steps > 1_000_000:
+		return o, fmt.Errorf("-steps %d not in 0..1000000", o.steps)
+	}
+	return o, nil
 }
 
 // replay runs one seed with its trace on w.
