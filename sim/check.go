@@ -12,6 +12,7 @@ import (
 type reqInfo struct {
 	node int
 	user uint64
+	code string
 }
 
 type claimKey struct {
@@ -20,6 +21,7 @@ type claimKey struct {
 }
 
 type packetKey struct {
+	code         string
 	epoch        uint64
 	slice, index uint32
 }
@@ -29,20 +31,27 @@ type packetKey struct {
 type checker struct {
 	ever        [][]ledger.Record // per node: published records, seq i+1 at i
 	packets     map[packetKey]claimKey
-	journalUser map[[2]uint64]int // (node, user) -> claims journaled
-	journalSum  int64
+	journalUser map[userKey]int // claims journaled per node (per rain and user)
+	journalSum  map[string]int64
 	sent        map[claimKey]uint64 // 200s sent -> request
 	answered    map[uint64]bool
-	clientSum   int64
-	clientNode  map[[2]uint64]int // (node, user) -> 200s received
-	clientUser  map[uint64]int
+	clientSum   map[string]int64
+	clientNode  map[userKey]int // 200s received per node (per rain and user)
+	clientUser  map[userKey]int // 200s received cluster-wide (node -1)
+}
+
+// userKey is a user of a rain on a node (-1: cluster-wide).
+type userKey struct {
+	node int
+	code string
+	user uint64
 }
 
 func (c *checker) init(w *World) {
 	c.ever = make([][]ledger.Record, len(w.nodes))
-	c.packets, c.journalUser = map[packetKey]claimKey{}, map[[2]uint64]int{}
-	c.sent, c.answered = map[claimKey]uint64{}, map[uint64]bool{}
-	c.clientNode, c.clientUser = map[[2]uint64]int{}, map[uint64]int{}
+	c.packets, c.journalUser, c.journalSum = map[packetKey]claimKey{}, map[userKey]int{}, map[string]int64{}
+	c.sent, c.answered, c.clientSum = map[claimKey]uint64{}, map[uint64]bool{}, map[string]int64{}
+	c.clientNode, c.clientUser = map[userKey]int{}, map[userKey]int{}
 }
 
 // published checks a node's journal after records were published (a commit, a restart, a
@@ -61,20 +70,22 @@ func (c *checker) published(w *World, n *node) {
 		}
 	}
 	for _, r := range pub[len(ever):] {
-		k, ck := packetKey{r.Rec.Epoch, r.Rec.Slice, r.Rec.Index}, claimKey{n.idx, r.Seq}
+		k, ck := packetKey{r.Rec.Code, r.Rec.Epoch, r.Rec.Slice, r.Rec.Index}, claimKey{n.idx, r.Seq}
 		if prev, dup := c.packets[k]; dup {
-			w.fail("packet-once", "packet epoch %d slice %d index %d journaled as %s seq %d and %s seq %d",
-				k.epoch, k.slice, k.index, w.nodes[prev.node].id, prev.seq, n.id, r.Seq)
+			w.fail("packet-once", "packet %s epoch %d slice %d index %d journaled as %s seq %d and %s seq %d",
+				k.code, k.epoch, k.slice, k.index, w.nodes[prev.node].id, prev.seq, n.id, r.Seq)
 			return
 		}
 		c.packets[k] = ck
-		uk := [2]uint64{uint64(n.idx), r.Rec.User}
-		if c.journalUser[uk]++; c.journalUser[uk] > w.maxPerUser {
-			w.fail("cap", "user %d has %d claims journaled on %s, max_per_user %d", r.Rec.User, c.journalUser[uk], n.id, w.maxPerUser)
+		s := w.specs[r.Rec.Code]
+		uk := userKey{n.idx, s.code, r.Rec.User}
+		if c.journalUser[uk]++; c.journalUser[uk] > s.maxPerUser {
+			w.fail("cap", "user %d has %d claims of %s journaled on %s, max_per_user %d", r.Rec.User, c.journalUser[uk],
+				s.code, n.id, s.maxPerUser)
 			return
 		}
-		if c.journalSum += r.Rec.Amount; c.journalSum > w.total {
-			w.fail("overpay", "journals hold %d cents of a %d-cent rain", c.journalSum, w.total)
+		if c.journalSum[s.code] += r.Rec.Amount; c.journalSum[s.code] > s.total {
+			w.fail("overpay", "journals hold %d cents of %s, a %d-cent rain", c.journalSum[s.code], s.code, s.total)
 			return
 		}
 		ever = append(ever, r.Rec)
@@ -110,20 +121,26 @@ func (c *checker) received(w *World, m msg) {
 	}
 	c.answered[m.req] = true
 	w.result.Answers++
-	w.tracef("client: request %d user %d answered %d %s %d", m.req, w.reqs[m.req].user, m.ans.status, m.ans.word, m.ans.amount)
+	w.tracef("client: request %d user %d of %s answered %d %s %d", m.req, w.reqs[m.req].user, m.code, m.ans.status,
+		m.ans.word, m.ans.amount)
 	if m.ans.status != 200 {
 		return
 	}
 	ri := w.reqs[m.req]
-	if c.clientSum += m.ans.amount; c.clientSum > w.total {
-		w.fail("overpay", "clients were paid %d cents of a %d-cent rain", c.clientSum, w.total)
+	s := w.specs[ri.code]
+	if c.clientSum[s.code] += m.ans.amount; c.clientSum[s.code] > s.total {
+		w.fail("overpay", "clients were paid %d cents of %s, a %d-cent rain", c.clientSum[s.code], s.code, s.total)
 	}
-	nk := [2]uint64{uint64(m.node), ri.user}
-	if c.clientNode[nk]++; c.clientNode[nk] > w.maxPerUser {
-		w.fail("cap", "user %d got %d packets from %s, max_per_user %d", ri.user, c.clientNode[nk], w.nodes[m.node].id, w.maxPerUser)
+	nk := userKey{m.node, s.code, ri.user}
+	if c.clientNode[nk]++; c.clientNode[nk] > s.maxPerUser {
+		w.fail("cap", "user %d got %d packets of %s from %s, max_per_user %d", ri.user, c.clientNode[nk], s.code,
+			w.nodes[m.node].id, s.maxPerUser)
 	}
-	if c.clientUser[ri.user]++; w.routeByUser && c.clientUser[ri.user] > w.maxPerUser {
-		w.fail("cap", "user %d got %d packets cluster-wide, max_per_user %d", ri.user, c.clientUser[ri.user], w.maxPerUser)
+	// Cluster-wide only when the balancer routes by user (SPEC invariant 6, until issue 17's
+	// owners land: then this check holds for every routing).
+	ck := userKey{-1, s.code, ri.user}
+	if c.clientUser[ck]++; w.routeByUser && c.clientUser[ck] > s.maxPerUser {
+		w.fail("cap", "user %d got %d packets of %s cluster-wide, max_per_user %d", ri.user, c.clientUser[ck], s.code, s.maxPerUser)
 	}
 }
 
@@ -135,35 +152,39 @@ func (c *checker) afterStep(w *World) {
 	for _, n := range w.nodes { // Progress costs 256 lock pairs: only where something moved
 		if n.up && n.dirty {
 			n.dirty = false
-			c.conserved(w, n)
+			for _, code := range w.codes() {
+				c.conserved(w, n, code)
+			}
 		}
 	}
 	if w.redis.dirty {
 		w.redis.dirty = false
-		c.redisConsistent(w)
+		for _, code := range w.codes() {
+			c.redisConsistent(w, code)
+		}
 	}
 }
 
 // conserved: every packet of a node's served slices is unserved, journaled or in flight (popped,
 // waiting for its commit or in limbo): none lost, none counted twice.
-func (c *checker) conserved(w *World, n *node) {
-	p, ok := n.store.Progress(w.code, w.now)
+func (c *checker) conserved(w *World, n *node, code string) {
+	p, ok := n.store.Progress(code, w.now)
 	if !ok {
 		return
 	}
-	t, _ := n.j.mem.Totals(w.code)
-	fc, fa := n.inflight()
+	t, _ := n.j.mem.Totals(code)
+	fc, fa := n.inflight(code)
 	if p.Count != p.RemainingCount+t.Count+fc || p.Amount != p.RemainingAmount+t.Amount+fa {
-		w.fail("conservation", "%s: slices %d packets / %d cents != unserved %d / %d + journaled %d / %d + in flight %d / %d",
-			n.id, p.Count, p.Amount, p.RemainingCount, p.RemainingAmount, t.Count, t.Amount, fc, fa)
+		w.fail("conservation", "%s %s: slices %d packets / %d cents != unserved %d / %d + journaled %d / %d + in flight %d / %d",
+			n.id, code, p.Count, p.Amount, p.RemainingCount, p.RemainingAmount, t.Count, t.Amount, fc, fa)
 	}
 }
 
 // redisConsistent: every credit entry is a journaled claim, credited once; the totals and the
 // nodes hash are the credits' sums.
-func (c *checker) redisConsistent(w *World) (perNode []int) {
+func (c *checker) redisConsistent(w *World, code string) (perNode []int) {
 	ctx := context.Background()
-	credits, err := w.redis.mem.ReadCredits(ctx, w.code)
+	credits, err := w.redis.mem.ReadCredits(ctx, code)
 	if err != nil {
 		w.fail("credits", "credit stream does not decode: %v", err)
 		return nil
@@ -184,7 +205,7 @@ func (c *checker) redisConsistent(w *World) (perNode []int) {
 				i = k
 			}
 		}
-		if i < 0 || cr.Seq > uint64(len(c.ever[i])) || c.ever[i][cr.Seq-1].User != cr.User || c.ever[i][cr.Seq-1].Amount != cr.Amount {
+		if i < 0 || cr.Seq > uint64(len(c.ever[i])) || !isCredit(c.ever[i][cr.Seq-1], code, cr) {
 			w.fail("credited-once", "credit %s (%d cents to user %d) is no journaled claim", cr.ClaimID, cr.Amount, cr.User)
 			return nil
 		}
@@ -193,20 +214,25 @@ func (c *checker) redisConsistent(w *World) (perNode []int) {
 		sums[i][1] += cr.Amount
 		count, amount = count+1, amount+cr.Amount
 	}
-	tot, _ := w.redis.mem.ReadTotals(ctx, w.code)
+	tot, _ := w.redis.mem.ReadTotals(ctx, code)
 	if tot.ClaimedCount != count || tot.ClaimedAmount != amount {
-		w.fail("redis-totals", "totals %d / %d cents, credits %d / %d", tot.ClaimedCount, tot.ClaimedAmount, count, amount)
+		w.fail("redis-totals", "%s totals %d / %d cents, credits %d / %d", code, tot.ClaimedCount, tot.ClaimedAmount, count, amount)
 		return nil
 	}
-	nodes, _ := w.redis.mem.ReadNodes(ctx, w.code)
+	nodes, _ := w.redis.mem.ReadNodes(ctx, code)
 	for i, n := range w.nodes {
 		if nt := nodes[n.id]; nt.ClaimedCount != sums[i][0] || nt.ClaimedAmount != sums[i][1] {
-			w.fail("redis-totals", "nodes hash has %s at %d / %d cents, its credits %d / %d", n.id, nt.ClaimedCount,
+			w.fail("redis-totals", "%s nodes hash has %s at %d / %d cents, its credits %d / %d", code, n.id, nt.ClaimedCount,
 				nt.ClaimedAmount, sums[i][0], sums[i][1])
 			return nil
 		}
 	}
 	return perNode
+}
+
+// isCredit reports whether credit cr of rain code is journaled record r.
+func isCredit(r ledger.Record, code string, cr ledger.Credit) bool {
+	return r.Code == code && r.User == cr.User && r.Amount == cr.Amount
 }
 
 // final checks the healed, settled end state: every journaled claim credited exactly once,
@@ -217,11 +243,19 @@ func (c *checker) final(w *World) {
 			w.fail("heal", "%s: up %v, %d queued, %d in limbo after healing", n.id, n.up, len(n.queue), len(n.limbo))
 			return
 		}
-		c.conserved(w, n)
+		for _, code := range w.codes() {
+			c.conserved(w, n, code)
+		}
 	}
-	perNode := c.redisConsistent(w)
-	if perNode == nil {
-		return
+	perNode := make([]int, len(w.nodes))
+	for _, code := range w.codes() {
+		got := c.redisConsistent(w, code)
+		if got == nil {
+			return
+		}
+		for i := range got {
+			perNode[i] += got[i]
+		}
 	}
 	for i, n := range w.nodes {
 		if perNode[i] != len(c.ever[i]) {

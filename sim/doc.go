@@ -9,6 +9,10 @@
 // during a commit (the unsynced frame lost, torn or kept), between the Redis apply and the
 // cursor advance; a failed fsync; a coordinator crash mid-prepare and mid-rain.
 //
+// Two rains run in every seed: the main one, driven through its whole lifecycle by the
+// coordinator, and a side rain every node serves from its first boot, so that journal frames
+// mix rains and a rain's sequences have gaps (the flusher's "resume at marker + 1" across them).
+//
 // After every step the invariants of SPEC.md are checked against the clients' answers and the
 // model's state (never overpay, no packet or claim_id twice, every 200 durable and, once the
 // run heals, credited exactly once, caps, conservation per node), and at the end the

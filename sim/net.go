@@ -38,6 +38,7 @@ type msg struct {
 	kind  msgKind
 	node  int
 	req   uint64 // claim, answer: the client's request; tells: the tell id
+	code  string // claim, answer: the rain
 	user  uint64
 	ans   answer
 	slice rain.Slice

@@ -14,6 +14,7 @@ import (
 
 // pending is a claim popped from the store and waiting for the journal's commit.
 type pending struct {
+	code  string
 	user  uint64
 	claim shard.Claim
 	req   uint64 // the client's request
@@ -58,7 +59,10 @@ func (w *World) boot(n *node) error {
 	n.up, n.store, n.rains, n.queue, n.limbo = true, shard.New(), map[string]*rainInfo{}, nil, nil
 	n.flusher = ledger.NewFlusherTo(source{n.j}, sink{w, n.idx}, ledger.FlusherOptions{MaxBatch: w.flushBatch,
 		MinGap: -1, Logger: quietLog})
-	return w.recover(n)
+	if err := w.recover(n); err != nil {
+		return err
+	}
+	return w.sideServe(n)
 }
 
 // crash ends the node process: everything but the journal's durable part is gone.
@@ -312,7 +316,7 @@ func (w *World) repair(n *node) error {
 	}
 	for _, l := range n.limbo {
 		if !present[key{l.claim.Epoch, l.claim.Slice, l.claim.Index}] {
-			n.store.Release([]byte(w.code), l.user, l.claim)
+			n.store.Release([]byte(l.code), l.user, l.claim)
 		}
 	}
 	n.limbo = nil
@@ -320,12 +324,13 @@ func (w *World) repair(n *node) error {
 }
 
 // inflight counts and sums the packets popped and not (yet) journaled.
-func (n *node) inflight() (count, amount int64) {
-	for _, p := range n.queue {
-		count, amount = count+1, amount+p.claim.Amount
-	}
-	for _, p := range n.limbo {
-		count, amount = count+1, amount+p.claim.Amount
+func (n *node) inflight(code string) (count, amount int64) {
+	for _, ps := range [][]pending{n.queue, n.limbo} {
+		for _, p := range ps {
+			if p.code == code {
+				count, amount = count+1, amount+p.claim.Amount
+			}
+		}
 	}
 	return count, amount
 }

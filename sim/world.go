@@ -83,6 +83,15 @@ type Result struct {
 	Violation *Violation
 }
 
+// rainSpec is a rain's rules as the taps and the checks need them.
+type rainSpec struct {
+	code          string
+	total, count  int64
+	maxPerUser    int
+	minIntervalMS int
+	users         uint64
+}
+
 // World is one seed's whole system.
 type World struct {
 	seed  uint64
@@ -104,6 +113,9 @@ type World struct {
 	prepTimeout   int64
 	users         uint64
 	routeByUser   bool
+	side          *rainSpec            // a second rain, always on: its claims interleave in the journals
+	sidePlan      []rain.Slice         // its slices, one per node, started when a node first boots
+	specs         map[string]*rainSpec // both rains by code
 	flushBatch    int
 	writeBatch    int
 
@@ -136,7 +148,7 @@ func Run(seed uint64, cfg Config) Result {
 
 func newWorld(seed uint64, cfg Config) *World {
 	r := rain.NewRand(seed)
-	w := &World{seed: seed, cfg: cfg, rng: r, now: 1_700_000_000 * 1e9, reqs: map[uint64]reqInfo{}}
+	w := &World{seed: seed, cfg: cfg, rng: r, now: sideStart, reqs: map[uint64]reqInfo{}}
 	w.trace.init(cfg.Trace)
 	w.code = fmt.Sprintf("sim%x", seed)
 	w.count = 6 + int64(r.Uint64n(90))
@@ -160,6 +172,7 @@ func newWorld(seed uint64, cfg Config) *World {
 		n := &node{id: id, idx: i, j: newJournal(id, r.Uint64()|1, walSize)}
 		w.nodes = append(w.nodes, n)
 	}
+	w.newSide()
 	w.redis = &redisModel{mem: ledger.NewMemRedis()}
 	w.coord = &coord{up: true, status: rain.Waiting, acks: map[int]bool{}, tells: map[uint64]msg{}}
 	w.chk.init(w)
@@ -173,6 +186,54 @@ func newWorld(seed uint64, cfg Config) *World {
 	}
 	return w
 }
+
+// newSide draws the side rain: served by every node from its first boot until long after the
+// run, so that journal sequences of the main rain have gaps and frames mix rains.
+func (w *World) newSide() {
+	r := w.rng
+	s := &rainSpec{code: fmt.Sprintf("sid%x", w.seed), maxPerUser: 1 + int(r.Uint64n(3))}
+	s.count = int64(len(w.nodes)) * (2 + int64(r.Uint64n(20)))
+	s.total = s.count + int64(r.Uint64n(uint64(s.count)*20))
+	s.users = 2 + r.Uint64n(uint64(s.count)/uint64(s.maxPerUser)+4)
+	ids := make([]string, len(w.nodes))
+	for i, n := range w.nodes {
+		ids[i] = n.id
+	}
+	plan, err := rain.Plan(rain.PlanInput{Code: s.code, Epoch: 1, TotalAmount: s.total, TotalCount: s.count, Nodes: ids,
+		Seed: rain.DeriveSeed(w.seed, 1<<32)})
+	if err != nil {
+		panic(err) // the inputs above are always valid
+	}
+	w.side, w.sidePlan = s, plan
+	main := &rainSpec{code: w.code, total: w.total, count: w.count, maxPerUser: w.maxPerUser,
+		minIntervalMS: w.minIntervalMS, users: w.users}
+	w.specs = map[string]*rainSpec{main.code: main, s.code: s}
+	w.tracef("side rain %s: %d packets %d cents max_per_user %d, %d users", s.code, s.count, s.total, s.maxPerUser, s.users)
+}
+
+// codes are the rains, main first.
+func (w *World) codes() []string { return []string{w.code, w.side.code} }
+
+// sideServe gives a node that has never held it its slice of the side rain, started: as a
+// coordinator would, reliably.
+func (w *World) sideServe(n *node) error {
+	if ri := n.rains[w.side.code]; ri != nil && ri.meta.Epoch != 0 {
+		return nil
+	}
+	for _, sl := range w.sidePlan {
+		if sl.Node != n.id {
+			continue
+		}
+		rules := ledger.RainMeta{Code: w.side.code, MaxPerUser: w.side.maxPerUser}
+		if err := n.assign(rules, sl); err != nil {
+			return err
+		}
+	}
+	return n.start(w.side.code, 1, sideStart, sideStart+int64(1e9)*3600)
+}
+
+// sideStart is when the side rain starts: the simulated clock's start.
+const sideStart = 1_700_000_000 * 1e9
 
 // fail records the first violation.
 func (w *World) fail(inv, format string, args ...any) {
@@ -243,14 +304,18 @@ func (w *World) pickNode(ok func(*node) bool) *node {
 
 // tap sends one user's claim to a node (the load balancer's pick).
 func (w *World) tap() {
-	user := 1 + w.rng.Uint64n(w.users)
+	s := w.specs[w.code]
+	if w.rng.Uint64n(3) == 0 {
+		s = w.side
+	}
+	user := 1 + w.rng.Uint64n(s.users)
 	to := int(w.rng.Uint64n(uint64(len(w.nodes))))
 	if w.routeByUser {
 		to = int(user % uint64(len(w.nodes)))
 	}
 	w.nextRq++
-	w.reqs[w.nextRq] = reqInfo{node: to, user: user}
-	w.net.send(msg{kind: mClaim, node: to, req: w.nextRq, user: user})
+	w.reqs[w.nextRq] = reqInfo{node: to, user: user, code: s.code}
+	w.net.send(msg{kind: mClaim, node: to, req: w.nextRq, user: user, code: s.code})
 }
 
 // deliverOne delivers a random message in flight; with faults on, it may drop or duplicate it.
@@ -345,18 +410,18 @@ func (w *World) atNode(n *node, m msg) {
 // claim mirrors node.handleClaim up to the journal: pop, then queue for the writer (or, with
 // the journal failed, release and answer 503 at once).
 func (w *World) claim(n *node, m msg) {
-	c, err := n.store.Claim([]byte(w.code), m.user, w.now)
+	c, err := n.store.Claim([]byte(m.code), m.user, w.now)
 	if err != nil {
 		w.answer(n, m.req, answerOf(err))
 		return
 	}
-	p := pending{user: m.user, claim: c, req: m.req, at: w.now}
+	p := pending{code: m.code, user: m.user, claim: c, req: m.req, at: w.now}
 	if err := n.j.writable(); err != nil {
-		w.journalFailed(n, w.code, p, err)
+		w.journalFailed(n, m.code, p, err)
 		w.answer(n, m.req, answer{status: 503, word: "journal_unavailable"})
 		return
 	}
-	w.tracef("%s: user %d popped slice %d index %d (%d cents)", n.id, m.user, c.Slice, c.Index, c.Amount)
+	w.tracef("%s: user %d popped %s slice %d index %d (%d cents)", n.id, m.user, m.code, c.Slice, c.Index, c.Amount)
 	n.queue = append(n.queue, p)
 }
 
@@ -382,7 +447,7 @@ func (w *World) answer(n *node, req uint64, a answer) {
 	if a.status == 200 {
 		w.chk.sent200(w, n, req, a)
 	}
-	w.net.send(msg{kind: mAnswer, node: n.idx, req: req, ans: a})
+	w.net.send(msg{kind: mAnswer, node: n.idx, req: req, ans: a, code: w.reqs[req].code})
 }
 
 // commitOne runs one writer commit on a node with queued claims; with faults on, the commit
@@ -408,7 +473,7 @@ func (w *World) commitNode(n *node, out commitOutcome) {
 	n.queue = n.queue[k:]
 	recs := make([]ledger.Record, k)
 	for i, p := range batch {
-		recs[i] = ledger.Record{Code: w.code, Slice: p.claim.Slice, Epoch: p.claim.Epoch, Index: p.claim.Index,
+		recs[i] = ledger.Record{Code: p.code, Slice: p.claim.Slice, Epoch: p.claim.Epoch, Index: p.claim.Index,
 			User: p.user, Amount: p.claim.Amount, UnixNano: p.at}
 	}
 	first, err := n.j.commit(recs, out, func(l int) int { return 1 + int(w.rng.Uint64n(uint64(l-1))) })
@@ -428,7 +493,7 @@ func (w *World) commitNode(n *node, out commitOutcome) {
 	}
 	if err != nil {
 		for _, p := range batch {
-			w.journalFailed(n, w.code, p, err)
+			w.journalFailed(n, p.code, p, err)
 			w.answer(n, p.req, answer{status: 503, word: "journal_unavailable"})
 		}
 		return
@@ -446,7 +511,8 @@ func (w *World) flushOne() {
 	if n == nil {
 		return
 	}
-	if _, ok := n.j.mem.Totals(w.code); !ok {
+	code := w.codes()[w.rng.Uint64n(2)]
+	if _, ok := n.j.mem.Totals(code); !ok {
 		return
 	}
 	crashAfter := false
@@ -455,8 +521,8 @@ func (w *World) flushOne() {
 		crashAfter = w.rng.Uint64n(2) == 0
 	}
 	recheck := w.rng.Uint64n(8) == 0
-	done, err := n.flushPass(w.code, recheck)
-	w.tracef("%s: flush pass (recheck %v): done %v %v", n.id, recheck, done, err)
+	done, err := n.flushPass(code, recheck)
+	w.tracef("%s: flush pass of %s (recheck %v): done %v %v", n.id, code, recheck, done, err)
 	if errors.Is(err, errReplyLost) {
 		if crashAfter {
 			w.faults[FaultCrashAfterApply]++
@@ -667,12 +733,21 @@ func (w *World) healAndSettle() {
 // drainFlush flushes every node until Redis has everything (FlushRain's loop).
 func (w *World) drainFlush() {
 	for _, n := range w.nodes {
-		if _, ok := n.j.mem.Totals(w.code); !ok {
-			continue
+		for _, code := range w.codes() {
+			w.drainRain(n, code)
 		}
-		n.flusher.Recheck(w.code)
+	}
+}
+
+// drainRain flushes the rain of a node until Redis has all of it.
+func (w *World) drainRain(n *node, code string) {
+	{
+		if _, ok := n.j.mem.Totals(code); !ok {
+			return
+		}
+		n.flusher.Recheck(code)
 		for i := 0; ; i++ {
-			done, err := n.flushPass(w.code, false)
+			done, err := n.flushPass(code, false)
 			if err != nil {
 				w.fail("flush", "%s: flush in the healed run: %v", n.id, err)
 				return
