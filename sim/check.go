@@ -33,6 +33,7 @@ type checker struct {
 	packets     map[packetKey]claimKey
 	journalUser map[userKey]int // claims journaled per node (per rain and user)
 	journalSum  map[string]int64
+	journalAmt  map[userKey]int64   // cents journaled per node and rain (user 0)
 	sent        map[claimKey]uint64 // 200s sent -> request
 	answered    map[uint64]bool
 	clientSum   map[string]int64
@@ -50,6 +51,7 @@ type userKey struct {
 func (c *checker) init(w *World) {
 	c.ever = make([][]ledger.Record, len(w.nodes))
 	c.packets, c.journalUser, c.journalSum = map[packetKey]claimKey{}, map[userKey]int{}, map[string]int64{}
+	c.journalAmt = map[userKey]int64{}
 	c.sent, c.answered, c.clientSum = map[claimKey]uint64{}, map[uint64]bool{}, map[string]int64{}
 	c.clientNode, c.clientUser = map[userKey]int{}, map[userKey]int{}
 }
@@ -84,6 +86,7 @@ func (c *checker) published(w *World, n *node) {
 				s.code, n.id, s.maxPerUser)
 			return
 		}
+		c.journalAmt[userKey{n.idx, s.code, 0}] += r.Rec.Amount
 		if c.journalSum[s.code] += r.Rec.Amount; c.journalSum[s.code] > s.total {
 			w.fail("overpay", "journals hold %d cents of %s, a %d-cent rain", c.journalSum[s.code], s.code, s.total)
 			return
@@ -157,6 +160,10 @@ func (c *checker) afterStep(w *World) {
 			}
 		}
 	}
+	if w.redis.dirty || w.leftCheck {
+		c.leftovers(w)
+		w.leftCheck = false
+	}
 	if w.redis.dirty {
 		w.redis.dirty = false
 		for _, code := range w.codes() {
@@ -228,6 +235,50 @@ func (c *checker) redisConsistent(w *World, code string) (perNode []int) {
 		}
 	}
 	return perNode
+}
+
+// leftovers: a leftover record that reads as current (ledger.NodeTotals.Leftover, what the
+// report counts as leftover for a node that is away) never counts a packet the node paid:
+// recorded leftover + journaled <= slice. Not checked once Redis was rolled back to a
+// snapshot: a restored record is stamped with the restored count, so it reads as current even
+// if the node came back, cleared it and paid more since.
+func (c *checker) leftovers(w *World) {
+	if w.rolledBack {
+		return
+	}
+	for _, code := range w.codes() {
+		nodes, err := w.redis.mem.ReadNodes(context.Background(), code)
+		if err != nil {
+			w.fail("leftover", "nodes hash of %s: %v", code, err)
+			return
+		}
+		for _, n := range w.nodes {
+			l, ok := nodes[n.id].Leftover()
+			if n.up || !ok {
+				continue
+			}
+			s, j := w.sliceAmount(n, code), c.journalAmt[userKey{n.idx, code, 0}]
+			if l+j > s {
+				w.fail("leftover", "%s %s: recorded leftover %d + journaled %d > slice %d: paid packets counted as leftover",
+					n.id, code, l, j, s)
+				return
+			}
+		}
+	}
+}
+
+// sliceAmount is the node's share of the rain's served slices.
+func (w *World) sliceAmount(n *node, code string) (a int64) {
+	plan := w.coord.slices
+	if code == w.side.code {
+		plan = w.sidePlan
+	}
+	for _, s := range plan {
+		if s.Node == n.id {
+			a += s.Amount
+		}
+	}
+	return a
 }
 
 // isCredit reports whether credit cr of rain code is journaled record r.

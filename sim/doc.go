@@ -7,7 +7,8 @@
 // snapshot, refuse writes or lose a reply), a network that delays, drops, duplicates,
 // reorders and partitions, and faults at any step: a node crash between pop and journal,
 // during a commit (the unsynced frame lost, torn or kept), between the Redis apply and the
-// cursor advance; a failed fsync; a coordinator crash mid-prepare and mid-rain.
+// cursor advance; a failed fsync; a coordinator crash mid-prepare and mid-rain; a graceful
+// stop that records the node's leftover in Redis (and a return that must clear it first).
 //
 // Two rains run in every seed: the main one, driven through its whole lifecycle by the
 // coordinator, and a side rain every node serves from its first boot, so that journal frames

@@ -45,8 +45,9 @@ type node struct {
 	store   *shard.Store
 	rains   map[string]*rainInfo
 	flusher *ledger.Flusher
-	queue   []pending // popped, waiting for the writer
-	limbo   []pending // their commit failed: maybe in the file
+	queue   []pending       // popped, waiting for the writer
+	limbo   []pending       // their commit failed: maybe in the file
+	held    map[string]bool // rains not served until the leftover record of an earlier run is cleared
 }
 
 var quietLog = slog.New(slog.DiscardHandler)
@@ -56,7 +57,7 @@ func (w *World) boot(n *node) error {
 	if err := n.j.open(); err != nil {
 		return fmt.Errorf("journal open: %w", err)
 	}
-	n.up, n.store, n.rains, n.queue, n.limbo = true, shard.New(), map[string]*rainInfo{}, nil, nil
+	n.up, n.store, n.rains, n.queue, n.limbo, n.held = true, shard.New(), map[string]*rainInfo{}, nil, nil, map[string]bool{}
 	n.flusher = ledger.NewFlusherTo(source{n.j}, sink{w, n.idx}, ledger.FlusherOptions{MaxBatch: w.flushBatch,
 		MinGap: -1, Logger: quietLog})
 	if err := w.recover(n); err != nil {
@@ -67,7 +68,7 @@ func (w *World) boot(n *node) error {
 
 // crash ends the node process: everything but the journal's durable part is gone.
 func (n *node) crash() {
-	n.up, n.store, n.rains, n.flusher, n.queue, n.limbo = false, nil, nil, nil, nil, nil
+	n.up, n.store, n.rains, n.flusher, n.queue, n.limbo, n.held = false, nil, nil, nil, nil, nil, nil
 	n.j.mem = nil
 }
 
@@ -113,7 +114,36 @@ func (w *World) recover(n *node) error {
 		if err := n.applyWindow(n.rains[code]); err != nil {
 			return err
 		}
+		if n.mustClearLeftover(code, w.now) && !w.cfg.Bugs.SkipLeftoverHold {
+			n.held[code] = true
+		}
 	}
+	return nil
+}
+
+// mustClearLeftover mirrors node.mustClearLeftover: the rain may still pay claims here while a
+// leftover record of an earlier run may be in Redis.
+func (n *node) mustClearLeftover(code string, now int64) bool {
+	ri := n.rains[code]
+	if ri == nil || !ri.meta.LeftoverRecorded || ri.meta.CompactedAt != 0 {
+		return false
+	}
+	p, ok := n.store.Progress(code, now)
+	return ok && !p.Finished
+}
+
+// noteLeftoverRecorded mirrors node.noteLeftoverRecorded.
+func (n *node) noteLeftoverRecorded(code string, recorded bool) error {
+	ri := n.rains[code]
+	if ri == nil || ri.meta.LeftoverRecorded == recorded {
+		return nil
+	}
+	m := ri.meta
+	m.LeftoverRecorded = recorded
+	if err := n.j.putRain(m); err != nil {
+		return err
+	}
+	ri.meta = m
 	return nil
 }
 

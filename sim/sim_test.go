@@ -105,6 +105,8 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		{"a release of a packet whose commit reached the file", Bugs{ReleaseReached: true},
 			[]string{"conservation", "packet-once"}},
 		{"a recovery that skips the per-user rebuild", Bugs{SkipUserRebuild: true}, []string{"cap"}},
+		{"a node back from a graceful stop serving before it clears its leftover record", Bugs{SkipLeftoverHold: true},
+			[]string{"leftover"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := firstCaught(t, tc.bugs, 1000)

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
 
 	"redrain/ledger"
 	"redrain/rain"
@@ -26,6 +28,7 @@ type Bugs struct {
 	FlushIgnoresMarker bool // Redis applies a batch whatever the marker (the script's check gone)
 	ReleaseReached     bool // a failed commit's packets are released at once, though the frame may have reached the file
 	SkipUserRebuild    bool // recovery does not restore the per-user counts
+	SkipLeftoverHold   bool // a node back from a graceful stop serves before clearing its leftover record
 }
 
 // Fault kinds, counted per run.
@@ -49,6 +52,7 @@ const (
 	FaultCoordCrashPrepare        // coordinator crash mid-prepare
 	FaultCoordCrashRain           // coordinator crash mid-rain
 	FaultCoordCrashOther          // coordinator crash at another time
+	FaultLeave                    // node stopped gracefully (flush, leftover recorded), restarted later
 	NumFaults
 )
 
@@ -56,7 +60,7 @@ const (
 var FaultNames = [NumFaults]string{"crash-idle", "crash-between-pop-and-journal", "crash-in-commit-lost",
 	"crash-in-commit-torn", "crash-in-commit-kept", "fsync-failed-kept", "fsync-failed-lost", "write-failed-torn",
 	"crash-between-apply-and-cursor", "redis-reply-lost", "redis-down", "redis-wiped", "redis-rolled-back",
-	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other"}
+	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other", "graceful-leave"}
 
 // Violation is a broken invariant: where and what.
 type Violation struct {
@@ -129,6 +133,9 @@ type World struct {
 	nextRq uint64
 	result Result
 	viol   *Violation
+
+	leftCheck  bool // a node went down: check the leftover records
+	rolledBack bool // Redis was restored from a snapshot (see checker.leftovers)
 }
 
 const ms = int64(1e6)
@@ -410,6 +417,10 @@ func (w *World) atNode(n *node, m msg) {
 // claim mirrors node.handleClaim up to the journal: pop, then queue for the writer (or, with
 // the journal failed, release and answer 503 at once).
 func (w *World) claim(n *node, m msg) {
+	if n.held[m.code] {
+		w.answer(n, m.req, answer{status: 503, word: "journal_unavailable"})
+		return
+	}
 	c, err := n.store.Claim([]byte(m.code), m.user, w.now)
 	if err != nil {
 		w.answer(n, m.req, answerOf(err))
@@ -560,7 +571,12 @@ func (w *World) restartNode(n *node) {
 
 // injectFault injects one fault picked at random.
 func (w *World) injectFault() {
-	switch w.rng.Uint64n(9) {
+	switch w.rng.Uint64n(10) {
+	case 9:
+		if n := w.pickNode(func(n *node) bool { return n.up }); n != nil {
+			w.faults[FaultLeave]++
+			w.leave(n)
+		}
 	case 0, 1:
 		n := w.pickNode(func(n *node) bool { return n.up })
 		if n == nil {
@@ -597,6 +613,7 @@ func (w *World) injectFault() {
 				i := int(w.rng.Uint64n(uint64(k)))
 				w.faults[FaultRedisRollback]++
 				w.redis.mem = w.redis.snaps[i].Clone()
+				w.rolledBack = true
 				w.tracef("redis: rolled back to snapshot %d", i+1)
 			}
 		}
@@ -630,10 +647,14 @@ func (w *World) injectFault() {
 // mend undoes a fault: a node restarted or repaired, Redis back, a partition healed, the
 // coordinator restarted.
 func (w *World) mend() {
-	switch w.rng.Uint64n(5) {
+	switch w.rng.Uint64n(6) {
 	case 0:
 		if n := w.pickNode(func(n *node) bool { return !n.up }); n != nil {
 			w.restartNode(n)
+		}
+	case 5:
+		if n := w.pickNode(func(n *node) bool { return n.up && len(n.held) > 0 }); n != nil {
+			w.clearHeld(n)
 		}
 	case 1:
 		if n := w.pickNode(func(n *node) bool { return n.up && n.j.failed }); n != nil {
@@ -668,6 +689,70 @@ func (w *World) repairNode(n *node) {
 	w.chk.published(w, n)
 }
 
+// leave mirrors node.shutdown: claims in flight finish, everything is flushed, and only then
+// each started rain's unclaimed remainder is recorded in Redis (the journal first learns that a
+// record exists); then the process ends.
+func (w *World) leave(n *node) {
+	w.tracef("%s: LEAVE (graceful stop)", n.id)
+	for len(n.queue) > 0 {
+		w.commitNode(n, commitOK)
+	}
+	flushed := true
+	for _, code := range w.codes() {
+		if _, ok := n.j.mem.Totals(code); !ok {
+			continue
+		}
+		n.flusher.Recheck(code)
+		for i := 0; flushed; i++ {
+			done, err := n.flushPass(code, false)
+			if err != nil || i > 10000 {
+				flushed = false
+			}
+			if done {
+				break
+			}
+		}
+	}
+	if flushed {
+		ctx := context.Background()
+		for _, code := range n.store.Codes() {
+			p, ok := n.store.Progress(code, w.now)
+			if !ok || !p.Started {
+				continue
+			}
+			if err := n.noteLeftoverRecorded(code, true); err != nil {
+				continue
+			}
+			if (sink{w, n.idx}).reachable() {
+				err := w.redis.mem.RecordLeftover(ctx, code, n.id, p.RemainingAmount)
+				w.redis.dirty = true
+				w.tracef("%s: leftover of %s recorded: %d cents: %v", n.id, code, p.RemainingAmount, err)
+			}
+		}
+	}
+	w.crashNode(n, "after the graceful stop")
+	w.leftCheck = true
+}
+
+// clearHeld mirrors node.clearOne for each held rain: the record deleted in Redis, then the
+// journal told, then the rain served.
+func (w *World) clearHeld(n *node) {
+	for _, code := range slices.Sorted(mapsKeys(n.held)) {
+		if !(sink{w, n.idx}).reachable() {
+			return
+		}
+		if err := w.redis.mem.ClearLeftover(context.Background(), code, n.id); err != nil {
+			continue
+		}
+		w.redis.dirty = true
+		if err := n.noteLeftoverRecorded(code, false); err != nil {
+			continue
+		}
+		delete(n.held, code)
+		w.tracef("%s: leftover record of %s cleared; serving it again", n.id, code)
+	}
+}
+
 // resendOrGossip: the coordinator's retries, or a round of gossip to a node.
 func (w *World) resendOrGossip() {
 	if !w.coord.up {
@@ -696,6 +781,9 @@ func (w *World) healAndSettle() {
 		}
 		if n.up && n.j.failed {
 			w.repairNode(n)
+		}
+		if n.up {
+			w.clearHeld(n)
 		}
 	}
 	for round := 0; round < 200 && w.viol == nil; round++ {
