@@ -153,9 +153,9 @@ func (c *checker) noAnswer(req uint64) {}
 // afterStep runs the invariants that must hold after every step.
 func (c *checker) afterStep(w *World) {
 	for _, n := range w.nodes { // Progress costs 256 lock pairs: only where something moved
-		if n.up && n.dirty {
-			n.dirty = false
-			for _, code := range w.codes() {
+		for i, code := range w.codes() {
+			if n.up && n.dirty[i] {
+				n.dirty[i] = false
 				c.conserved(w, n, code)
 			}
 		}

@@ -40,8 +40,8 @@ type node struct {
 	j   *journal
 
 	up      bool
-	cut     bool // partitioned from everyone (kept across a crash: it is the network)
-	dirty   bool // its store or journal changed since the last conservation check
+	cut     bool    // partitioned from everyone (kept across a crash: it is the network)
+	dirty   [2]bool // per rain (World.codes): its store or journal changed since the last conservation check
 	store   *shard.Store
 	rains   map[string]*rainInfo
 	flusher *ledger.Flusher

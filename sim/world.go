@@ -221,6 +221,14 @@ func (w *World) newSide() {
 // codes are the rains, main first.
 func (w *World) codes() []string { return []string{w.code, w.side.code} }
 
+// codeIdx is the index of a rain in codes.
+func (w *World) codeIdx(code string) int {
+	if code == w.code {
+		return 0
+	}
+	return 1
+}
+
 // sideServe gives a node that has never held it its slice of the side rain, started: as a
 // coordinator would, reliably.
 func (w *World) sideServe(n *node) error {
@@ -382,7 +390,11 @@ func (w *World) atNode(n *node, m msg) {
 		w.lost(m)
 		return
 	}
-	n.dirty = true
+	code := m.code // a claim's rain; the lifecycle messages are the main rain's
+	if code == "" {
+		code = w.code
+	}
+	n.dirty[w.codeIdx(code)] = true
 	var err error
 	switch m.kind {
 	case mClaim:
@@ -478,10 +490,12 @@ func (w *World) commitOne() {
 
 // commitNode commits up to writeBatch queued claims of n with outcome out.
 func (w *World) commitNode(n *node, out commitOutcome) {
-	n.dirty = true
 	k := min(len(n.queue), w.writeBatch)
 	batch := n.queue[:k:k]
 	n.queue = n.queue[k:]
+	for _, p := range batch {
+		n.dirty[w.codeIdx(p.code)] = true
+	}
 	recs := make([]ledger.Record, k)
 	for i, p := range batch {
 		recs[i] = ledger.Record{Code: p.code, Slice: p.claim.Slice, Epoch: p.claim.Epoch, Index: p.claim.Index,
@@ -559,7 +573,7 @@ func (w *World) crashNode(n *node, why string) {
 
 // restartNode boots a crashed node from its journal.
 func (w *World) restartNode(n *node) {
-	n.dirty = true
+	n.dirty = [2]bool{true, true}
 	err := w.boot(n)
 	w.tracef("%s: restart: %v (%d records)", n.id, err, len(n.j.pub))
 	if err != nil {
@@ -679,7 +693,7 @@ func (w *World) mend() {
 }
 
 func (w *World) repairNode(n *node) {
-	n.dirty = true
+	n.dirty = [2]bool{true, true}
 	err := w.repair(n)
 	w.tracef("%s: repair: %v", n.id, err)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -90,17 +91,17 @@ func replay(w io.Writer, seed uint64, cfg sim.Config) int {
 func sweep(w io.Writer, first uint64, n, workers int, cfg sim.Config, bar bool) int {
 	var b *mpb.Bar
 	var p *mpb.Progress
-	var bad int
+	var bad atomic.Int64 // read by the bar's goroutine
 	if bar {
 		p = mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond))
 		b = p.AddBar(int64(n),
 			mpb.PrependDecorators(decor.Elapsed(decor.ET_STYLE_MMSS), decor.CountersNoUnit("  seeds %d / %d")),
 			mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.AverageSpeed(0, "  %.0f seeds/s"),
-				decor.Any(func(decor.Statistics) string { return fmt.Sprintf("  violations %d", bad) })))
+				decor.Any(func(decor.Statistics) string { return fmt.Sprintf("  violations %d", bad.Load()) })))
 	}
 	sum := sim.Sweep(first, n, workers, cfg, func(r sim.Result) {
 		if r.Violation != nil {
-			bad++
+			bad.Add(1)
 		}
 		if b != nil {
 			b.Increment()
