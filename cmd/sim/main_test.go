@@ -50,7 +50,7 @@ func TestSweepSummary(t *testing.T) {
 // A sweep with a planted bug exits 1 and names the seed to replay.
 func TestSweepViolation(t *testing.T) {
 	var out bytes.Buffer
-	if code := sweep(&out, 1, 5, 2, sim.Config{Bugs: sim.Bugs{FlushIgnoresMarker: true}}, false); code != 1 {
+	if code := sweep(&out, 1, 10, 2, sim.Config{Bugs: sim.Bugs{SkipUserRebuild: true}}, false); code != 1 {
 		t.Fatalf("exit %d with a planted bug:\n%s", code, out.String())
 	}
 	if !strings.Contains(out.String(), "replay: make sim SEED=") {
