@@ -13,6 +13,7 @@ import (
 type redisModel struct {
 	mem       *ledger.MemRedis
 	down      bool
+	readOnly  bool // reads work, every write is refused (OOM, a read-only replica)
 	snaps     []*ledger.MemRedis
 	loseReply bool // the next Apply applies, then fails
 	dirty     bool // changed since the last check
@@ -21,6 +22,7 @@ type redisModel struct {
 var (
 	errRedisDown = errors.New("sim: redis unavailable")
 	errReplyLost = errors.New("sim: redis reply lost after the script ran")
+	errReadOnly  = errors.New("sim: redis refuses writes")
 )
 
 // sink is one node's connection to Redis (ledger.Sink); a cut-off node cannot reach it.
@@ -30,6 +32,8 @@ type sink struct {
 }
 
 func (s sink) reachable() bool { return !s.w.redis.down && !s.w.nodes[s.node].cut }
+
+func (s sink) writable() bool { return s.reachable() && !s.w.redis.readOnly }
 
 func (s sink) ReadMarker(ctx context.Context, code, node string, inc uint64) (uint64, error) {
 	if !s.reachable() {
@@ -42,6 +46,9 @@ func (s sink) Apply(ctx context.Context, b *ledger.Batch) (bool, uint64, error) 
 	r := s.w.redis
 	if !s.reachable() {
 		return false, 0, errRedisDown
+	}
+	if r.readOnly {
+		return false, 0, errReadOnly
 	}
 	if s.w.cfg.Bugs.FlushIgnoresMarker { // planted: the script applies whatever it is sent
 		cur, _ := r.mem.ReadMarker(ctx, b.Code, b.Node, b.Incarnation)

@@ -44,6 +44,7 @@ const (
 	FaultCrashAfterApply          // node crash between the Redis apply and the cursor advance
 	FaultRedisReplyLost           // a batch applied, its reply lost
 	FaultRedisDown                // Redis refusing every call for a while
+	FaultRedisReadOnly            // Redis refusing writes (reads work) for a while
 	FaultRedisWipe                // Redis lost everything
 	FaultRedisRollback            // Redis restored from an older snapshot
 	FaultPartition                // a node cut off from everyone for a while
@@ -59,7 +60,7 @@ const (
 // FaultNames names the fault kinds.
 var FaultNames = [NumFaults]string{"crash-idle", "crash-between-pop-and-journal", "crash-in-commit-lost",
 	"crash-in-commit-torn", "crash-in-commit-kept", "fsync-failed-kept", "fsync-failed-lost", "write-failed-torn",
-	"crash-between-apply-and-cursor", "redis-reply-lost", "redis-down", "redis-wiped", "redis-rolled-back",
+	"crash-between-apply-and-cursor", "redis-reply-lost", "redis-down", "redis-refuses-writes", "redis-wiped", "redis-rolled-back",
 	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other", "graceful-leave"}
 
 // Violation is a broken invariant: where and what.
@@ -608,7 +609,12 @@ func (w *World) injectFault() {
 			w.commitNode(n, commitOutcome(1+w.rng.Uint64n(6)))
 		}
 	case 3:
-		if !w.redis.down {
+		switch {
+		case w.rng.Uint64n(3) == 0 && !w.redis.readOnly:
+			w.faults[FaultRedisReadOnly]++
+			w.redis.readOnly = true
+			w.tracef("redis: refusing writes")
+		case !w.redis.down:
 			w.faults[FaultRedisDown]++
 			w.redis.down = true
 			w.tracef("redis: down")
@@ -675,8 +681,8 @@ func (w *World) mend() {
 			w.repairNode(n)
 		}
 	case 2:
-		if w.redis.down {
-			w.redis.down = false
+		if w.redis.down || w.redis.readOnly {
+			w.redis.down, w.redis.readOnly = false, false
 			w.tracef("redis: up")
 		}
 	case 3:
@@ -737,7 +743,7 @@ func (w *World) leave(n *node) {
 			if err := n.noteLeftoverRecorded(code, true); err != nil {
 				continue
 			}
-			if (sink{w, n.idx}).reachable() {
+			if (sink{w, n.idx}).writable() {
 				err := w.redis.mem.RecordLeftover(ctx, code, n.id, p.RemainingAmount)
 				w.redis.dirty = true
 				w.tracef("%s: leftover of %s recorded: %d cents: %v", n.id, code, p.RemainingAmount, err)
@@ -752,7 +758,7 @@ func (w *World) leave(n *node) {
 // journal told, then the rain served.
 func (w *World) clearHeld(n *node) {
 	for _, code := range slices.Sorted(mapsKeys(n.held)) {
-		if !(sink{w, n.idx}).reachable() {
+		if !(sink{w, n.idx}).writable() {
 			return
 		}
 		if err := w.redis.mem.ClearLeftover(context.Background(), code, n.id); err != nil {
@@ -784,7 +790,7 @@ func (w *World) resendOrGossip() {
 func (w *World) healAndSettle() {
 	w.heal = true
 	w.tracef("HEAL")
-	w.redis.down = false
+	w.redis.down, w.redis.readOnly = false, false
 	if !w.coord.up {
 		w.coordRestart()
 	}
