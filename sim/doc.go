@@ -26,4 +26,16 @@
 // the coordinator's lifecycle mirrors coordinator/lifecycle.go and loop.go; bbolt is a list
 // of records (the journal's applied prefix) in front of which the two log files are byte
 // slices written with ledger.AppendWALFrame and read back with ledger.ReadWAL.
+//
+// # Adding actors (issue 17: stock moves, cluster-wide owners)
+//
+// An actor is a case in World.stepOnce (or injectFault, for a fault) that calls the real code
+// and sends its messages through w.net, so they can be delayed, dropped or duplicated. A stock
+// move would cut a donor's tail with shard.Store.CutTail, journal the cut, and send the range
+// to a recipient; checker.conserved then needs the moved-out packets as a fourth term (the
+// store's Progress already leaves cut packets out of its remaining), while packet-once keys on
+// (rain, epoch, slice, index) and so already catches a moved packet paid on both sides.
+// Cluster-wide owners make the cluster-wide cap hold for every routing: drop the
+// w.routeByUser condition in checker.received, and count checker.journalUser per rain across
+// nodes instead of per node.
 package sim
