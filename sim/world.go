@@ -83,6 +83,7 @@ type Result struct {
 	Faults    [NumFaults]int
 	Claims    int    // 200 answers sent
 	Answers   int    // answers clients received
+	NoAnswer  int    // taps whose request or answer was lost (a network error for the client)
 	Status    string // the rain's final status
 	Digest    uint64 // FNV-1a of the whole trace
 	Violation *Violation
@@ -380,7 +381,7 @@ func (w *World) deliverOne(reliable bool) bool {
 // lost is a message that never arrives; a lost tap or answer leaves the client without one.
 func (w *World) lost(m msg) {
 	if m.kind == mClaim || m.kind == mAnswer {
-		w.chk.noAnswer(m.req)
+		w.chk.noAnswer(w)
 	}
 }
 
@@ -563,11 +564,8 @@ func (w *World) flushOne() {
 // crashNode kills a node process.
 func (w *World) crashNode(n *node, why string) {
 	w.tracef("%s: CRASH %s (%d queued, %d in limbo)", n.id, why, len(n.queue), len(n.limbo))
-	for _, p := range n.queue {
-		w.chk.noAnswer(p.req)
-	}
-	for _, p := range n.limbo {
-		_ = p // answered 503 already
+	for range n.queue {
+		w.chk.noAnswer(w)
 	}
 	n.crash()
 }

@@ -77,8 +77,8 @@ func parseFlags(args []string) (options, error) {
 func replay(w io.Writer, seed uint64, cfg sim.Config) int {
 	cfg.Trace = w
 	r := sim.Run(seed, cfg)
-	fmt.Fprintf(w, "seed %d: %d steps, %d claims answered 200, %d answers received, rain %s, trace digest %016x\n",
-		r.Seed, r.Steps, r.Claims, r.Answers, r.Status, r.Digest)
+	fmt.Fprintf(w, "seed %d: %d steps, %d claims answered 200, %d answers received, %d taps unanswered, rain %s, trace digest %016x\n",
+		r.Seed, r.Steps, r.Claims, r.Answers, r.NoAnswer, r.Status, r.Digest)
 	if r.Violation != nil {
 		fmt.Fprintf(w, "VIOLATION: %v\n", r.Violation)
 		return 1
