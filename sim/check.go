@@ -117,6 +117,34 @@ func claimID(w *World, k claimKey) string {
 	return string(ledger.AppendClaimID(nil, n.id, n.j.inc, k.seq))
 }
 
+// refused checks a refusal as the node sends it: "exhausted" only when nothing is left on the
+// node (SPEC invariant 5), "user_limit" only when the user holds max_per_user packets here,
+// journaled or in flight (a leak in the per-user accounting would refuse users who hold fewer).
+func (c *checker) refused(w *World, n *node, req uint64, word string) {
+	ri := w.reqs[req]
+	s := w.specs[ri.code]
+	switch word {
+	case "exhausted":
+		if p, ok := n.store.Progress(ri.code, w.now); ok && p.RemainingCount != 0 {
+			w.fail("exhausted-means-empty", "%s answered exhausted for %s with %d packets / %d cents left", n.id, ri.code,
+				p.RemainingCount, p.RemainingAmount)
+		}
+	case "user_limit":
+		held := c.journalUser[userKey{n.idx, ri.code, ri.user}]
+		for _, ps := range [][]pending{n.queue, n.limbo} {
+			for _, p := range ps {
+				if p.code == ri.code && p.user == ri.user {
+					held++
+				}
+			}
+		}
+		if held < s.maxPerUser {
+			w.fail("cap-accounting", "%s answered user_limit to user %d of %s, who holds %d of %d", n.id, ri.user, ri.code,
+				held, s.maxPerUser)
+		}
+	}
+}
+
 // received is an answer reaching its client: the client's view of the caps and the budget.
 func (c *checker) received(w *World, m msg) {
 	if c.answered[m.req] {

@@ -469,8 +469,11 @@ func answerOf(err error) answer {
 }
 
 func (w *World) answer(n *node, req uint64, a answer) {
-	if a.status == 200 {
+	switch a.word {
+	case "ok":
 		w.chk.sent200(w, n, req, a)
+	case "exhausted", "user_limit":
+		w.chk.refused(w, n, req, a.word)
 	}
 	w.net.send(msg{kind: mAnswer, node: n.idx, req: req, ans: a, code: w.reqs[req].code})
 }
