@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 BINS    := node coordinator bench
 
-.PHONY: all build test bench lint fuzz redis chromium demo setup-a clean
+.PHONY: all build test bench lint fuzz redis chromium demo setup-a sim clean
 
 all: build
 
@@ -51,6 +51,13 @@ demo: build redis
 # out/setup-a/results.json. DURATION, ROUNDS, PROFILE=1, ... : see scripts/setup-a.sh.
 setup-a: redis
 	GO=$(GO) ./scripts/setup-a.sh
+
+# The deterministic simulation (package sim, README "Simulation"): SEEDS seeds (default
+# 100000) on every core with a progress bar and a summary, or one SEED=S replayed with its whole
+# trace. Exit 1 if an invariant broke.
+SEEDS ?= 100000
+sim:
+	@if [ -n "$(SEED)" ]; then $(GO) run ./cmd/sim -seed $(SEED); else $(GO) run ./cmd/sim -seeds $(SEEDS); fi
 
 FUZZTIME ?= 60s
 fuzz:

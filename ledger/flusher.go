@@ -253,6 +253,18 @@ func (f *Flusher) FlushAll(ctx context.Context) error {
 	return nil
 }
 
+// Pass applies one batch of the rain after its marker, reading the marker first if it is stale
+// (see Recheck), and returns at once on a Redis error; done reports that nothing after the
+// marker was found. It is the step Run and FlushRain repeat, exported for callers that drive
+// the flusher themselves (the simulator, package sim, steps it from one goroutine).
+func (f *Flusher) Pass(ctx context.Context, code string) (done bool, err error) {
+	return f.pass(ctx, code)
+}
+
+// Recheck makes the next pass of the rain re-read its marker, as Run does every
+// RecheckInterval and FlushRain does first.
+func (f *Flusher) Recheck(code string) { f.markStale(code) }
+
 // pass applies one batch of the rain after its marker, reading the marker first if it is stale.
 // done reports that nothing after the marker was found.
 func (f *Flusher) pass(ctx context.Context, code string) (done bool, err error) {

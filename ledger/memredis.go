@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -181,6 +183,19 @@ func (m *MemRedis) ReadCredits(_ context.Context, code string) ([]Credit, error)
 		}
 	}
 	return out, nil
+}
+
+// Clone returns a copy of everything m holds: a snapshot to roll back to (a Redis restored
+// from an older RDB file), as the simulator does.
+func (m *MemRedis) Clone() *MemRedis {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := NewMemRedis()
+	for code, r := range m.rains {
+		c.rains[code] = &memRain{totals: r.totals, flushed: maps.Clone(r.flushed), nodes: maps.Clone(r.nodes),
+			credits: slices.Clone(r.credits), acked: maps.Clone(r.acked)}
+	}
+	return c
 }
 
 // FlushAll forgets everything, as FLUSHALL (Redis wiped).

@@ -216,3 +216,58 @@ func TestFlusherOnFakes(t *testing.T) {
 	r.FlushAll()
 	check("after a wipe")
 }
+
+// Pass steps the flusher one batch at a time; after a rollback to a Clone taken earlier, Pass
+// keeps its own marker (and the script refuses the batch) until Recheck makes it re-read
+// Redis's, and then every claim is in the restored Redis exactly once.
+func TestFlusherPassRecheckClone(t *testing.T) {
+	j, r := NewMemJournal("n1", 0xbeef), NewMemRedis()
+	opts := flusherOptions()
+	opts.MaxBatch = 3
+	f := NewFlusherTo(j, r, opts)
+	ctx := flushCtx(t)
+	for i := range 7 {
+		if _, err := j.Append(claim("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := range []bool{false, false, false} { // batches of 3, 3, 1
+		if done, err := f.Pass(ctx, "r"); done || err != nil {
+			t.Fatalf("pass %d: done %v err %v; want a batch", want, done, err)
+		}
+	}
+	snap := r.Clone()
+	if done, err := f.Pass(ctx, "r"); !done || err != nil {
+		t.Fatalf("last pass: done %v err %v", done, err)
+	}
+	if _, err := j.Append(claim("r", 7)); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := snap.ReadTotals(ctx, "r")
+	if old.ClaimedCount != 7 {
+		t.Fatalf("clone holds %d claims, want 7", old.ClaimedCount)
+	}
+	snap.FlushAll() // the clone is a copy: wiping it leaves r alone
+	if tot, _ := r.ReadTotals(ctx, "r"); tot.ClaimedCount != 7 {
+		t.Fatalf("r lost its totals with its clone's: %+v", tot)
+	}
+	back := NewMemRedis() // a Redis restored from a snapshot without the rain
+	g := NewFlusherTo(j, back, opts)
+	g.rains["r"] = progress{marker: 7, count: 7, synced: true} // as if it had flushed up to 7 there
+	if _, err := g.Pass(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if tot, _ := back.ReadTotals(ctx, "r"); tot.ClaimedCount != 0 {
+		t.Fatalf("a batch after a stale marker was applied: %+v", tot)
+	}
+	g.Recheck("r")
+	for range 5 {
+		if _, err := g.Pass(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	credits, _ := back.ReadCredits(ctx, "r")
+	if tot, _ := back.ReadTotals(ctx, "r"); tot.ClaimedCount != 8 || len(credits) != 8 {
+		t.Fatalf("after Recheck: totals %+v, %d credits; want 8 each", tot, len(credits))
+	}
+}

@@ -1,0 +1,9 @@
+package sim
+
+import (
+	"cmp"
+	"iter"
+	"maps"
+)
+
+func mapsKeys[K cmp.Ordered, V any](m map[K]V) iter.Seq[K] { return maps.Keys(m) }
