@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,20 +49,30 @@ type ScaleOptions struct {
 	Dir        string // data and logs; required
 	FastGossip bool   // memberlist's test timings instead of production's LAN ones, on every member
 	Reports    int    // report calls timed; 0 = 5
+	// Wave is how many nodes start at once: the next wave starts when the coordinator lists the
+	// nodes started so far alive (a rolling scale-out). 0 = DefaultScaleWave; >= Members: all at once.
+	Wave       int
 	Timeout    time.Duration
-	Out        string    // write Out/results.json when set
-	CPUProfile string    // this process's CPU profile (the nodes' side) from launch to the last report
-	Progress   io.Writer // one line per phase; nil = none
+	Out        string // write Out/results.json when set
+	CPUProfile string // this process's CPU profile (the nodes' side) from launch to the last report
+	// GCPercent is this process's GOGC while it runs: 0 = DefaultScaleGCPercent, < 0 = as the
+	// environment set it. N nodes in one process share one garbage collector, and memberlist's
+	// transport allocates a 64 KiB buffer per UDP packet received: at GOGC=100 a 300-node process
+	// spends most of its CPU in the collector, which no real node (its own process) would.
+	GCPercent int
+	Progress  io.Writer // one line per phase; nil = none
 
 	pace time.Duration // polling pace of the waits; 0 = 20ms
 }
 
 // Limits and defaults of ScaleOptions.
 const (
-	MaxScaleMembers     = 1000
-	DefaultScalePackets = 10_000_000
-	DefaultScaleReports = 5
-	DefaultScaleTimeout = 2 * time.Minute // bound on each wait: membership, start, one call
+	MaxScaleMembers       = 1000
+	DefaultScalePackets   = 10_000_000
+	DefaultScaleReports   = 5
+	DefaultScaleTimeout   = 2 * time.Minute // bound on each wait: membership, start, one call
+	DefaultScaleGCPercent = 800
+	DefaultScaleWave      = 50
 )
 
 // ErrScaleOptions is wrapped by every validation error of ScaleOptions.
@@ -74,8 +85,8 @@ func (o *ScaleOptions) validate() error {
 	switch {
 	case o.Members < 1 || o.Members > MaxScaleMembers:
 		return bad("Members (--members) must be in 1..%d", MaxScaleMembers)
-	case o.Packets < 0 || o.Amount < 0 || o.Reports < 0 || o.Timeout < 0:
-		return bad("packets, amount, reports and timeout must not be negative")
+	case o.Packets < 0 || o.Amount < 0 || o.Reports < 0 || o.Timeout < 0 || o.Wave < 0:
+		return bad("packets, amount, reports, wave and timeout must not be negative")
 	case o.Dir == "":
 		return bad("Dir is required")
 	}
@@ -99,6 +110,12 @@ func (o *ScaleOptions) validate() error {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultScaleTimeout
 	}
+	if o.Wave == 0 {
+		o.Wave = DefaultScaleWave
+	}
+	if o.GCPercent == 0 {
+		o.GCPercent = DefaultScaleGCPercent
+	}
 	if o.pace == 0 {
 		o.pace = 20 * time.Millisecond
 	}
@@ -119,12 +136,15 @@ func scaleRain(o ScaleOptions) rain.Config {
 type ScaleResults struct {
 	Members int         `json:"members"` // nodes (the coordinator is one more member)
 	Gossip  string      `json:"gossip"`  // "lan" (production timings) or "fast"
+	GOGC    int         `json:"gogc"`    // the nodes' process's GC percent (-1: as the environment set it)
+	Wave    int         `json:"wave"`    // nodes started at once
 	Code    string      `json:"code"`
 	Rain    rain.Config `json:"rain"`
 
-	LaunchS float64 `json:"launch_s"` // starting the nodes one after another (each joins at once)
+	LaunchS float64 `json:"launch_s"` // starting the nodes, wave after wave (each node joins at once)
 	// MembershipS: from the first node's start until every member (each node, and the
-	// coordinator's /v1/nodes) sees all the others alive; MembershipAfterLaunchS from the last's.
+	// coordinator's /v1/nodes) sees all the others alive; MembershipAfterLaunchS from the last
+	// wave's start.
 	MembershipS            float64 `json:"membership_s"`
 	MembershipAfterLaunchS float64 `json:"membership_after_launch_s"`
 
@@ -201,7 +221,11 @@ func Scale(ctx context.Context, o ScaleOptions) (*ScaleResults, error) {
 		}
 		defer stop()
 	}
-	s := &scaler{o: o, res: &ScaleResults{Members: o.Members, Gossip: "lan"}}
+	s := &scaler{o: o, res: &ScaleResults{Members: o.Members, Gossip: "lan", GOGC: -1, Wave: o.Wave}}
+	if o.GCPercent > 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(o.GCPercent))
+		s.res.GOGC = o.GCPercent
+	}
 	if o.FastGossip {
 		s.res.Gossip = "fast"
 	}
@@ -266,11 +290,11 @@ func (s *scaler) run(ctx context.Context) error {
 	if err := s.startCoordinator(ctx); err != nil {
 		return err
 	}
-	first, err := s.launch(ctx)
+	first, last, err := s.launch(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.membership(ctx, first); err != nil {
+	if err := s.membership(ctx, first, last); err != nil {
 		return err
 	}
 	if err := s.prepare(ctx); err != nil {
@@ -347,30 +371,55 @@ func (s *scaler) startCoordinator(ctx context.Context) error {
 	return nil
 }
 
-// launch starts the nodes one after another, each joining the coordinator as soon as it is up,
-// and returns when the first one started.
-func (s *scaler) launch(ctx context.Context) (time.Time, error) {
+// launch starts the nodes in waves of Wave, each node joining the coordinator as soon as it is
+// up; the next wave starts once the coordinator lists every node so far alive. It returns when
+// the first and the last wave started.
+func (s *scaler) launch(ctx context.Context) (first, last time.Time, err error) {
 	f, err := os.Create(filepath.Join(s.o.Dir, "nodes.log"))
 	if err != nil {
-		return time.Time{}, err
+		return first, last, err
 	}
 	s.logFile = f
 	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s.watch = newScaleWatch(s.o.Members)
-	first := time.Now()
+	first = time.Now()
 	for i := range s.o.Members {
 		if err := ctx.Err(); err != nil {
-			return first, err
+			return first, last, err
+		}
+		if i > 0 && i%s.o.Wave == 0 {
+			if err := s.coordinatorSees(ctx, i); err != nil {
+				return first, last, err
+			}
+		}
+		if i%s.o.Wave == 0 {
+			last = time.Now()
 		}
 		m, err := s.startMember(i, log)
 		if err != nil {
-			return first, fmt.Errorf("scale: node %d: %w", i+1, err)
+			return first, last, fmt.Errorf("scale: node %d: %w", i+1, err)
 		}
 		s.members = append(s.members, m)
 	}
 	s.res.LaunchS = time.Since(first).Seconds()
-	s.say("%d nodes started in %.2f s", s.o.Members, s.res.LaunchS)
-	return first, nil
+	s.say("%d nodes started in %.2f s, %d at a time", s.o.Members, s.res.LaunchS, s.o.Wave)
+	return first, last, nil
+}
+
+// coordinatorSees waits until the coordinator lists n nodes alive.
+func (s *scaler) coordinatorSees(ctx context.Context, n int) error {
+	alive := 0
+	err := poll.Until(ctx, s.o.Timeout, s.o.pace, func() bool {
+		cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+		defer cancel()
+		nodes, err := s.admin.Nodes(cctx)
+		alive = aliveNodes(nodes)
+		return err == nil && alive == n
+	})
+	if err != nil {
+		return fmt.Errorf("scale: the coordinator lists %d of %d nodes alive after %v: %w", alive, n, s.o.Timeout, err)
+	}
+	return nil
 }
 
 // startMember builds node i as cmd/node would, except for the journal (in memory) and the
@@ -420,8 +469,7 @@ func (s *scaler) startMember(i int, log *slog.Logger) (*scaleMember, error) {
 
 // membership waits until every node sees all N+1 members alive and the coordinator lists the
 // N nodes alive.
-func (s *scaler) membership(ctx context.Context, first time.Time) error {
-	launched := time.Now()
+func (s *scaler) membership(ctx context.Context, first, launched time.Time) error {
 	want := len(s.members) + 1
 	full := make([]bool, len(s.members))
 	coordFull := false
@@ -451,7 +499,7 @@ func (s *scaler) membership(ctx context.Context, first time.Time) error {
 			len(s.members), coordFull, s.res.MembershipS)
 		return fmt.Errorf("scale: membership did not converge: %v", s.res.Violations)
 	}
-	s.say("every member sees all %d alive: %.2f s from the first start, %.2f s after the last", want,
+	s.say("every member sees all %d alive: %.2f s from the first start, %.2f s after the last wave's", want,
 		s.res.MembershipS, s.res.MembershipAfterLaunchS)
 	return nil
 }
@@ -873,10 +921,10 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 func ScaleTable(w io.Writer, r *ScaleResults) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
-	row("cluster", "%d nodes in one process (real node.Node, in-memory journals) + a coordinator process + redis-server; gossip %s",
-		r.Members, r.Gossip)
-	row("launch", "%.2f s to start the nodes one after another", r.LaunchS)
-	row("membership", "all %d members see each other alive %.2f s after the first start (%.2f s after the last)",
+	row("cluster", "%d nodes in one process (real node.Node, in-memory journals; GOGC %d) + a coordinator process + redis-server; gossip %s",
+		r.Members, r.GOGC, r.Gossip)
+	row("launch", "%.2f s to start the nodes, %d at a time (the next once the coordinator lists them alive)", r.LaunchS, r.Wave)
+	row("membership", "all %d members see each other alive %.2f s after the first start (%.2f s after the last wave's)",
 		r.Members+1, r.MembershipS, r.MembershipAfterLaunchS)
 	row("prepare", "%s packets, %s cents over %d nodes: %.3f s (coordinator CPU %.3f s); %d of %d slices held",
 		Commas(r.Rain.TotalCount), Commas(r.Rain.TotalAmount), r.Slices, r.PrepareS, r.PrepareCoordCPU, r.SlicesHeld, r.Members)

@@ -26,6 +26,8 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.Dir, "dir", "", "data and logs directory (default: temporary, removed after a clean run)")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "directory of the coordinator binary (default: bench's)")
 	fs.StringVar(&o.Out, "out", "", "write DIR/results.json")
+	fs.IntVar(&o.Wave, "wave", bench.DefaultScaleWave, "nodes started at once; the next wave once the coordinator lists them alive (>= --members: all at once)")
+	fs.IntVar(&o.GCPercent, "gogc", bench.DefaultScaleGCPercent, "bench's GOGC while it hosts the nodes (-1: as the environment says); one process's collector serves them all")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write bench's CPU profile (the nodes' side) over the run (pprof) to this file")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
