@@ -55,7 +55,9 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	o.Progress = stderr
 	res, err := bench.Scale(ctx, o)
 	if code, ok := finished(ctx, "bench scale", err, bench.ErrScaleOptions, "everything started was stopped", stderr); !ok {
-		if code != exitUsage {
+		if code == exitUsage && temp {
+			os.RemoveAll(o.Dir) // nothing was started
+		} else if code != exitUsage {
 			fmt.Fprintf(stderr, "bench scale: logs in %s\n", o.Dir)
 		}
 		return code
