@@ -147,6 +147,8 @@ type ScaleResults struct {
 	// wave's start.
 	MembershipS            float64 `json:"membership_s"`
 	MembershipAfterLaunchS float64 `json:"membership_after_launch_s"`
+	FullViews              int     `json:"full_views"`          // nodes that saw all N+1 members alive (-1 above: not all did within Timeout)
+	CoordinatorSawAll      bool    `json:"coordinator_saw_all"` // the coordinator listed all N nodes alive
 
 	PrepareS        float64 `json:"prepare_s"`           // the prepare call: plan, push every slice, every ack, stored
 	PrepareCoordCPU float64 `json:"prepare_coord_cpu_s"` // the coordinator's CPU time over it
@@ -490,15 +492,19 @@ func (s *scaler) membership(ctx context.Context, first, launched time.Time) erro
 		return left == 0 && coordFull
 	})
 	now := time.Now()
-	s.res.MembershipS, s.res.MembershipAfterLaunchS = now.Sub(first).Seconds(), now.Sub(launched).Seconds()
+	s.res.FullViews, s.res.CoordinatorSawAll = len(s.members)-left, coordFull
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		s.violate("membership: %d of %d nodes see everyone, coordinator sees all: %v, after %.1f s", len(s.members)-left,
-			len(s.members), coordFull, s.res.MembershipS)
-		return fmt.Errorf("scale: membership did not converge: %v", s.res.Violations)
+		// Go on: the prepare and the start need only the coordinator's view and direct calls.
+		s.res.MembershipS, s.res.MembershipAfterLaunchS = -1, -1
+		s.violate("membership: after %.1f s, %d of %d nodes had seen all %d members alive, the coordinator all nodes: %v",
+			now.Sub(first).Seconds(), s.res.FullViews, len(s.members), want, coordFull)
+		s.say("membership did not converge: %s", s.res.Violations[len(s.res.Violations)-1])
+		return nil
 	}
+	s.res.MembershipS, s.res.MembershipAfterLaunchS = now.Sub(first).Seconds(), now.Sub(launched).Seconds()
 	s.say("every member sees all %d alive: %.2f s from the first start, %.2f s after the last wave's", want,
 		s.res.MembershipS, s.res.MembershipAfterLaunchS)
 	return nil
@@ -924,8 +930,13 @@ func ScaleTable(w io.Writer, r *ScaleResults) error {
 	row("cluster", "%d nodes in one process (real node.Node, in-memory journals; GOGC %d) + a coordinator process + redis-server; gossip %s",
 		r.Members, r.GOGC, r.Gossip)
 	row("launch", "%.2f s to start the nodes, %d at a time (the next once the coordinator lists them alive)", r.LaunchS, r.Wave)
-	row("membership", "all %d members see each other alive %.2f s after the first start (%.2f s after the last wave's)",
-		r.Members+1, r.MembershipS, r.MembershipAfterLaunchS)
+	if r.MembershipS >= 0 {
+		row("membership", "all %d members see each other alive %.2f s after the first start (%.2f s after the last wave's)",
+			r.Members+1, r.MembershipS, r.MembershipAfterLaunchS)
+	} else {
+		row("membership", "NOT CONVERGED: %d of %d nodes saw all %d members alive; the coordinator saw every node alive: %v",
+			r.FullViews, r.Members, r.Members+1, r.CoordinatorSawAll)
+	}
 	row("prepare", "%s packets, %s cents over %d nodes: %.3f s (coordinator CPU %.3f s); %d of %d slices held",
 		Commas(r.Rain.TotalCount), Commas(r.Rain.TotalAmount), r.Slices, r.PrepareS, r.PrepareCoordCPU, r.SlicesHeld, r.Members)
 	row("start", "call %.3f s; applied on 99%% of nodes %s, all %s (%d)", r.StartCallS, secs(r.StartApplied.P99S),
