@@ -183,8 +183,9 @@ type Reach struct {
 }
 
 // ScaleMemory is a process's memory: resident set now and at its peak (/proc/PID/status VmRSS,
-// VmHWM), Go heap in use (the coordinator's /metrics go_memstats_heap_inuse_bytes, or
-// runtime.MemStats.HeapInuse for this process) and goroutines.
+// VmHWM), Go heap in use (the coordinator's /metrics go_memstats_heap_inuse_bytes, as its
+// collector left it; for this process runtime.MemStats.HeapInuse right after a runtime.GC) and
+// goroutines.
 type ScaleMemory struct {
 	RSSBytes       int64 `json:"rss_bytes"`
 	PeakRSSBytes   int64 `json:"peak_rss_bytes"`
@@ -695,6 +696,7 @@ func (s *scaler) memory(ctx context.Context) {
 	}
 	c.HeapInuseBytes, c.Goroutines = int64(m["go_memstats_heap_inuse_bytes"]), int64(m["go_goroutines"])
 	var ms runtime.MemStats
+	runtime.GC() // live heap: at GOGC 800 the heap in use is mostly garbage of memberlist's packet buffers
 	runtime.ReadMemStats(&ms)
 	self := os.Getpid()
 	s.res.NodesSide.RSSBytes, _ = procStatusBytes(self, "VmRSS:")
