@@ -151,7 +151,8 @@ type ScaleResults struct {
 	CoordinatorSawAll      bool    `json:"coordinator_saw_all"` // the coordinator listed all N nodes alive
 
 	PrepareS        float64 `json:"prepare_s"`           // the prepare call: plan, push every slice, every ack, stored
-	PrepareCoordCPU float64 `json:"prepare_coord_cpu_s"` // the coordinator's CPU time over it
+	PrepareCoordCPU float64 `json:"prepare_coord_cpu_s"` // the coordinator's CPU time over it (/proc: 10 ms ticks)
+	PrepareNodesCPU float64 `json:"prepare_nodes_cpu_s"` // this process's (the nodes': each builds its slice's amounts before it acks)
 	Slices          int     `json:"slices"`              // in the prepare's answer
 	SlicesHeld      int     `json:"slices_held"`         // nodes whose journal holds their slice of the epoch
 
@@ -542,12 +543,11 @@ func (s *scaler) prepare(ctx context.Context) error {
 		return fmt.Errorf("scale: create: %w", err)
 	}
 	s.res.Code, s.res.Rain = r.Code, cfg
-	cpu0, _ := ProcCPU(s.coordP.Pid())
+	cpu0, self0 := coordCPU(s.coordP.Pid()), SelfCPU()
 	began := time.Now()
 	r, err = s.admin.Act(cctx, r.Code, "prepare", 1)
 	s.res.PrepareS = time.Since(began).Seconds()
-	cpu1, _ := ProcCPU(s.coordP.Pid())
-	s.res.PrepareCoordCPU = (cpu1 - cpu0).Seconds()
+	s.res.PrepareCoordCPU, s.res.PrepareNodesCPU = (coordCPU(s.coordP.Pid()) - cpu0).Seconds(), (SelfCPU() - self0).Seconds()
 	if err != nil {
 		return fmt.Errorf("scale: prepare: %w", err)
 	}
@@ -556,9 +556,15 @@ func (s *scaler) prepare(ctx context.Context) error {
 	if s.res.Slices != len(s.members) || s.res.SlicesHeld != len(s.members) {
 		s.violate("prepare: %d slices, %d held by their node, for %d nodes", s.res.Slices, s.res.SlicesHeld, len(s.members))
 	}
-	s.say("prepared %s packets over %d nodes in %.3f s (coordinator CPU %.3f s)", Commas(s.o.Packets), s.res.Slices,
-		s.res.PrepareS, s.res.PrepareCoordCPU)
+	s.say("prepared %s packets over %d nodes in %.3f s (CPU: coordinator %.2f s, nodes %.2f s)", Commas(s.o.Packets),
+		s.res.Slices, s.res.PrepareS, s.res.PrepareCoordCPU, s.res.PrepareNodesCPU)
 	return nil
+}
+
+// coordCPU is the coordinator's CPU time so far (0 if unreadable).
+func coordCPU(pid int) time.Duration {
+	d, _ := ProcCPU(pid)
+	return d
 }
 
 // start starts the rain and waits until every node applied it and heard its news by gossip.
@@ -939,8 +945,9 @@ func ScaleTable(w io.Writer, r *ScaleResults) error {
 		row("membership", "NOT CONVERGED: %d of %d nodes saw all %d members alive; the coordinator saw every node alive: %v",
 			r.FullViews, r.Members, r.Members+1, r.CoordinatorSawAll)
 	}
-	row("prepare", "%s packets, %s cents over %d nodes: %.3f s (coordinator CPU %.3f s); %d of %d slices held",
-		Commas(r.Rain.TotalCount), Commas(r.Rain.TotalAmount), r.Slices, r.PrepareS, r.PrepareCoordCPU, r.SlicesHeld, r.Members)
+	row("prepare", "%s packets, %s cents over %d nodes: %.3f s (CPU: coordinator %.2f s, nodes %.2f s); %d of %d slices held",
+		Commas(r.Rain.TotalCount), Commas(r.Rain.TotalAmount), r.Slices, r.PrepareS, r.PrepareCoordCPU, r.PrepareNodesCPU,
+		r.SlicesHeld, r.Members)
 	row("start", "call %.3f s; applied on 99%% of nodes %s, all %s (%d)", r.StartCallS, secs(r.StartApplied.P99S),
 		secs(r.StartApplied.AllS), r.StartApplied.Reached)
 	row("start news", "by gossip alone: 99%% of nodes %s, all %s (%d)", secs(r.StartGossip.P99S), secs(r.StartGossip.AllS),
