@@ -264,6 +264,7 @@ type scaler struct {
 	admin       *cluster.Admin
 
 	members []*scaleMember
+	holders map[int]bool // members (by index) the prepare gave a slice
 	watch   *scaleWatch
 	logFile *os.File
 }
@@ -553,6 +554,14 @@ func (s *scaler) prepare(ctx context.Context) error {
 	}
 	s.res.Slices = len(r.Slices)
 	s.res.SlicesHeld = s.watch.heldSlices(r.Code, r.Epoch, r.Slices, s.members)
+	s.holders = map[int]bool{}
+	for i, m := range s.members {
+		for _, v := range r.Slices {
+			if v.Node == m.id {
+				s.holders[i] = true
+			}
+		}
+	}
 	if s.res.Slices != len(s.members) || s.res.SlicesHeld != len(s.members) {
 		s.violate("prepare: %d slices, %d held by their node, for %d nodes", s.res.Slices, s.res.SlicesHeld, len(s.members))
 	}
@@ -576,21 +585,22 @@ func (s *scaler) start(ctx context.Context) error {
 		return fmt.Errorf("scale: start: %w", err)
 	}
 	s.res.StartCallS = time.Since(t0).Seconds()
-	code, n := s.res.Code, len(s.members)
+	code, n, holders := s.res.Code, len(s.members), s.holders
 	err := poll.Until(ctx, s.o.Timeout, s.o.pace, func() bool {
-		a, g := s.watch.reached(code)
-		return len(a) == n && len(g) == n
+		a, g := s.watch.reached(code, holders)
+		return len(a) == len(holders) && len(g) == n
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	applied, gossiped := s.watch.reached(code)
-	s.res.StartApplied, s.res.StartGossip = reach(t0, applied, n), reach(t0, gossiped, n)
+	applied, gossiped := s.watch.reached(code, holders)
+	s.res.StartApplied, s.res.StartGossip = reach(t0, applied, len(holders)), reach(t0, gossiped, n)
 	if err != nil {
-		s.violate("start: applied on %d, heard by gossip on %d of %d nodes within %v", len(applied), len(gossiped), n, s.o.Timeout)
+		s.violate("start: applied on %d of the %d slice holders, heard by gossip on %d of %d nodes within %v", len(applied),
+			len(holders), len(gossiped), n, s.o.Timeout)
 	}
-	s.say("start applied on 99%% of nodes in %.3f s, all in %.3f s; gossip news 99%% %.3f s, all %.3f s",
-		s.res.StartApplied.P99S, s.res.StartApplied.AllS, s.res.StartGossip.P99S, s.res.StartGossip.AllS)
+	s.say("start applied on 99%% of nodes in %s, all in %s; gossip news 99%% %s, all %s", secs(s.res.StartApplied.P99S),
+		secs(s.res.StartApplied.AllS), secs(s.res.StartGossip.P99S), secs(s.res.StartGossip.AllS))
 	return nil
 }
 
@@ -802,12 +812,13 @@ func (w *scaleWatch) slice(i int, s rain.Slice) {
 	w.slicesOf[i][s.Code] = append(w.slicesOf[i][s.Code], s)
 }
 
-// reached lists the times the rain's start reached each node that has it.
-func (w *scaleWatch) reached(code string) (applied, gossiped []time.Time) {
+// reached lists the times the rain's start was applied by each of holders that did, and reached
+// the gossip of each node that heard it.
+func (w *scaleWatch) reached(code string, holders map[int]bool) (applied, gossiped []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := range w.applied {
-		if t, ok := w.applied[i][code]; ok {
+		if t, ok := w.applied[i][code]; ok && holders[i] {
 			applied = append(applied, t)
 		}
 		if t, ok := w.gossip[i][code]; ok {
