@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ type ScaleOptions struct {
 	Timeout    time.Duration
 	Out        string // write Out/results.json when set
 	CPUProfile string // this process's CPU profile (the nodes' side) from launch to the last report
+	MemProfile string // this process's heap profile after the reports
 	// GCPercent is this process's GOGC while it runs: 0 = DefaultScaleGCPercent, < 0 = as the
 	// environment set it. N nodes in one process share one garbage collector, and memberlist's
 	// transport allocates a 64 KiB buffer per UDP packet received: at GOGC=100 a 300-node process
@@ -718,9 +720,26 @@ func (s *scaler) memory(ctx context.Context) {
 	s.res.NodesSide.RSSBytes, _ = procStatusBytes(self, "VmRSS:")
 	s.res.NodesSide.PeakRSSBytes, _ = procStatusBytes(self, "VmHWM:")
 	s.res.NodesSide.HeapInuseBytes, s.res.NodesSide.Goroutines = int64(ms.HeapInuse), int64(runtime.NumGoroutine())
+	if s.o.MemProfile != "" {
+		if err := writeHeapProfile(s.o.MemProfile); err != nil {
+			s.say("heap profile: %v", err)
+		}
+	}
 	if c.RSSBytes <= 0 || c.HeapInuseBytes <= 0 {
 		s.violate("coordinator memory not measured: rss %d heap %d", c.RSSBytes, c.HeapInuseBytes)
 	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // ScaleTargets are the targets, for N = 300 on the project's 2-core machine.

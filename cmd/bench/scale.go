@@ -28,6 +28,7 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.Out, "out", "", "write DIR/results.json")
 	fs.IntVar(&o.Wave, "wave", bench.DefaultScaleWave, "nodes started at once; the next wave once the coordinator lists them alive (>= --members: all at once)")
 	fs.IntVar(&o.GCPercent, "gogc", bench.DefaultScaleGCPercent, "bench's GOGC while it hosts the nodes (-1: as the environment says); one process's collector serves them all")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write bench's heap profile (the nodes' side) after the reports to this file")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write bench's CPU profile (the nodes' side) over the run (pprof) to this file")
 	if err := flagenv.Parse(fs, args, "REDRAIN_"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
