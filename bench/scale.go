@@ -180,9 +180,10 @@ type ScaleResults struct {
 // Reach is how fast something reached the members: the time by which 99% of them (rounded up)
 // and all of them had it (-1: not within the wait), and how many did.
 type Reach struct {
-	P99S    float64 `json:"p99_s"`
-	AllS    float64 `json:"all_s"`
-	Reached int     `json:"reached"`
+	P99S     float64   `json:"p99_s"`
+	AllS     float64   `json:"all_s"`
+	Reached  int       `json:"reached"`
+	Arrivals []float64 `json:"arrivals_s"` // each member's, sorted
 }
 
 // ScaleMemory is a process's memory: resident set now and at its peak (/proc/PID/status VmRSS,
@@ -614,6 +615,7 @@ func reach(t0 time.Time, at []time.Time, n int) Reach {
 		d[i] = t.Sub(t0).Seconds()
 	}
 	slices.Sort(d)
+	r.Arrivals = d
 	if k := int(math.Ceil(0.99 * float64(n))); k <= len(d) && k > 0 {
 		r.P99S = d[k-1]
 	}

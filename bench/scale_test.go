@@ -77,7 +77,7 @@ func TestScaleSmall(t *testing.T) {
 		err = json.Unmarshal(b, &back)
 	}
 	if err != nil || back.Code != res.Code || back.Members != n || !back.Verified || back.Report == nil ||
-		back.StartApplied != res.StartApplied {
+		back.StartApplied.AllS != res.StartApplied.AllS || len(back.StartGossip.Arrivals) != n {
 		t.Fatalf("results.json: %v %+v", err, back)
 	}
 }
