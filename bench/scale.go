@@ -505,8 +505,8 @@ func (s *scaler) membership(ctx context.Context, first, launched time.Time) erro
 		}
 		// Go on: the prepare and the start need only the coordinator's view and direct calls.
 		s.res.MembershipS, s.res.MembershipAfterLaunchS = -1, -1
-		s.violate("membership: after %.1f s, %d of %d nodes had seen all %d members alive, the coordinator all nodes: %v",
-			now.Sub(first).Seconds(), s.res.FullViews, len(s.members), want, coordFull)
+		s.violate("membership: after %.1f s, %d of %d nodes had seen all %d members alive, the coordinator all nodes: %v; %s",
+			now.Sub(first).Seconds(), s.res.FullViews, len(s.members), want, coordFull, s.partialViews(full, want))
 		s.say("membership did not converge: %s", s.res.Violations[len(s.res.Violations)-1])
 		return nil
 	}
@@ -514,6 +514,26 @@ func (s *scaler) membership(ctx context.Context, first, launched time.Time) erro
 	s.say("every member sees all %d alive: %.2f s from the first start, %.2f s after the last wave's", want,
 		s.res.MembershipS, s.res.MembershipAfterLaunchS)
 	return nil
+}
+
+// partialViews describes (at most 3 of) the nodes that never saw everyone alive: what they see now.
+func (s *scaler) partialViews(full []bool, want int) string {
+	var out []string
+	for i, m := range s.members {
+		if full[i] || len(out) == 3 {
+			continue
+		}
+		ms := m.cluster.Members()
+		var odd []string
+		for _, x := range ms {
+			if x.State != gossip.StateAlive && len(odd) < 3 {
+				odd = append(odd, x.ID+" "+string(x.State))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s sees %d of %d members, %d alive (not alive: %s)", m.id, len(ms), want,
+			aliveCount(ms), strings.Join(odd, ", ")))
+	}
+	return strings.Join(out, "; ")
 }
 
 func aliveCount(ms []gossip.Member) int {
