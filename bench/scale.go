@@ -525,9 +525,16 @@ func (s *scaler) partialViews(full []bool, want int) string {
 		}
 		ms := m.cluster.Members()
 		var odd []string
+		seen := map[string]bool{}
 		for _, x := range ms {
+			seen[x.ID] = true
 			if x.State != gossip.StateAlive && len(odd) < 3 {
 				odd = append(odd, x.ID+" "+string(x.State))
+			}
+		}
+		for _, o := range s.members {
+			if !seen[o.id] && len(odd) < 3 {
+				odd = append(odd, o.id+" unknown")
 			}
 		}
 		out = append(out, fmt.Sprintf("%s sees %d of %d members, %d alive (not alive: %s)", m.id, len(ms), want,
