@@ -1049,4 +1049,3 @@ func secs(s float64) string {
 	}
 	return fmt.Sprintf("%.3f s", s)
 }
-
