@@ -447,7 +447,9 @@ func (s *scaler) startMember(i int, log *slog.Logger) (*scaleMember, error) {
 	g.Meta = gossip.Meta{ID: id, Role: gossip.RoleNode, HTTPAddr: ln.Addr().String()}
 	g.BindAddr, g.Secret, g.Join, g.Logger = "127.0.0.1:0", s.secret, []string{s.coordGossip}, log.With("node", id)
 	g.OnNews = func(ns gossip.News) {
-		s.watch.gossiped(i, ns.Code, time.Now())
+		if ns.Kind == gossip.KindStarted { // not the prepared news before it
+			s.watch.gossiped(i, ns.Code, time.Now())
+		}
 		if n := nd.Load(); n != nil {
 			n.News(ns)
 		}
