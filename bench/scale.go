@@ -160,8 +160,9 @@ type ScaleResults struct {
 
 	StartCallS float64 `json:"start_call_s"` // the start call's wall time (it waits up to 1 s for the direct deliveries)
 	// Start reaching the members, from just before the start call: Applied is when a node's
-	// journal recorded the start (by the direct call or by gossip, whichever came first: the
-	// node then serves); Gossip is when the news reached a member's gossip.
+	// journal recorded the start (by the direct call or by the news, whichever came first: the
+	// node then serves); Gossip is when the started news reached a member's gossip layer
+	// (gossip.Publish sends it to every member by UDP, best effort, and broadcasts it).
 	StartApplied Reach `json:"start_applied"`
 	StartGossip  Reach `json:"start_gossip"`
 
@@ -1011,7 +1012,7 @@ func ScaleTable(w io.Writer, r *ScaleResults) error {
 		r.SlicesHeld, r.Members)
 	row("start", "call %.3f s; applied on 99%% of nodes %s, all %s (%d)", r.StartCallS, secs(r.StartApplied.P99S),
 		secs(r.StartApplied.AllS), r.StartApplied.Reached)
-	row("start news", "by gossip alone: 99%% of nodes %s, all %s (%d)", secs(r.StartGossip.P99S), secs(r.StartGossip.AllS),
+	row("start news", "in each node's gossip (UDP to all, then broadcast): 99%% of nodes %s, all %s (%d)", secs(r.StartGossip.P99S), secs(r.StartGossip.AllS),
 		r.StartGossip.Reached)
 	row("claims", "%d of %d nodes paid one claim", r.Claims, r.Members)
 	if len(r.ReportS) > 0 {
