@@ -55,6 +55,12 @@ type Cluster interface {
 	Shutdown() error
 }
 
+// News applies lifecycle news heard by gossip, as the node's own memberlist does by itself. A node
+// given a Cluster in Options hears no news unless the one who built that Cluster passes each
+// News here from its OnNews (bench scale runs hundreds of nodes on gossip.Clusters it built, to
+// watch each one's membership). Unknown rains are ignored, as by gossip.
+func (n *Node) News(ns gossip.News) { n.onNews(ns) }
+
 // LoneCluster is a Cluster of this node alone, joined from the start, bound to no address. A
 // node built on it hears no gossip news: lifecycle changes come only by the internal API.
 type LoneCluster struct{}

@@ -44,6 +44,9 @@ Usage:
                          a node leaving, claims flowing throughout; every invariant checked
   bench events [flags]   viewers subscribed to a room's event stream on a local cluster: how many
                          hear a rain's start, how fast, memory per viewer, claims/s beside them
+  bench scale [flags]    N nodes in one process (real node code, production gossip) and a
+                         coordinator: membership, prepare, start reaching every node, report,
+                         the coordinator's memory; a table and results.json (--out)
   bench help [command]   show help
 
 Run 'bench <command> --help' for its flags. Every flag can also be set by environment variable
@@ -67,6 +70,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"load":     cmdLoad,
 	"ceiling":  cmdCeiling,
 	"events":   cmdEvents,
+	"scale":    cmdScale,
 }
 
 func main() {
