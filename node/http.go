@@ -207,21 +207,26 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 
 // claimAfterWait is a claim that found this node empty: while a peer holds stock it waits for
 // moves, trying again after each arrival (other waiting claims may take a small move first),
-// until StockWait has passed; then it answers exhausted.
+// until StockWait has passed — or, while a give this node asked for is still on its way, until
+// MaxStockWait has (a move under way is stock that can be moved here; its journal writes on two
+// nodes can outlast StockWait on a loaded machine). Then it answers exhausted.
 func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
-	var deadline *time.Timer
+	if n.opts.NoStockMoves || !n.stockElsewhere(string(code)) {
+		return shard.Claim{}, shard.ErrExhausted
+	}
+	began := time.Now()
+	deadline := time.NewTimer(n.opts.StockWait)
+	defer deadline.Stop()
 	for {
-		if deadline == nil && !n.opts.NoStockMoves && n.stockElsewhere(string(code)) {
-			deadline = time.NewTimer(n.opts.StockWait)
-			defer deadline.Stop()
-		}
-		if deadline == nil {
-			return shard.Claim{}, shard.ErrExhausted
-		}
 		switch n.awaitStock(string(code), deadline) {
 		case noStockElsewhere:
 			return shard.Claim{}, shard.ErrExhausted
-		case stockLate: // one last try: a move may have landed as the wait ended
+		case stockLate:
+			if left := MaxStockWait - time.Since(began); left > 0 && n.giveInFlight(string(code)) {
+				deadline.Reset(left)
+				continue
+			}
+			// One last try: a move may have landed as the wait ended.
 			if c, err := n.store.ClaimAgain(code, user, time.Now().UnixNano()); !errors.Is(err, shard.ErrExhausted) {
 				n.metrics.stockWaits.WithLabelValues("arrived").Inc()
 				return c, err

@@ -142,6 +142,16 @@ func (n *Node) awaitStock(code string, deadline *time.Timer) int {
 	}
 }
 
+// MaxStockWait bounds a claim's wait for stock while a give it asked for is under way.
+const MaxStockWait = time.Second
+
+// giveInFlight reports whether this node is asking a donor for the rain's stock right now.
+func (n *Node) giveInFlight(code string) bool {
+	n.moves.mu.Lock()
+	defer n.moves.mu.Unlock()
+	return n.moves.asking[code]
+}
+
 // stockElsewhere reports whether a give is in flight or a live holder other than this node
 // hints that it holds packets of the rain.
 func (n *Node) stockElsewhere(code string) bool {
