@@ -174,7 +174,8 @@ func waitDead(t *testing.T, c *cluster.LocalCluster, i int) {
 
 // TestMoveDonorKilledAfterJournal: the donors die (kill -9) right after journaling a move out,
 // before delivering it. Meanwhile the moved stock is lost in the report (an upper bound, never
-// paid); once the donors are back they deliver it, and the whole rain is paid exactly once.
+// paid); once the donors are back they deliver it: nothing is lost, nothing paid twice, and the
+// stock is served (or, if the rain finished meanwhile, is n1's leftover).
 func TestMoveDonorKilledAfterJournal(t *testing.T) {
 	c := startCluster(t, 3)
 	restartWith(t, c, 1, "REDRAINTEST_CRASH_AT=move-out-journaled")
@@ -208,14 +209,30 @@ func TestMoveDonorKilledAfterJournal(t *testing.T) {
 	testcluster.Eventually(t, time.Minute, "the donors deliver what they journaled", func() bool {
 		return movedIn(c, code, 0) > 0 && movedIn(c, code, 0) == movedOut(c, code, 1)+movedOut(c, code, 2)
 	})
-	answers = append(answers, drainAll(t, c, code, 2000)...)
-	_, rep = verify(t, c, code, answers, total, count, maxPer, true)
-	if rep.ClaimedAmount != total || rep.LostAmount != 0 {
-		t.Errorf("donors back and drained: claimed %d of %d, lost %d", rep.ClaimedAmount, total, rep.LostAmount)
+	// With both donors dead and n1 empty, every live holder was exhausted: the coordinator may
+	// have finished the rain before they came back (a dead holder's stock is never re-issued).
+	// Then what they delivered stays on n1 as leftover; otherwise it is drained.
+	r, err := c.Admin().Get(context.Background(), code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained := r.Status == "raining"
+	if drained {
+		answers = append(answers, drainAll(t, c, code, 2000)...)
+	}
+	_, rep = verify(t, c, code, answers, total, count, maxPer, drained)
+	switch {
+	case rep.LostAmount != 0:
+		t.Errorf("donors back: lost %d, want 0", rep.LostAmount)
+	case drained && rep.ClaimedAmount != total:
+		t.Errorf("donors back and drained: claimed %d of %d", rep.ClaimedAmount, total)
+	case !drained && line(rep, "n1").LeftoverAmount < line(rep, "n1").MovedInAmount:
+		t.Errorf("the rain finished while the donors were dead: n1 holds the delivered stock as leftover: %+v", line(rep, "n1"))
 	}
 	if line(rep, "n1").MovedInCount == 0 {
 		t.Errorf("the journaled moves never reached n1: %+v", rep.Nodes)
 	}
+	t.Logf("rain %s when the donors came back: claimed %d leftover %d lost %d", r.Status, rep.ClaimedAmount, rep.LeftoverAmount, rep.LostAmount)
 	checkNoPacketTwice(t, c, code)
 }
 
