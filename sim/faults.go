@@ -22,6 +22,8 @@ func (w *World) injectFault() {
 		}
 		if len(n.queue) > 0 {
 			w.faults[FaultCrashPopped]++
+		} else if len(n.awaiting) > 0 {
+			w.faults[FaultCrashAwaitingOwner]++
 		} else {
 			w.faults[FaultCrashIdle]++
 		}
