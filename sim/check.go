@@ -241,7 +241,6 @@ func (c *checker) conserved(w *World, n *node, code string) {
 	}
 }
 
-
 // redisConsistent: every credit entry is a journaled claim, credited once; the totals and the
 // nodes hash are the credits' sums.
 func (c *checker) redisConsistent(w *World, code string) (perNode []int) {
