@@ -131,7 +131,6 @@ func claimID(w *World, k claimKey) string {
 func (c *checker) refused(w *World, n *node, req uint64, a answer) {
 	word := a.word
 	ri := w.reqs[req]
-	s := w.specs[ri.code]
 	switch word {
 	case "exhausted":
 		if p, ok := n.store.Progress(ri.code, w.now); ok && p.RemainingCount != 0 {
@@ -139,25 +138,28 @@ func (c *checker) refused(w *World, n *node, req uint64, a answer) {
 				p.RemainingCount, p.RemainingAmount)
 		}
 	case "user_limit":
-		by := n
-		if a.owner > 0 { // refused by the user's owner: its count
-			by = w.nodes[a.owner-1]
-			if !by.up {
-				return
+		if a.owner == 0 { // refused by its owner: checked there, when it refused (capHeld)
+			c.capHeld(w, n, ri.code, ri.user)
+		}
+	}
+}
+
+// capHeld: a node refusing a user for the cap (its own claim, or as the user's owner) counts
+// max_per_user claims of the user: journaled here, popped here and not journaled, or
+// reservations it granted as the owner (a leak in the per-user accounting would refuse users
+// who hold fewer).
+func (c *checker) capHeld(w *World, by *node, code string, user uint64) {
+	s := w.specs[code]
+	held := c.journalUser[userKey{by.idx, code, user}] + by.granted(code, user)
+	for _, ps := range [][]pending{by.queue, by.limbo, slices.Collect(maps.Values(by.awaiting))} {
+		for _, p := range ps {
+			if p.code == code && p.user == user {
+				held++
 			}
 		}
-		held := c.journalUser[userKey{by.idx, ri.code, ri.user}] + by.granted(ri.code, ri.user)
-		for _, ps := range [][]pending{by.queue, by.limbo, slices.Collect(maps.Values(by.awaiting))} {
-			for _, p := range ps {
-				if p.code == ri.code && p.user == ri.user {
-					held++
-				}
-			}
-		}
-		if held < s.maxPerUser {
-			w.fail("cap-accounting", "%s answered user_limit to user %d of %s, who holds %d of %d", n.id, ri.user, ri.code,
-				held, s.maxPerUser)
-		}
+	}
+	if held < s.maxPerUser {
+		w.fail("cap-accounting", "%s refused user %d of %s for the cap, who holds %d of %d", by.id, user, code, held, s.maxPerUser)
 	}
 }
 
@@ -345,7 +347,7 @@ func isCredit(r ledger.Record, code string, cr ledger.Credit) bool {
 // every packet unserved or journaled, the report balanced, the rain settled.
 func (c *checker) final(w *World) {
 	for _, n := range w.nodes {
-		if !n.up || len(n.queue) > 0 || len(n.limbo) > 0 || len(n.awaiting) > 0 {
+		if !n.up || len(n.queue) > 0 || len(n.limbo) > 0 || len(n.awaiting) > 0 || len(n.waiting) > 0 {
 			w.fail("heal", "%s: up %v, %d queued, %d in limbo, %d awaiting their owner after healing", n.id, n.up, len(n.queue),
 				len(n.limbo), len(n.awaiting))
 			return

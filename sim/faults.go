@@ -201,7 +201,7 @@ func (w *World) clearHeld(n *node) {
 // crashNode kills a node process.
 func (w *World) crashNode(n *node, why string) {
 	w.tracef("%s: CRASH %s (%d queued, %d in limbo)", n.id, why, len(n.queue), len(n.limbo))
-	for range n.queue {
+	for range len(n.queue) + len(n.awaiting) + len(n.waiting) {
 		w.chk.noAnswer(w)
 	}
 	n.crash()

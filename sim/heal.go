@@ -28,6 +28,7 @@ func (w *World) healAndSettle() {
 		w.now += ms
 		for w.deliverOne(true) && w.viol == nil {
 		}
+		w.stockTimeouts(true)
 		w.ownerTimeouts(true)
 		for _, n := range w.nodes {
 			for len(n.queue) > 0 {

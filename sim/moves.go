@@ -20,8 +20,10 @@ import (
 // maxMovesPerRain bounds a node's moves out per rain (node/moves.go).
 const maxMovesPerRain = 512
 
-// failpoint reports whether to crash at a failpoint (with faults on).
-func (w *World) failpoint() bool { return w.rate > 0 && !w.heal && w.rng.Uint64n(6) == 0 }
+// failpoint reports whether to crash at a failpoint, one time in oneIn (with faults on).
+func (w *World) failpoint(oneIn uint64) bool {
+	return w.rate > 0 && !w.heal && w.rng.Uint64n(oneIn) == 0
+}
 
 // ask is a receiver asking a donor for stock: a holder of a started rain asks another holder.
 // The node asks when low (node.askIfLow); the sim's rains are small, so it asks at any time,
@@ -116,7 +118,7 @@ func (w *World) give(n *node, m msg) {
 		Lo: cut.From, Hi: cut.To, Count: cut.Count, Amount: cut.Amount}
 	if w.cfg.Bugs.DeliverBeforeJournal { // planted: the move leaves before it is durable
 		w.net.send(msg{kind: mMoves, node: to.idx, peer: n.idx, code: m.code, moves: []rain.Move{mv}})
-		if w.failpoint() {
+		if w.failpoint(6) {
 			w.faults[FaultCrashMoveOut]++
 			w.crashNode(n, "after delivering a move, before journaling it")
 			return
@@ -139,7 +141,7 @@ func (w *World) give(n *node, m msg) {
 	n.undelivered[m.code][mv.ID] = mv
 	w.tracef("%s: move %s out: %s slice %d [%d, %d) %d packets / %d cents to %s", n.id, mv.ID, m.code, mv.Slice.ID, mv.Lo,
 		mv.Hi, mv.Count, mv.Amount, to.id)
-	if w.failpoint() { // failpoint move-out-journaled
+	if w.failpoint(6) { // failpoint move-out-journaled
 		w.faults[FaultCrashMoveOut]++
 		w.crashNode(n, "after journaling a move out, before delivering it")
 		return
@@ -237,11 +239,12 @@ func (w *World) acceptMoves(n *node, m msg) {
 			w.tracef("%s: move %s in: %s slice %d [%d, %d) %d packets from %s", n.id, mv.ID, m.code, mv.Slice.ID, mv.Lo,
 				mv.Hi, mv.Count, mv.From)
 		}
+		w.retryWaiting(n, m.code, false, false)
 	}
 	if w.cfg.Bugs.ServeBeforeJournal { // planted: served and acknowledged before it is durable
 		serve()
 		w.net.send(ack)
-		if w.failpoint() {
+		if w.failpoint(6) {
 			w.faults[FaultCrashMoveIn]++
 			w.crashNode(n, "after serving a move in, before journaling it")
 			return
@@ -255,7 +258,7 @@ func (w *World) acceptMoves(n *node, m msg) {
 	if w.cfg.Bugs.ServeBeforeJournal {
 		return
 	}
-	if w.failpoint() { // failpoint move-in-journaled
+	if w.failpoint(6) { // failpoint move-in-journaled
 		w.faults[FaultCrashMoveIn]++
 		w.crashNode(n, "after journaling a move in, before serving it")
 		return
@@ -399,4 +402,85 @@ func moveSums(m ledger.RainMeta, epoch uint64) (in, out [2]int64) {
 		}
 	}
 	return in, out
+}
+
+// stockWait is how long a claim that found its node empty waits for a move (Options.StockWait).
+const stockWait = 10 * ms
+
+// waitClaim is a claim that found its node empty while a peer held stock (node.claimAfterWait).
+type waitClaim struct {
+	req, user uint64
+	code      string
+	at        int64 // when it arrived
+	deadline  int64
+}
+
+// stockElsewhere mirrors node.stockElsewhere: another holder of the rain, up and reachable,
+// holds unserved packets of the epoch (gossip's stock hints, here exact and at once).
+func (w *World) stockElsewhere(n *node, code string, epoch uint64) (best *node) {
+	ri := n.rains[code]
+	if ri == nil {
+		return nil
+	}
+	var most int64
+	for _, h := range ri.meta.Holders {
+		d := w.nodes[w.nodeOf(h)]
+		if d == n || !d.up || d.cut {
+			continue
+		}
+		if p, ok := d.store.Progress(code, w.now); ok && p.Epoch == epoch && p.RemainingCount > most {
+			best, most = d, p.RemainingCount
+		}
+	}
+	return best
+}
+
+// awaitStock parks a claim that found n empty when a peer holds stock, asking that peer at
+// once; false: answer exhausted now.
+func (w *World) awaitStock(n *node, m msg) bool {
+	p, ok := n.store.Progress(m.code, w.now)
+	if !ok {
+		return false
+	}
+	d := w.stockElsewhere(n, m.code, p.Epoch)
+	if d == nil {
+		return false
+	}
+	n.waiting = append(n.waiting, waitClaim{req: m.req, user: m.user, code: m.code, at: w.now, deadline: w.now + stockWait})
+	w.tracef("%s: user %d of %s found it empty; waits for stock, asks %s", n.id, m.user, m.code, d.id)
+	w.net.send(msg{kind: mGive, node: d.idx, peer: n.idx, code: m.code, epoch: p.Epoch, a: 1 + int64(len(n.waiting)), b: 1})
+	return true
+}
+
+// retryWaiting tries the waiting claims of a rain again (a move arrived), or those past their
+// deadline (one last try, then exhausted); all of them when all is set.
+func (w *World) retryWaiting(n *node, code string, late, all bool) {
+	keep := n.waiting[:0:0]
+	for _, wc := range n.waiting {
+		due := all || (late && w.now >= wc.deadline)
+		if wc.code != code && !due {
+			keep = append(keep, wc)
+			continue
+		}
+		c, err := n.store.ClaimAgain([]byte(wc.code), wc.user, w.now)
+		switch {
+		case err == nil:
+			n.dirty[w.codeIdx(wc.code)] = true
+			w.askOwner(n, pending{code: wc.code, user: wc.user, claim: c, req: wc.req, at: wc.at, owner: -1})
+		case errors.Is(err, shard.ErrExhausted) && !due:
+			keep = append(keep, wc)
+		default:
+			w.answer(n, wc.req, answerOf(err))
+		}
+	}
+	n.waiting = keep
+}
+
+// stockTimeouts ends the waits past their deadline (all of them when all is set).
+func (w *World) stockTimeouts(all bool) {
+	for _, n := range w.nodes {
+		if n.up && len(n.waiting) > 0 {
+			w.retryWaiting(n, "", true, all)
+		}
+	}
 }

@@ -53,6 +53,7 @@ type node struct {
 
 	boots       uint64                          // process starts (an owner's answer to an earlier process is dropped)
 	awaiting    map[uint64]pending              // popped, waiting for the owner's reservation, by request
+	waiting     []waitClaim                     // found the node empty, waiting for a move
 	ownj        []ledger.Record                 // the owners journal (durable): reservations and releases granted
 	ownLag      []ledger.Record                 // reservations answered, not yet journaled (planted bug only)
 	undelivered map[string]map[string]rain.Move // moves out not acknowledged, per rain and id
@@ -69,6 +70,7 @@ func (w *World) boot(n *node) error {
 	n.up, n.store, n.rains, n.queue, n.limbo, n.held = true, shard.New(), map[string]*rainInfo{}, nil, nil, map[string]bool{}
 	n.boots++
 	n.awaiting, n.ownLag, n.undelivered, n.offSale = map[uint64]pending{}, nil, map[string]map[string]rain.Move{}, nil
+	n.waiting = nil
 	n.flusher = ledger.NewFlusherTo(source{n.j}, sink{w, n.idx}, ledger.FlusherOptions{MaxBatch: w.flushBatch,
 		MinGap: -1, Logger: quietLog})
 	if err := w.recover(n); err != nil {
@@ -80,7 +82,7 @@ func (w *World) boot(n *node) error {
 // crash ends the node process: everything but the journal's durable part is gone.
 func (n *node) crash() {
 	n.up, n.store, n.rains, n.flusher, n.queue, n.limbo, n.held = false, nil, nil, nil, nil, nil, nil
-	n.awaiting, n.ownLag, n.undelivered, n.offSale = nil, nil, nil, nil
+	n.awaiting, n.ownLag, n.undelivered, n.offSale, n.waiting = nil, nil, nil, nil, nil
 	n.j.mem = nil
 }
 

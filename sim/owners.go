@@ -95,28 +95,26 @@ func (w *World) atOwners(n *node, m msg) {
 	switch m.kind {
 	case mReserve:
 		res := w.countUser(n, m.code, m.user)
+		if res == resultUserLimit {
+			w.chk.capHeld(w, n, m.code, m.user)
+		}
 		if res == resultReserved {
 			rec := ledger.Record{Code: m.code, User: m.user, Amount: 1, Index: reserveMark, UnixNano: w.now}
-			if w.cfg.Bugs.OwnerAnswersFirst { // planted: yes before the reservation is durable
+			if w.cfg.Bugs.OwnerAnswersFirst { // planted: yes now, the reservation journaled with the node's next commit
 				n.ownLag = append(n.ownLag, rec)
 			} else {
 				n.ownj = append(n.ownj, rec)
 			}
 		}
 		w.tracef("%s: owner: reserve user %d of %s for %s: %d", n.id, m.user, m.code, w.nodes[m.peer].id, res)
-		if res == resultReserved && w.failpoint() {
+		if res == resultReserved && w.failpoint(25) {
 			w.faults[FaultCrashOwnerJournaled]++
 			w.crashNode(n, "after journaling a reservation, before answering")
 			return
 		}
 		w.net.send(msg{kind: mReserveAns, node: m.peer, peer: n.idx, req: m.req, code: m.code, user: m.user, inc: m.inc,
 			result: res})
-		if len(n.ownLag) > 0 && w.failpoint() {
-			w.faults[FaultCrashOwnerJournaled]++
-			w.crashNode(n, "after answering a reservation, before journaling it")
-			return
-		}
-		n.ownj, n.ownLag = append(n.ownj, n.ownLag...), nil
+
 	case mRelease:
 		n.ownj = append(n.ownj, ledger.Record{Code: m.code, User: m.user, Amount: 1, Index: releaseMark, UnixNano: w.now})
 		n.store.UnreserveUser(m.code, m.user)

@@ -287,6 +287,7 @@ func (w *World) play() {
 		w.now += int64(w.rng.Uint64n(uint64(2 * ms)))
 		w.stepOnce()
 		w.ownerTimeouts(false)
+		w.stockTimeouts(false)
 		if w.viol == nil {
 			w.chk.afterStep(w)
 		}
@@ -471,6 +472,9 @@ func (w *World) claim(n *node, m msg) {
 		return
 	}
 	c, err := n.store.Claim([]byte(m.code), m.user, w.now)
+	if errors.Is(err, shard.ErrExhausted) && w.awaitStock(n, m) {
+		return
+	}
 	if err != nil {
 		w.answer(n, m.req, answerOf(err))
 		return
@@ -523,6 +527,7 @@ func (w *World) commitOne() {
 
 // commitNode commits up to writeBatch queued claims of n with outcome out.
 func (w *World) commitNode(n *node, out commitOutcome) {
+	n.ownj, n.ownLag = append(n.ownj, n.ownLag...), nil // planted OwnerAnswersFirst: its late journal write
 	k := min(len(n.queue), w.writeBatch)
 	batch := n.queue[:k:k]
 	n.queue = n.queue[k:]
