@@ -69,7 +69,7 @@ var FaultNames = [NumFaults]string{"crash-idle", "crash-between-pop-and-journal"
 	"crash-in-commit-torn", "crash-in-commit-kept", "fsync-failed-kept", "fsync-failed-lost", "write-failed-torn",
 	"crash-between-apply-and-cursor", "redis-reply-lost", "redis-down", "redis-refuses-writes", "redis-wiped", "redis-rolled-back",
 	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other", "graceful-leave",
-	"crash-after-move-out-journaled", "crash-after-move-in-journaled", "owner-crash-after-reservation-journaled",
+	"crash-after-move-out-journaled", "crash-after-move-in-journaled", "owner-crash-reserve-journaled",
 	"crash-while-awaiting-owner"}
 
 // Violation is a broken invariant: where and what.
