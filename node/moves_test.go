@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 
 	"redrain/internal/wire"
@@ -130,5 +131,40 @@ func TestGiveAndTake(t *testing.T) {
 	}
 	if tot, _ := h.n.journal.Totals(code); tot.Amount != 100_000-given.Amount+amt {
 		t.Fatalf("journaled %d cents, want %d", tot.Amount, 100_000-given.Amount+amt)
+	}
+}
+
+// TestNewerPrepareHolders: a rain whose first prepare was abandoned takes the holders of the
+// newer prepare that gives this node a slice (every node of that prepare then agrees on each
+// user's owner), durably; an assignment of an older epoch does not bring the old ones back.
+// Found by the simulator (issue 20, seed 893): n4 kept the holders of the abandoned prepare,
+// owned a user n3 also owned, and the user was paid twice its cap.
+func TestNewerPrepareHolders(t *testing.T) {
+	h := newHarness(t, false, nil)
+	const code = "holders1"
+	assign := func(epoch uint64, holders ...string) {
+		t.Helper()
+		sl := rain.Slice{Code: code, ID: 1, Epoch: epoch, Node: "n1", Count: 10, Amount: 100, Seed: 42, Algorithm: rain.DoubleAverage}
+		a := wire.SliceAssignment{Rules: wire.RainRules{Code: code, MaxPerUser: 1, Holders: holders}, Slice: sl}
+		if err := h.internal("POST", wire.PathSlices, a); err != nil {
+			t.Fatalf("assign epoch %d: %v", epoch, err)
+		}
+	}
+	holdersNow := func() []string {
+		h.n.mu.Lock()
+		defer h.n.mu.Unlock()
+		return h.n.rains[code].meta.Holders
+	}
+	assign(1, "n1", "n2", "n4")
+	assign(2, "n1", "n3", "n4")
+	if got := holdersNow(); !slices.Equal(got, []string{"n1", "n3", "n4"}) {
+		t.Fatalf("holders after the newer prepare: %v", got)
+	}
+	if ro := h.n.ownersOf([]byte(code)); !slices.Equal(ro.IDs(), []string{"n1", "n3", "n4"}) {
+		t.Fatalf("owner table over %v", ro.IDs())
+	}
+	h.restart()
+	if got := holdersNow(); !slices.Equal(got, []string{"n1", "n3", "n4"}) {
+		t.Fatalf("holders after a restart: %v", got)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -515,6 +517,16 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 		ri = &rainInfo{meta: m, rules: r, epochs: map[uint64]bool{}}
 		n.rains[r.Code] = ri
 		n.intern(r.Code, r.RoomID, rainServing)
+	} else if ri.meta.Epoch == 0 && len(r.Holders) > 0 && !slices.Equal(ri.meta.Holders, r.Holders) && newestHeld(ri) <= sl.Epoch {
+		// A newer prepare of a rain not started (the earlier ones abandoned): its holders are the
+		// rain's, as they are on every node it gave a slice to (owners and moves agree on them).
+		m := ri.meta
+		m.Holders = r.Holders
+		if err := n.journal.PutRain(m); err != nil {
+			return err
+		}
+		ri.meta, ri.rules.Holders = m, r.Holders
+		n.forgetOwners(r.Code)
 	}
 	if err := n.journal.PutSlice(sl); err != nil {
 		return err
@@ -524,6 +536,27 @@ func (n *Node) assign(a wire.SliceAssignment) error {
 	}
 	ri.hold(sl)
 	return nil
+}
+
+// newestHeld is the newest epoch of which the rain holds a slice (0: none). The caller holds n.mu.
+func newestHeld(ri *rainInfo) (e uint64) {
+	for k := range ri.slices {
+		e = max(e, k.epoch)
+	}
+	return e
+}
+
+// forgetOwners drops the rain's owner table, rebuilt from its holders on next use.
+func (n *Node) forgetOwners(code string) {
+	n.owner.mu.Lock()
+	defer n.owner.mu.Unlock()
+	old := n.owner.rains.Load()
+	if old == nil || (*old)[code] == nil {
+		return
+	}
+	m := maps.Clone(*old)
+	delete(m, code)
+	n.owner.rains.Store(&m)
 }
 
 // hold records a slice as held.

@@ -359,7 +359,10 @@ func (s *Store) Release(code []byte, user uint64, c Claim) {
 		return
 	}
 	for _, x := range sv.slices {
-		if x.id == c.Slice && c.Index >= x.lo && c.Index < x.hi {
+		// The window that handed it out: its index is below that window's end (a cut leaves
+		// the end at or above every index popped). A window of the same slice whose tail was
+		// moved away, and moved back here as a window of its own, also covers it in [lo, hi).
+		if _, end := unpack(x.cursor.Load()); x.id == c.Slice && c.Index >= x.lo && c.Index < end {
 			x.release(c.Index)
 			r.users.unreserve(hashUser(user), user)
 			return

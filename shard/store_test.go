@@ -771,3 +771,40 @@ func TestStockComesBack(t *testing.T) {
 		t.Fatalf("handed out %d after the window came back, want 100", n)
 	}
 }
+
+// TestReleaseToItsWindow: a slice's tail moved away and back in two windows; a packet popped
+// from the second and released goes back to it, not to the emptied window that first held it
+// (where it kept that window alive, and a move back of the window's first index was then taken
+// for a duplicate and never served: found by the simulator, seed 52172 of issue 20).
+func TestReleaseToItsWindow(t *testing.T) {
+	s := New()
+	sl, a := mustAdd(t, s, spec("r", 1000, 0), 1, 0, 2, nil)
+	mustStart(t, s, "r", 1, 100, 1000)
+	if c, ok := s.CutMost("r", 2); !ok || c.From != 0 || c.To != 2 {
+		t.Fatalf("CutMost = %+v %v", c, ok)
+	}
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, 1, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Claim([]byte("r"), 7, 200)
+	if err != nil || c.Index != 1 {
+		t.Fatalf("Claim = %+v %v", c, err)
+	}
+	s.Release([]byte("r"), 7, c)
+	if err := s.AddWindow(spec("r", 1000, 0), sl, a, 0, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Progress("r", 300)
+	if p.RemainingCount != 2 || p.RemainingAmount != a.At(0)+a.At(1) {
+		t.Fatalf("progress %+v: want both packets unserved (%d cents)", p, a.At(0)+a.At(1))
+	}
+	got := map[uint32]bool{}
+	for u := uint64(1); u <= 3; u++ {
+		if c, err := s.Claim([]byte("r"), u, 400); err == nil {
+			got[c.Index] = true
+		}
+	}
+	if len(got) != 2 || !got[0] || !got[1] {
+		t.Fatalf("claimed indices %v, want 0 and 1", got)
+	}
+}

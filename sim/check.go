@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"redrain/adminapi"
 	"redrain/ledger"
@@ -86,6 +88,12 @@ func (c *checker) published(w *World, n *node) {
 				s.code, n.id, s.maxPerUser)
 			return
 		}
+		wk := userKey{-1, s.code, r.Rec.User}
+		if c.journalUser[wk]++; c.journalUser[wk] > s.maxPerUser {
+			w.fail("cap", "user %d has %d claims of %s journaled cluster-wide (the last on %s), max_per_user %d", r.Rec.User,
+				c.journalUser[wk], s.code, n.id, s.maxPerUser)
+			return
+		}
 		c.journalAmt[userKey{n.idx, s.code, 0}] += r.Rec.Amount
 		if c.journalSum[s.code] += r.Rec.Amount; c.journalSum[s.code] > s.total {
 			w.fail("overpay", "journals hold %d cents of %s, a %d-cent rain", c.journalSum[s.code], s.code, s.total)
@@ -120,9 +128,9 @@ func claimID(w *World, k claimKey) string {
 // refused checks a refusal as the node sends it: "exhausted" only when nothing is left on the
 // node (SPEC invariant 5), "user_limit" only when the user holds max_per_user packets here,
 // journaled or in flight (a leak in the per-user accounting would refuse users who hold fewer).
-func (c *checker) refused(w *World, n *node, req uint64, word string) {
+func (c *checker) refused(w *World, n *node, req uint64, a answer) {
+	word := a.word
 	ri := w.reqs[req]
-	s := w.specs[ri.code]
 	switch word {
 	case "exhausted":
 		if p, ok := n.store.Progress(ri.code, w.now); ok && p.RemainingCount != 0 {
@@ -130,18 +138,28 @@ func (c *checker) refused(w *World, n *node, req uint64, word string) {
 				p.RemainingCount, p.RemainingAmount)
 		}
 	case "user_limit":
-		held := c.journalUser[userKey{n.idx, ri.code, ri.user}]
-		for _, ps := range [][]pending{n.queue, n.limbo} {
-			for _, p := range ps {
-				if p.code == ri.code && p.user == ri.user {
-					held++
-				}
+		if a.owner == 0 { // refused by its owner: checked there, when it refused (capHeld)
+			c.capHeld(w, n, ri.code, ri.user)
+		}
+	}
+}
+
+// capHeld: a node refusing a user for the cap (its own claim, or as the user's owner) counts
+// max_per_user claims of the user: journaled here, popped here and not journaled, or
+// reservations it granted as the owner (a leak in the per-user accounting would refuse users
+// who hold fewer).
+func (c *checker) capHeld(w *World, by *node, code string, user uint64) {
+	s := w.specs[code]
+	held := c.journalUser[userKey{by.idx, code, user}] + by.granted(code, user)
+	for _, ps := range [][]pending{by.queue, by.limbo, slices.Collect(maps.Values(by.awaiting))} {
+		for _, p := range ps {
+			if p.code == code && p.user == user {
+				held++
 			}
 		}
-		if held < s.maxPerUser {
-			w.fail("cap-accounting", "%s answered user_limit to user %d of %s, who holds %d of %d", n.id, ri.user, ri.code,
-				held, s.maxPerUser)
-		}
+	}
+	if held < s.maxPerUser {
+		w.fail("cap-accounting", "%s refused user %d of %s for the cap, who holds %d of %d", by.id, user, code, held, s.maxPerUser)
 	}
 }
 
@@ -167,10 +185,9 @@ func (c *checker) received(w *World, m msg) {
 		w.fail("cap", "user %d got %d packets of %s from %s, max_per_user %d", ri.user, c.clientNode[nk], s.code,
 			w.nodes[m.node].id, s.maxPerUser)
 	}
-	// Cluster-wide only when the balancer routes by user (SPEC invariant 6, until issue 17's
-	// owners land: then this check holds for every routing).
+	// Cluster-wide, whatever the routing (SPEC invariant 6: the users' owners count them).
 	ck := userKey{-1, s.code, ri.user}
-	if c.clientUser[ck]++; w.routeByUser && c.clientUser[ck] > s.maxPerUser {
+	if c.clientUser[ck]++; c.clientUser[ck] > s.maxPerUser {
 		w.fail("cap", "user %d got %d packets of %s cluster-wide, max_per_user %d", ri.user, c.clientUser[ck], s.code, s.maxPerUser)
 	}
 }
@@ -201,18 +218,28 @@ func (c *checker) afterStep(w *World) {
 	}
 }
 
-// conserved: every packet of a node's served slices is unserved, journaled or in flight (popped,
-// waiting for its commit or in limbo): none lost, none counted twice.
+// conserved: a node's share of a rain (its slices of the epoch, plus the moves in, minus the
+// moves out, as journaled) is unserved, journaled or in flight (popped, waiting for its owner
+// or its commit, in limbo, or cut and off sale): none lost, none counted twice.
 func (c *checker) conserved(w *World, n *node, code string) {
 	p, ok := n.store.Progress(code, w.now)
-	if !ok {
+	ri := n.rains[code]
+	if !ok || ri == nil {
 		return
 	}
+	var sc, sa int64
+	for k, sl := range ri.slices {
+		if k.epoch == p.Epoch {
+			sc, sa = sc+sl.Count, sa+sl.Amount
+		}
+	}
+	in, out := moveSums(ri.meta, p.Epoch)
+	sc, sa = sc+in[0]-out[0], sa+in[1]-out[1]
 	t, _ := n.j.mem.Totals(code)
 	fc, fa := n.inflight(code)
-	if p.Count != p.RemainingCount+t.Count+fc || p.Amount != p.RemainingAmount+t.Amount+fa {
-		w.fail("conservation", "%s %s: slices %d packets / %d cents != unserved %d / %d + journaled %d / %d + in flight %d / %d",
-			n.id, code, p.Count, p.Amount, p.RemainingCount, p.RemainingAmount, t.Count, t.Amount, fc, fa)
+	if sc != p.RemainingCount+t.Count+fc || sa != p.RemainingAmount+t.Amount+fa {
+		w.fail("conservation", "%s %s: share %d packets / %d cents (moved in %d / %d, out %d / %d) != unserved %d / %d + journaled %d / %d + in flight %d / %d",
+			n.id, code, sc, sa, in[0], in[1], out[0], out[1], p.RemainingCount, p.RemainingAmount, t.Count, t.Amount, fc, fa)
 	}
 }
 
@@ -286,7 +313,8 @@ func (c *checker) leftovers(w *World) {
 			if n.up || !ok {
 				continue
 			}
-			s, j := w.sliceAmount(n, code), c.journalAmt[userKey{n.idx, code, 0}]
+			in, out := moveSums(n.j.rains[code], n.j.rains[code].Epoch)
+			s, j := w.sliceAmount(n, code)+in[1]-out[1], c.journalAmt[userKey{n.idx, code, 0}]
 			if l+j > s {
 				w.fail("leftover", "%s %s: recorded leftover %d + journaled %d > slice %d: paid packets counted as leftover",
 					n.id, code, l, j, s)
@@ -319,8 +347,9 @@ func isCredit(r ledger.Record, code string, cr ledger.Credit) bool {
 // every packet unserved or journaled, the report balanced, the rain settled.
 func (c *checker) final(w *World) {
 	for _, n := range w.nodes {
-		if !n.up || len(n.queue) > 0 || len(n.limbo) > 0 {
-			w.fail("heal", "%s: up %v, %d queued, %d in limbo after healing", n.id, n.up, len(n.queue), len(n.limbo))
+		if !n.up || len(n.queue) > 0 || len(n.limbo) > 0 || len(n.awaiting) > 0 || len(n.waiting) > 0 {
+			w.fail("heal", "%s: up %v, %d queued, %d in limbo, %d awaiting their owner after healing", n.id, n.up, len(n.queue),
+				len(n.limbo), len(n.awaiting))
 			return
 		}
 		for _, code := range w.codes() {
@@ -364,15 +393,59 @@ func (c *checker) report(w *World) *adminapi.Report {
 		n := w.nodes[w.nodeOf(s.Node)]
 		t, _ := n.j.mem.Totals(w.code)
 		p, _ := n.store.Progress(w.code, w.now)
+		// coordinator.pairMoves: each (donor, receiver) pair moved the larger of what either
+		// side journaled; what a receiver never received (a donor settled before it delivered)
+		// is the receiver's, lost.
+		var in, out [2]int64
+		var lost int64
+		for _, o := range w.coord.slices {
+			peer := w.nodes[w.nodeOf(o.Node)]
+			po, pi := pairSum(peer, n, w.code, w.coord.epoch), pairSum(n, peer, w.code, w.coord.epoch)
+			got := pairSumIn(n, peer, w.code, w.coord.epoch)
+			to := maxPair(po, pairSumIn(n, peer, w.code, w.coord.epoch))
+			in = [2]int64{in[0] + to[0], in[1] + to[1]}
+			lost += to[1] - got[1]
+			from := maxPair(pi, pairSumIn(peer, n, w.code, w.coord.epoch))
+			out = [2]int64{out[0] + from[0], out[1] + from[1]}
+		}
 		nr := adminapi.NodeReport{Node: n.id, State: adminapi.StateAlive, SliceAmount: s.Amount, SliceCount: s.Count,
 			ClaimedAmount: t.Amount, ClaimedCount: t.Count, FlushedAmount: nodes[n.id].ClaimedAmount,
-			LeftoverAmount: p.RemainingAmount}
+			LeftoverAmount: p.RemainingAmount, LostAmount: lost, MovedInCount: in[0], MovedInAmount: in[1], MovedOutCount: out[0],
+			MovedOutAmount: out[1]}
 		r.Nodes = append(r.Nodes, nr)
 		r.ClaimedAmount += nr.ClaimedAmount
 		r.ClaimedCount += nr.ClaimedCount
 		r.LeftoverAmount += nr.LeftoverAmount
+		r.LostAmount += nr.LostAmount
 		sliced += s.Amount
 	}
 	r.LeftoverAmount += w.total - sliced
 	return r
+}
+
+// pairSum is what from journaled as moved out to to (epoch's moves of the rain): count, amount.
+func pairSum(from, to *node, code string, epoch uint64) (sum [2]int64) {
+	for _, mv := range from.j.rains[code].MovesOut {
+		if mv.To == to.id && mv.Slice.Epoch == epoch {
+			sum = [2]int64{sum[0] + mv.Count, sum[1] + mv.Amount}
+		}
+	}
+	return sum
+}
+
+// pairSumIn is what to journaled as moved in from from.
+func pairSumIn(to, from *node, code string, epoch uint64) (sum [2]int64) {
+	for _, mv := range to.j.rains[code].MovesIn {
+		if mv.From == from.id && mv.Slice.Epoch == epoch {
+			sum = [2]int64{sum[0] + mv.Count, sum[1] + mv.Amount}
+		}
+	}
+	return sum
+}
+
+func maxPair(a, b [2]int64) [2]int64 {
+	if b[1] > a[1] {
+		return b
+	}
+	return a
 }

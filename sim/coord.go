@@ -72,7 +72,7 @@ func (w *World) prepare() {
 	c.acks, c.prepAt = map[int]bool{}, w.now
 	w.tracef("coord: prepare epoch %d over %v", c.epoch, live)
 	for _, s := range plan {
-		w.tell(msg{kind: mAssign, node: w.nodeOf(s.Node), slice: s, epoch: c.epoch})
+		w.tell(msg{kind: mAssign, node: w.nodeOf(s.Node), slice: s, epoch: c.epoch, holders: live})
 	}
 }
 
@@ -216,12 +216,23 @@ func (w *World) allExhausted() bool {
 			continue
 		}
 		p, ok := n.store.Progress(w.code, w.now)
-		if !ok || !p.Exhausted {
+		if !ok || !p.Exhausted || w.inTransit(n) {
 			return false
 		}
 		alive++
 	}
 	return alive > 0
+}
+
+// inTransit mirrors node.inTransit: a move out of the main rain not yet acknowledged by a
+// receiver that is up.
+func (w *World) inTransit(n *node) bool {
+	for _, mv := range n.undelivered[w.code] {
+		if w.nodes[w.nodeOf(mv.To)].up {
+			return true
+		}
+	}
+	return false
 }
 
 // allFlushed mirrors loop.allFlushed: every alive holder flushed all it journaled; a holder

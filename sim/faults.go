@@ -22,6 +22,8 @@ func (w *World) injectFault() {
 		}
 		if len(n.queue) > 0 {
 			w.faults[FaultCrashPopped]++
+		} else if len(n.awaiting) > 0 {
+			w.faults[FaultCrashAwaitingOwner]++
 		} else {
 			w.faults[FaultCrashIdle]++
 		}
@@ -199,7 +201,7 @@ func (w *World) clearHeld(n *node) {
 // crashNode kills a node process.
 func (w *World) crashNode(n *node, why string) {
 	w.tracef("%s: CRASH %s (%d queued, %d in limbo)", n.id, why, len(n.queue), len(n.limbo))
-	for range n.queue {
+	for range len(n.queue) + len(n.awaiting) + len(n.waiting) {
 		w.chk.noAnswer(w)
 	}
 	n.crash()

@@ -28,6 +28,8 @@ func (w *World) healAndSettle() {
 		w.now += ms
 		for w.deliverOne(true) && w.viol == nil {
 		}
+		w.stockTimeouts(true)
+		w.ownerTimeouts(true)
 		for _, n := range w.nodes {
 			for len(n.queue) > 0 {
 				w.commitNode(n, commitOK)
@@ -38,13 +40,17 @@ func (w *World) healAndSettle() {
 		w.drainFlush()
 		w.coordTick(true)
 		w.chk.afterStep(w)
-		if len(w.net.inflight) == 0 && len(w.coord.tells) == 0 && (w.coord.status == rain.Settled || w.coord.status == rain.Cancelled) {
+		if len(w.net.inflight) == 0 && len(w.coord.tells) == 0 && !w.anyUndelivered() && (w.coord.status == rain.Settled || w.coord.status == rain.Cancelled) {
 			break
 		}
 		w.resend()
-		for i := range w.nodes {
+		for i, n := range w.nodes {
 			w.gossip(i)
+			if n.up {
+				w.redeliver(n)
+			}
 		}
+		w.ownerTimeouts(true)
 	}
 	for w.deliverOne(true) && w.viol == nil {
 	}
@@ -86,4 +92,16 @@ func (w *World) drainRain(n *node, code string) {
 			}
 		}
 	}
+}
+
+// anyUndelivered reports whether a node holds a move out not yet acknowledged.
+func (w *World) anyUndelivered() bool {
+	for _, n := range w.nodes {
+		for _, byID := range n.undelivered {
+			if len(byID) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"redrain/ledger"
@@ -19,6 +20,7 @@ type pending struct {
 	claim shard.Claim
 	req   uint64 // the client's request
 	at    int64
+	owner int // the node its user's owner reserved it on, -1: none (this node is the owner)
 }
 
 // rainInfo mirrors node.go's: what the node holds of a rain beside the store.
@@ -48,6 +50,14 @@ type node struct {
 	queue   []pending       // popped, waiting for the writer
 	limbo   []pending       // their commit failed: maybe in the file
 	held    map[string]bool // rains not served until the leftover record of an earlier run is cleared
+
+	boots       uint64                          // process starts (an owner's answer to an earlier process is dropped)
+	awaiting    map[uint64]pending              // popped, waiting for the owner's reservation, by request
+	waiting     []waitClaim                     // found the node empty, waiting for a move
+	ownj        []ledger.Record                 // the owners journal (durable): reservations and releases granted
+	ownLag      []ledger.Record                 // reservations answered, not yet journaled (planted bug only)
+	undelivered map[string]map[string]rain.Move // moves out not acknowledged, per rain and id
+	offSale     map[string][2]int64             // cut, neither journaled as a move nor put back: count, amount
 }
 
 var quietLog = slog.New(slog.DiscardHandler)
@@ -58,6 +68,9 @@ func (w *World) boot(n *node) error {
 		return fmt.Errorf("journal open: %w", err)
 	}
 	n.up, n.store, n.rains, n.queue, n.limbo, n.held = true, shard.New(), map[string]*rainInfo{}, nil, nil, map[string]bool{}
+	n.boots++
+	n.awaiting, n.ownLag, n.undelivered, n.offSale = map[uint64]pending{}, nil, map[string]map[string]rain.Move{}, nil
+	n.waiting = nil
 	n.flusher = ledger.NewFlusherTo(source{n.j}, sink{w, n.idx}, ledger.FlusherOptions{MaxBatch: w.flushBatch,
 		MinGap: -1, Logger: quietLog})
 	if err := w.recover(n); err != nil {
@@ -69,6 +82,7 @@ func (w *World) boot(n *node) error {
 // crash ends the node process: everything but the journal's durable part is gone.
 func (n *node) crash() {
 	n.up, n.store, n.rains, n.flusher, n.queue, n.limbo, n.held = false, nil, nil, nil, nil, nil, nil
+	n.awaiting, n.ownLag, n.undelivered, n.offSale, n.waiting = nil, nil, nil, nil, nil
 	n.j.mem = nil
 }
 
@@ -84,30 +98,24 @@ func (w *World) recover(n *node) error {
 	for _, m := range rec.Rains {
 		n.rains[m.Code] = &rainInfo{meta: m, epochs: map[uint64]bool{}}
 	}
-	for _, sl := range rec.Slices {
-		ri := n.rains[sl.Code]
-		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) || sl.Epoch <= ri.meta.MinEpoch {
-			continue
+	if err := w.recoverWindows(n, rec); err != nil {
+		return err
+	}
+	if !w.cfg.Bugs.SkipUserRebuild { // the claims journal's counts plus the reservations granted (node.openOwners)
+		users := map[string]map[uint64]int{}
+		for code, us := range rec.Users {
+			users[code] = maps.Clone(us)
 		}
-		amounts, err := rain.Generate(sl)
-		if err != nil {
-			return err
-		}
-		k := ledger.SliceKey{Code: sl.Code, Epoch: sl.Epoch, Slice: sl.ID}
-		claimed := rec.Claimed[k]
-		for i, idx := range claimed {
-			if int(idx) >= amounts.Len() || amounts.At(int(idx)) != rec.Amounts[k][i] {
-				return fmt.Errorf("%w: rain %s slice %d index %d", errAmountMismatch, sl.Code, sl.ID, idx)
+		for code, net := range n.ownersGranted() {
+			if users[code] == nil {
+				users[code] = map[uint64]int{}
+			}
+			for u, k := range net {
+				users[code][u] += k
 			}
 		}
-		if err := n.store.AddSlice(specOf(ri.meta), sl, amounts, claimed); err != nil {
-			return err
-		}
-		ri.hold(sl)
-	}
-	if !w.cfg.Bugs.SkipUserRebuild {
-		for code, users := range rec.Users {
-			n.store.RestoreUsers(code, users)
+		for _, code := range slices.Sorted(mapsKeys(users)) {
+			n.store.RestoreUsers(code, users[code])
 		}
 	}
 	for _, code := range slices.Sorted(mapsKeys(n.rains)) {
@@ -151,6 +159,14 @@ func specOf(m ledger.RainMeta) shard.RainSpec {
 	return shard.RainSpec{Code: m.Code, MaxPerUser: m.MaxPerUser, MinClaimInterval: int64(m.MinClaimIntervalMS) * 1e6}
 }
 
+// newestHeld is the newest epoch of which the rain holds a slice (0: none).
+func newestHeld(ri *rainInfo) (e uint64) {
+	for k := range ri.slices {
+		e = max(e, k.epoch)
+	}
+	return e
+}
+
 func (ri *rainInfo) hold(sl rain.Slice) {
 	ri.epochs[sl.Epoch] = true
 	if ri.slices == nil {
@@ -188,7 +204,7 @@ var (
 )
 
 // assign mirrors node.assign: the slice durably, then generated and added to the store.
-func (n *node) assign(rules ledger.RainMeta, sl rain.Slice) error {
+func (n *node) assign(rules ledger.RainMeta, sl rain.Slice, bugs Bugs) error {
 	ri := n.rains[sl.Code]
 	if ri != nil {
 		if held, ok := ri.slices[sliceID{sl.Epoch, sl.ID}]; ok {
@@ -209,7 +225,8 @@ func (n *node) assign(rules ledger.RainMeta, sl rain.Slice) error {
 		return err
 	}
 	if ri == nil || ri.meta.MaxPerUser == 0 {
-		m := ledger.RainMeta{Code: rules.Code, MaxPerUser: rules.MaxPerUser, MinClaimIntervalMS: rules.MinClaimIntervalMS}
+		m := ledger.RainMeta{Code: rules.Code, MaxPerUser: rules.MaxPerUser, MinClaimIntervalMS: rules.MinClaimIntervalMS,
+			Holders: rules.Holders}
 		if ri != nil {
 			m.MinEpoch = ri.meta.MinEpoch
 		}
@@ -218,6 +235,14 @@ func (n *node) assign(rules ledger.RainMeta, sl rain.Slice) error {
 		}
 		ri = &rainInfo{meta: m, epochs: map[uint64]bool{}}
 		n.rains[m.Code] = ri
+	} else if !bugs.HoldersOfFirstPrepare && ri.meta.Epoch == 0 && len(rules.Holders) > 0 &&
+		!slices.Equal(ri.meta.Holders, rules.Holders) && newestHeld(ri) <= sl.Epoch {
+		m := ri.meta // node.assign: a newer prepare's holders are the rain's
+		m.Holders = rules.Holders
+		if err := n.j.putRain(m); err != nil {
+			return err
+		}
+		ri.meta = m
 	}
 	if err := n.j.putSlice(sl); err != nil {
 		return err
@@ -362,7 +387,13 @@ func (n *node) inflight(code string) (count, amount int64) {
 			}
 		}
 	}
-	return count, amount
+	for _, p := range n.awaiting {
+		if p.code == code {
+			count, amount = count+1, amount+p.claim.Amount
+		}
+	}
+	o := n.offSale[code]
+	return count + o[0], amount + o[1]
 }
 
 // flushPass runs one flusher step on the rain.

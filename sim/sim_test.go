@@ -107,6 +107,12 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		{"a recovery that skips the per-user rebuild", Bugs{SkipUserRebuild: true}, []string{"cap"}},
 		{"a node back from a graceful stop serving before it clears its leftover record", Bugs{SkipLeftoverHold: true},
 			[]string{"leftover"}},
+		{"a donor that delivers a move before journaling it", Bugs{DeliverBeforeJournal: true},
+			[]string{"packet-once", "conservation", "recovery", "report"}},
+		{"a receiver that serves and acknowledges a move before journaling it", Bugs{ServeBeforeJournal: true},
+			[]string{"move-durable", "recovery", "conservation"}},
+		{"a recovery that forgets the moves out", Bugs{ForgetMovesOut: true}, []string{"packet-once", "conservation"}},
+		{"an owner that answers before journaling its reservation", Bugs{OwnerAnswersFirst: true}, []string{"cap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := firstCaught(t, tc.bugs, 1000)
@@ -130,5 +136,23 @@ func TestTrace(t *testing.T) {
 	r := Run(s, Config{Trace: os.Stdout})
 	if r.Violation != nil {
 		t.Fatal(r.Violation)
+	}
+}
+
+// Seeds that found real bugs replay clean once fixed (each names the fix).
+func TestFoundSeeds(t *testing.T) {
+	for _, tc := range []struct {
+		seed uint64
+		bug  string
+	}{
+		{893, "node.assign kept the holders of the first prepare a node was given a slice of: after an abandoned " +
+			"prepare, nodes disagreed on a user's owner and paid the user twice its cap"},
+	} {
+		if r := Run(tc.seed, Config{}); r.Violation != nil {
+			t.Errorf("seed %d (%s): %v", tc.seed, tc.bug, r.Violation)
+		}
+		if r := Run(tc.seed, Config{Bugs: Bugs{HoldersOfFirstPrepare: true}}); r.Violation == nil || r.Violation.Invariant != "cap" {
+			t.Errorf("seed %d with the bug back: %v, want a cap violation", tc.seed, r.Violation)
+		}
 	}
 }

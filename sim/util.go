@@ -7,3 +7,5 @@ import (
 )
 
 func mapsKeys[K cmp.Ordered, V any](m map[K]V) iter.Seq[K] { return maps.Keys(m) }
+
+func mapsKeys2[K comparable, V any](m map[K]V) iter.Seq[K] { return maps.Keys(m) }

@@ -26,31 +26,41 @@ type Bugs struct {
 	ReleaseReached     bool // a failed commit's packets are released at once, though the frame may have reached the file
 	SkipUserRebuild    bool // recovery does not restore the per-user counts
 	SkipLeftoverHold   bool // a node back from a graceful stop serves before clearing its leftover record
+
+	DeliverBeforeJournal  bool // a donor sends a move before journaling it
+	ServeBeforeJournal    bool // a receiver serves and acknowledges a move before journaling it
+	ForgetMovesOut        bool // recovery does not cut the windows its moves out were cut from
+	OwnerAnswersFirst     bool // an owner answers yes before its reservation is journaled
+	HoldersOfFirstPrepare bool // a node keeps the holders of the first prepare it was given a slice of (main's bug before issue 20's fix)
 }
 
 // Fault kinds, counted per run.
 const (
-	FaultCrashIdle         = iota // node crash with nothing in flight
-	FaultCrashPopped              // node crash between pop and journal
-	FaultCrashCommitLost          // node crash during a commit: the unsynced frame lost
-	FaultCrashCommitTorn          // ... torn
-	FaultCrashCommitKept          // ... kept whole (it reached the disk, unanswered)
-	FaultFsyncFailKept            // a failed commit whose frame reached the file
-	FaultFsyncFailLost            // a failed commit whose frame did not
-	FaultWriteFailTorn            // a failed commit that left a torn frame
-	FaultCrashAfterApply          // node crash between the Redis apply and the cursor advance
-	FaultRedisReplyLost           // a batch applied, its reply lost
-	FaultRedisDown                // Redis refusing every call for a while
-	FaultRedisReadOnly            // Redis refusing writes (reads work) for a while
-	FaultRedisWipe                // Redis lost everything
-	FaultRedisRollback            // Redis restored from an older snapshot
-	FaultPartition                // a node cut off from everyone for a while
-	FaultNetDrop                  // a message dropped
-	FaultNetDup                   // a message duplicated
-	FaultCoordCrashPrepare        // coordinator crash mid-prepare
-	FaultCoordCrashRain           // coordinator crash mid-rain
-	FaultCoordCrashOther          // coordinator crash at another time
-	FaultLeave                    // node stopped gracefully (flush, leftover recorded), restarted later
+	FaultCrashIdle           = iota // node crash with nothing in flight
+	FaultCrashPopped                // node crash between pop and journal
+	FaultCrashCommitLost            // node crash during a commit: the unsynced frame lost
+	FaultCrashCommitTorn            // ... torn
+	FaultCrashCommitKept            // ... kept whole (it reached the disk, unanswered)
+	FaultFsyncFailKept              // a failed commit whose frame reached the file
+	FaultFsyncFailLost              // a failed commit whose frame did not
+	FaultWriteFailTorn              // a failed commit that left a torn frame
+	FaultCrashAfterApply            // node crash between the Redis apply and the cursor advance
+	FaultRedisReplyLost             // a batch applied, its reply lost
+	FaultRedisDown                  // Redis refusing every call for a while
+	FaultRedisReadOnly              // Redis refusing writes (reads work) for a while
+	FaultRedisWipe                  // Redis lost everything
+	FaultRedisRollback              // Redis restored from an older snapshot
+	FaultPartition                  // a node cut off from everyone for a while
+	FaultNetDrop                    // a message dropped
+	FaultNetDup                     // a message duplicated
+	FaultCoordCrashPrepare          // coordinator crash mid-prepare
+	FaultCoordCrashRain             // coordinator crash mid-rain
+	FaultCoordCrashOther            // coordinator crash at another time
+	FaultLeave                      // node stopped gracefully (flush, leftover recorded), restarted later
+	FaultCrashMoveOut               // donor crash after journaling a move out, before delivering it
+	FaultCrashMoveIn                // receiver crash after journaling a move in, before serving and acknowledging it
+	FaultCrashOwnerJournaled        // owner crash after journaling a reservation, before answering
+	FaultCrashAwaitingOwner         // node crash while a claim waits for its owner's reservation
 	NumFaults
 )
 
@@ -58,7 +68,9 @@ const (
 var FaultNames = [NumFaults]string{"crash-idle", "crash-between-pop-and-journal", "crash-in-commit-lost",
 	"crash-in-commit-torn", "crash-in-commit-kept", "fsync-failed-kept", "fsync-failed-lost", "write-failed-torn",
 	"crash-between-apply-and-cursor", "redis-reply-lost", "redis-down", "redis-refuses-writes", "redis-wiped", "redis-rolled-back",
-	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other", "graceful-leave"}
+	"partition", "net-drop", "net-dup", "coord-crash-mid-prepare", "coord-crash-mid-rain", "coord-crash-other", "graceful-leave",
+	"crash-after-move-out-journaled", "crash-after-move-in-journaled", "owner-crash-reserve-journaled",
+	"crash-while-awaiting-owner"}
 
 // Violation is a broken invariant: where and what.
 type Violation struct {
@@ -217,6 +229,15 @@ func (w *World) newSide() {
 	w.tracef("side rain %s: %d packets %d cents max_per_user %d, %d users", s.code, s.count, s.total, s.maxPerUser, s.users)
 }
 
+// allIDs are the node ids, sorted: the side rain's holders.
+func (w *World) allIDs() []string {
+	ids := make([]string, len(w.nodes))
+	for i, n := range w.nodes {
+		ids[i] = n.id
+	}
+	return ids
+}
+
 // codes are the rains, main first.
 func (w *World) codes() []string { return []string{w.code, w.side.code} }
 
@@ -238,8 +259,8 @@ func (w *World) sideServe(n *node) error {
 		if sl.Node != n.id {
 			continue
 		}
-		rules := ledger.RainMeta{Code: w.side.code, MaxPerUser: w.side.maxPerUser}
-		if err := n.assign(rules, sl); err != nil {
+		rules := ledger.RainMeta{Code: w.side.code, MaxPerUser: w.side.maxPerUser, Holders: w.allIDs()}
+		if err := n.assign(rules, sl, w.cfg.Bugs); err != nil {
 			return err
 		}
 	}
@@ -265,6 +286,8 @@ func (w *World) play() {
 	for w.step = 1; w.step <= w.cfg.Steps && w.viol == nil; w.step++ {
 		w.now += int64(w.rng.Uint64n(uint64(2 * ms)))
 		w.stepOnce()
+		w.ownerTimeouts(false)
+		w.stockTimeouts(false)
 		if w.viol == nil {
 			w.chk.afterStep(w)
 		}
@@ -293,10 +316,18 @@ func (w *World) stepOnce() {
 			w.tracef("%s: applier", n.id)
 			n.j.apply()
 		}
-	case r < 880:
+	case r < 870:
 		w.coordTick(false)
-	case r < 900:
+	case r < 885:
 		w.resendOrGossip()
+	case r < 900:
+		if w.rng.Uint64n(3) == 0 {
+			if n := w.pickNode(func(n *node) bool { return n.up && len(n.undelivered) > 0 }); n != nil {
+				w.redeliver(n)
+			}
+		} else {
+			w.ask()
+		}
 	default:
 		w.mend()
 	}
@@ -360,7 +391,7 @@ func (w *World) deliverOne(reliable bool) bool {
 		}
 	}
 	n := w.nodes[m.node]
-	if n.cut {
+	if n.cut || (m.kind.nodeToNode() && w.nodes[m.peer].cut) {
 		w.tracef("net: %v #%d cut off (%s)", m.kind, m.id, n.id)
 		w.lost(m)
 		return true
@@ -399,8 +430,16 @@ func (w *World) atNode(n *node, m msg) {
 	case mClaim:
 		w.claim(n, m)
 		return
+	case mReserve, mReserveAns, mRelease:
+		w.atOwners(n, m)
+		return
+	case mGive, mMoves, mMovesAck:
+		w.atMoves(n, m)
+		return
 	case mAssign:
-		err = n.assign(w.rules(), m.slice)
+		rules := w.rules()
+		rules.Holders = m.holders
+		err = n.assign(rules, m.slice, w.cfg.Bugs)
 		kind := mAssignAck
 		if errors.Is(err, errConflict) {
 			kind = mAssignNo
@@ -433,18 +472,14 @@ func (w *World) claim(n *node, m msg) {
 		return
 	}
 	c, err := n.store.Claim([]byte(m.code), m.user, w.now)
+	if errors.Is(err, shard.ErrExhausted) && w.awaitStock(n, m) {
+		return
+	}
 	if err != nil {
 		w.answer(n, m.req, answerOf(err))
 		return
 	}
-	p := pending{code: m.code, user: m.user, claim: c, req: m.req, at: w.now}
-	if err := n.j.writable(); err != nil {
-		w.journalFailed(n, m.code, p, err)
-		w.answer(n, m.req, answer{status: 503, word: "journal_unavailable"})
-		return
-	}
-	w.tracef("%s: user %d popped %s slice %d index %d (%d cents)", n.id, m.user, m.code, c.Slice, c.Index, c.Amount)
-	n.queue = append(n.queue, p)
+	w.askOwner(n, pending{code: m.code, user: m.user, claim: c, req: m.req, at: w.now, owner: -1})
 }
 
 func answerOf(err error) answer {
@@ -470,7 +505,7 @@ func (w *World) answer(n *node, req uint64, a answer) {
 	case "ok":
 		w.chk.sent200(w, n, req, a)
 	case "exhausted", "user_limit":
-		w.chk.refused(w, n, req, a.word)
+		w.chk.refused(w, n, req, a)
 	}
 	w.net.send(msg{kind: mAnswer, node: n.idx, req: req, ans: a, code: w.reqs[req].code})
 }
@@ -492,6 +527,7 @@ func (w *World) commitOne() {
 
 // commitNode commits up to writeBatch queued claims of n with outcome out.
 func (w *World) commitNode(n *node, out commitOutcome) {
+	n.ownj, n.ownLag = append(n.ownj, n.ownLag...), nil // planted OwnerAnswersFirst: its late journal write
 	k := min(len(n.queue), w.writeBatch)
 	batch := n.queue[:k:k]
 	n.queue = n.queue[k:]
@@ -521,6 +557,7 @@ func (w *World) commitNode(n *node, out commitOutcome) {
 	if err != nil {
 		for _, p := range batch {
 			w.journalFailed(n, p.code, p, err)
+			w.ownerJournalFailed(n, p, err)
 			w.answer(n, p.req, answer{status: 503, word: "journal_unavailable"})
 		}
 		return
