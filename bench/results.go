@@ -42,7 +42,10 @@ type Results struct {
 	ClaimLatency  Latency          `json:"claim_latency_us"`
 	AnswerLatency Latency          `json:"answer_latency_us"`
 	Amounts       Amounts          `json:"amounts"` // of the 200 answers, cents
-	Drained       bool             `json:"drained"` // every node answered exhausted
+	// Drained: nothing is left to claim — every node answered exhausted, or every packet of the
+	// rain was handed out (with stock following the taps, a node whose users all reached
+	// max_per_user may never answer exhausted although its stock went to the others).
+	Drained bool `json:"drained"`
 	// FirstExhaustedS is when the first exhausted answer from any node arrived, seconds from the
 	// load's start (null: none came). BeforeExhausted are the 200s that arrived before it (every
 	// 200 when none came), BeforeExhaustedPct those as a percentage of the rain's total_count.
@@ -157,6 +160,7 @@ func (r *Results) FillLoad(l *LoadResult) {
 	if r.Claims > 0 {
 		r.Amounts.Mean = float64(r.Amounts.Sum) / float64(r.Claims)
 	}
+	r.Drained = r.Drained || (r.Rain.TotalCount > 0 && r.Claims == r.Rain.TotalCount)
 	if r.ElapsedS > 0 {
 		r.ClaimsPerSec, r.AnswersPerSec = float64(r.Claims)/r.ElapsedS, float64(r.Answers)/r.ElapsedS
 	}

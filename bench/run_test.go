@@ -34,7 +34,10 @@ func TestRunTargetsRunningCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Verified || !res.Drained || res.Stop != bench.StopDrained || res.Claims != 2000 || res.Amounts.Sum != 40_000 {
+	// Stop: drained, or users done with every packet paid (a node whose users all reached the cap
+	// never answers exhausted once its stock has followed the taps elsewhere).
+	if !res.Verified || !res.Drained || (res.Stop != bench.StopDrained && res.Stop != bench.StopUsersDone) ||
+		res.Claims != 2000 || res.Amounts.Sum != 40_000 {
 		t.Fatalf("run: verified %v drained %v stop %s claims %d sum %d violations %v", res.Verified, res.Drained, res.Stop,
 			res.Claims, res.Amounts.Sum, res.Violations)
 	}
