@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -707,24 +706,12 @@ func moveSums(mvs []rain.Move, peer func(rain.Move) string) []wire.MoveSum {
 	return out
 }
 
-// errNoMoveRange: a journaled move out names a range no window held covers (a damaged journal).
-var errNoMoveRange = errors.New("node: journaled move out of a range not held")
-
-// window is a range of one slice's packets held here after recovery.
-type window struct {
-	sl      rain.Slice
-	amounts rain.Amounts
-	lo, hi  uint32
-	own     bool // an assigned slice (not moved in)
-}
-
 // recoverWindows rebuilds what the store serves from the journal: each slice assigned here and
-// each move in is a window; each move out ends the window it was cut from at its first index
-// (moves out are tails, cut in order); the journaled claims are marked in the window holding
-// them, their amounts checked against the regenerated slice. Moves out not known to be delivered
-// are delivered again (receivers dedup).
+// each move in is a window; shard.RestoreWindows ends each at its moves out and places the
+// journaled claims, their amounts checked against the regenerated slices. Moves out not known to
+// be delivered are delivered again (receivers dedup).
 func (n *Node) recoverWindows(rec *ledger.Recovery) error {
-	byRain := map[string][]*window{}
+	byRain := map[string][]*shard.Window{}
 	for _, sl := range rec.Slices {
 		ri := n.rains[sl.Code]
 		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) || sl.Epoch <= ri.meta.MinEpoch {
@@ -734,7 +721,7 @@ func (n *Node) recoverWindows(rec *ledger.Recovery) error {
 		if err != nil {
 			return fmt.Errorf("regenerate %s/%d/%d: %w", sl.Code, sl.Epoch, sl.ID, err)
 		}
-		byRain[sl.Code] = append(byRain[sl.Code], &window{sl: sl, amounts: a, lo: 0, hi: uint32(sl.Count), own: true})
+		byRain[sl.Code] = append(byRain[sl.Code], &shard.Window{Slice: sl, Amounts: a, Hi: uint32(sl.Count)})
 		ri.hold(sl)
 	}
 	for code, ri := range n.rains {
@@ -746,75 +733,37 @@ func (n *Node) recoverWindows(rec *ledger.Recovery) error {
 			if err != nil {
 				return fmt.Errorf("regenerate move %s: %w", mv.ID, err)
 			}
-			byRain[code] = append(byRain[code], &window{sl: mv.Slice, amounts: a, lo: mv.Lo, hi: mv.Hi})
+			byRain[code] = append(byRain[code], &shard.Window{Slice: mv.Slice, Amounts: a, Lo: mv.Lo, Hi: mv.Hi})
 		}
-		for _, mv := range ri.meta.MovesOut {
-			if err := cutWindow(byRain[code], mv); err != nil {
-				return err
-			}
-			if !ri.meta.Settled {
-				if n.moves.undelivered[code] == nil {
-					n.moves.undelivered[code] = map[string]rain.Move{}
-				}
+		if !ri.meta.Settled && len(ri.meta.MovesOut) > 0 {
+			n.moves.undelivered[code] = map[string]rain.Move{}
+			for _, mv := range ri.meta.MovesOut {
 				n.moves.undelivered[code][mv.ID] = mv
 			}
 		}
-	}
-	for code, ws := range byRain {
-		if err := n.restoreWindows(n.rains[code], ws, rec); err != nil {
-			return err
+		ws := byRain[code]
+		if len(ws) == 0 {
+			continue // no slice held here
 		}
-	}
-	return nil
-}
-
-// cutWindow ends the window mv was cut from at mv.Lo.
-func cutWindow(ws []*window, mv rain.Move) error {
-	for _, w := range ws {
-		if w.sl.Epoch == mv.Slice.Epoch && w.sl.ID == mv.Slice.ID && mv.Lo >= w.lo && mv.Lo < w.hi {
-			w.hi = min(w.hi, mv.Lo)
-			return nil
+		if err := shard.RestoreWindows(ws, ri.meta.MovesOut, journaledOf(rec, code), ri.meta.Epoch); err != nil {
+			return fmt.Errorf("rain %s: %w", code, err)
 		}
-	}
-	return fmt.Errorf("%w: move %s [%d, %d) of slice %d", errNoMoveRange, mv.ID, mv.Lo, mv.Hi, mv.Slice.ID)
-}
-
-// restoreWindows adds a rain's windows to the store with their journaled claims.
-func (n *Node) restoreWindows(ri *rainInfo, ws []*window, rec *ledger.Recovery) error {
-	claimedIn := map[*window][]uint32{}
-	for k, idxs := range rec.Claimed {
-		if k.Code != ri.meta.Code {
-			continue
-		}
-		for i, idx := range idxs {
-			w := findWindow(ws, k.Epoch, k.Slice, idx)
-			if w == nil {
-				if ri.meta.Epoch != 0 && k.Epoch != ri.meta.Epoch {
-					break // claims of an epoch not served (cannot happen: claims need a start)
-				}
-				return fmt.Errorf("%w: rain %s slice %d index %d is in no window held", ErrAmountMismatch, k.Code, k.Slice, idx)
+		for _, w := range ws { // an emptied window too (all of it moved out): the rain stays known
+			if err := n.store.AddWindow(specOf(ri.rules), w.Slice, w.Amounts, w.Lo, w.Hi, w.Claimed); err != nil {
+				return fmt.Errorf("restore slice %s/%d [%d, %d): %w", code, w.Slice.ID, w.Lo, w.Hi, err)
 			}
-			if w.amounts.At(int(idx)) != rec.Amounts[k][i] {
-				return fmt.Errorf("%w: rain %s slice %d index %d", ErrAmountMismatch, k.Code, k.Slice, idx)
-			}
-			claimedIn[w] = append(claimedIn[w], idx)
-		}
-	}
-	for _, w := range ws { // an emptied window too (all of it moved out): the rain stays known
-		if err := n.store.AddWindow(specOf(ri.rules), w.sl, w.amounts, w.lo, w.hi, claimedIn[w]); err != nil {
-			return fmt.Errorf("restore slice %s/%d [%d, %d): %w", w.sl.Code, w.sl.ID, w.lo, w.hi, err)
 		}
 	}
 	return nil
 }
 
-// findWindow returns the window of ws holding index idx of slice (epoch, id), or nil. An index
-// at or past a window's end (cut by a move out) is in none.
-func findWindow(ws []*window, epoch uint64, id uint32, idx uint32) *window {
-	for _, w := range ws {
-		if w.sl.Epoch == epoch && w.sl.ID == id && idx >= w.lo && idx < w.hi {
-			return w
+// journaledOf is the rain's journaled claims per slice, for shard.RestoreWindows.
+func journaledOf(rec *ledger.Recovery, code string) []shard.Journaled {
+	var out []shard.Journaled
+	for k, idx := range rec.Claimed {
+		if k.Code == code {
+			out = append(out, shard.Journaled{Epoch: k.Epoch, Slice: k.Slice, Index: idx, Amount: rec.Amounts[k]})
 		}
 	}
-	return nil
+	return out
 }

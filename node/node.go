@@ -396,7 +396,7 @@ func rulesOf(m ledger.RainMeta) wire.RainRules {
 
 // ErrAmountMismatch: a journaled amount differs from the regenerated slice (generator changed
 // or journal corrupted); the node refuses to start rather than pay wrong amounts.
-var ErrAmountMismatch = errors.New("node: journaled amount differs from the regenerated slice")
+var ErrAmountMismatch = shard.ErrAmountMismatch
 
 // recover rebuilds the store from the journal: slices regenerated from their seeds, journaled
 // indices marked claimed (their amounts checked), per-user counts, started/stopped windows.

@@ -26,7 +26,7 @@
 // the real shard.Store.CutMost, journals the move in its RainMeta.MovesOut before it sends it,
 // and delivers it until acknowledged (a restart puts the moves out of an unsettled rain back as
 // undelivered); the receiver dedups by move id, journals RainMeta.MovesIn, then serves it with
-// shard.Store.AddWindow and acknowledges. Recovery rebuilds the windows as node.recoverWindows
+// shard.Store.AddWindow and acknowledges. Recovery rebuilds the windows with the real shard.RestoreWindows, as node.recoverWindows
 // does. Crashes are injected at both failpoints (a donor after journaling a move out, a
 // receiver after journaling a move in). Each (rain, user) is counted by its owner
 // (rain.OwnerOf over the journaled holders): a claim popped elsewhere asks the owner over the

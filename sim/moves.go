@@ -15,7 +15,7 @@ import (
 // it sends it, and delivers it until the receiver acknowledges (also after its own restart:
 // recovery puts the moves out of an unsettled rain back as undelivered); the receiver dedups
 // by move id, journals it (RainMeta.MovesIn) before it serves it (shard.AddWindow) and
-// acknowledges. Recovery rebuilds the windows as node.recoverWindows does.
+// acknowledges. Recovery rebuilds the windows with shard.RestoreWindows, as node.recoverWindows does.
 
 // maxMovesPerRain bounds a node's moves out per rain (node/moves.go).
 const maxMovesPerRain = 512
@@ -280,22 +280,12 @@ func (ri *rainInfo) sliceOf(epoch uint64, id uint32) (rain.Slice, bool) {
 	return rain.Slice{}, false
 }
 
-// errNoMoveRange: a journaled move out names a range no window held covers.
-var errNoMoveRange = errors.New("journaled move out of a range not held")
-
-// window is a range of one slice's packets held after recovery.
-type window struct {
-	sl      rain.Slice
-	amounts rain.Amounts
-	lo, hi  uint32
-}
-
-// recoverWindows mirrors node.recoverWindows and restoreWindows: each assigned slice and each
-// move in is a window; each move out ends the window it was cut from at its Lo; the journaled
-// claims are placed in their windows, their amounts checked; moves out of an unsettled rain
-// are undelivered again.
+// recoverWindows does what node.recoverWindows does, with the same pure step: each assigned
+// slice and each move in is a window, and shard.RestoreWindows ends each at its moves out and
+// places the journaled claims, amounts checked; moves out of an unsettled rain are undelivered
+// again.
 func (w *World) recoverWindows(n *node, rec *ledger.Recovery) error {
-	byRain := map[string][]*window{}
+	byRain := map[string][]*shard.Window{}
 	for _, sl := range rec.Slices {
 		ri := n.rains[sl.Code]
 		if ri == nil || (ri.meta.Epoch != 0 && sl.Epoch != ri.meta.Epoch) || sl.Epoch <= ri.meta.MinEpoch {
@@ -305,7 +295,7 @@ func (w *World) recoverWindows(n *node, rec *ledger.Recovery) error {
 		if err != nil {
 			return err
 		}
-		byRain[sl.Code] = append(byRain[sl.Code], &window{sl: sl, amounts: a, lo: 0, hi: uint32(sl.Count)})
+		byRain[sl.Code] = append(byRain[sl.Code], &shard.Window{Slice: sl, Amounts: a, Hi: uint32(sl.Count)})
 		ri.hold(sl)
 	}
 	for _, code := range slices.Sorted(mapsKeys(n.rains)) {
@@ -318,75 +308,45 @@ func (w *World) recoverWindows(n *node, rec *ledger.Recovery) error {
 			if err != nil {
 				return err
 			}
-			byRain[code] = append(byRain[code], &window{sl: mv.Slice, amounts: a, lo: mv.Lo, hi: mv.Hi})
+			byRain[code] = append(byRain[code], &shard.Window{Slice: mv.Slice, Amounts: a, Lo: mv.Lo, Hi: mv.Hi})
 		}
-		for _, mv := range ri.meta.MovesOut {
-			if !w.cfg.Bugs.ForgetMovesOut {
-				if err := cutWindow(byRain[code], mv); err != nil {
-					return err
-				}
-			}
-			if !ri.meta.Settled {
+		if !ri.meta.Settled {
+			for _, mv := range ri.meta.MovesOut {
 				if n.undelivered[code] == nil {
 					n.undelivered[code] = map[string]rain.Move{}
 				}
 				n.undelivered[code][mv.ID] = mv
 			}
 		}
-	}
-	for _, code := range slices.Sorted(mapsKeys(byRain)) {
-		if err := n.restoreWindows(n.rains[code], byRain[code], rec); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func cutWindow(ws []*window, mv rain.Move) error {
-	for _, w := range ws {
-		if w.sl.Epoch == mv.Slice.Epoch && w.sl.ID == mv.Slice.ID && mv.Lo >= w.lo && mv.Lo < w.hi {
-			w.hi = min(w.hi, mv.Lo)
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: move %s [%d, %d) of slice %d", errNoMoveRange, mv.ID, mv.Lo, mv.Hi, mv.Slice.ID)
-}
-
-func (n *node) restoreWindows(ri *rainInfo, ws []*window, rec *ledger.Recovery) error {
-	claimedIn := map[*window][]uint32{}
-	for _, k := range slices.SortedFunc(mapsKeys2(rec.Claimed), cmpSliceKey) {
-		if k.Code != ri.meta.Code {
+		ws := byRain[code]
+		if len(ws) == 0 {
 			continue
 		}
-		for i, idx := range rec.Claimed[k] {
-			w := findWindow(ws, k.Epoch, k.Slice, idx)
-			if w == nil {
-				if ri.meta.Epoch != 0 && k.Epoch != ri.meta.Epoch {
-					break
-				}
-				return fmt.Errorf("%w: rain %s slice %d index %d is in no window held", errAmountMismatch, k.Code, k.Slice, idx)
-			}
-			if w.amounts.At(int(idx)) != rec.Amounts[k][i] {
-				return fmt.Errorf("%w: rain %s slice %d index %d", errAmountMismatch, k.Code, k.Slice, idx)
-			}
-			claimedIn[w] = append(claimedIn[w], idx)
+		out := ri.meta.MovesOut
+		if w.cfg.Bugs.ForgetMovesOut {
+			out = nil
 		}
-	}
-	for _, w := range ws {
-		if err := n.store.AddWindow(specOf(ri.meta), w.sl, w.amounts, w.lo, w.hi, claimedIn[w]); err != nil {
-			return fmt.Errorf("restore slice %s/%d [%d, %d): %w", w.sl.Code, w.sl.ID, w.lo, w.hi, err)
+		if err := shard.RestoreWindows(ws, out, journaledOf(rec, code), ri.meta.Epoch); err != nil {
+			return fmt.Errorf("rain %s: %w", code, err)
+		}
+		for _, x := range ws {
+			if err := n.store.AddWindow(specOf(ri.meta), x.Slice, x.Amounts, x.Lo, x.Hi, x.Claimed); err != nil {
+				return fmt.Errorf("restore slice %s/%d [%d, %d): %w", x.Slice.Code, x.Slice.ID, x.Lo, x.Hi, err)
+			}
 		}
 	}
 	return nil
 }
 
-func findWindow(ws []*window, epoch uint64, id uint32, idx uint32) *window {
-	for _, w := range ws {
-		if w.sl.Epoch == epoch && w.sl.ID == id && idx >= w.lo && idx < w.hi {
-			return w
+// journaledOf is the rain's journaled claims per slice, in slice order (a deterministic run).
+func journaledOf(rec *ledger.Recovery, code string) []shard.Journaled {
+	var out []shard.Journaled
+	for _, k := range slices.SortedFunc(mapsKeys2(rec.Claimed), cmpSliceKey) {
+		if k.Code == code {
+			out = append(out, shard.Journaled{Epoch: k.Epoch, Slice: k.Slice, Index: rec.Claimed[k], Amount: rec.Amounts[k]})
 		}
 	}
-	return nil
+	return out
 }
 
 // moveSums adds up a rain's journaled moves of epoch (in, out) on a node: count, amount.

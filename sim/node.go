@@ -86,9 +86,6 @@ func (n *node) crash() {
 	n.j.mem = nil
 }
 
-// errAmountMismatch: a journaled amount differs from the regenerated slice.
-var errAmountMismatch = errors.New("journaled amount differs from the regenerated slice")
-
 // recover mirrors node.recover.
 func (w *World) recover(n *node) error {
 	rec, err := n.j.mem.Recover()
