@@ -1,12 +1,10 @@
 package node
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,16 +12,15 @@ import (
 
 	"redrain/gossip"
 	"redrain/internal/roomevents"
+	"redrain/internal/sseclient"
 	"redrain/internal/testcluster"
 	"redrain/internal/usertoken"
 )
 
-// sse is one subscription over real HTTP: the answer's head, then its frames.
+// sse is one subscription over real HTTP (internal/sseclient), failing its test on errors.
 type sse struct {
-	t    testing.TB
-	conn net.Conn
-	resp *http.Response
-	body *bufio.Reader
+	t testing.TB
+	*sseclient.Stream
 }
 
 // frame is one Server-Sent Events block: an event (id, data) or a comment.
@@ -31,64 +28,27 @@ type frame struct {
 	id, data, comment string
 }
 
+// eventData is an event's data as the node writes it.
+type eventData = sseclient.Event
+
 // subscribe opens path on addr with the headers given (tcp, 127.0.0.1) and reads the answer's head.
 func subscribe(t testing.TB, addr, path string, headers ...string) *sse {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	st, err := sseclient.Dial(addr, path, 10*time.Second, headers...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
-	for i := 0; i+1 < len(headers); i += 2 {
-		req += headers[i] + ": " + headers[i+1] + "\r\n"
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("read answer head: %v", err)
-	}
-	return &sse{t: t, conn: c, resp: resp, body: bufio.NewReader(resp.Body)}
+	t.Cleanup(func() { st.Close() })
+	return &sse{t: t, Stream: st}
 }
 
-// errorWord is the error word of a refused subscription.
-func (s *sse) errorWord() string {
-	s.t.Helper()
-	var e struct{ Error string }
-	b, _ := io.ReadAll(s.resp.Body)
-	if err := json.Unmarshal(b, &e); err != nil {
-		s.t.Fatalf("HTTP %d, body %q: %v", s.resp.StatusCode, b, err)
-	}
-	return fmt.Sprintf("%d %s", s.resp.StatusCode, e.Error)
-}
+// errorWord is the status and error word of a refused subscription.
+func (s *sse) errorWord() string { return fmt.Sprintf("%d %s", s.Status, s.Word) }
 
 // next reads one frame within 5 s.
 func (s *sse) next() (frame, error) {
-	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var f frame
-	for {
-		line, err := s.body.ReadString('\n')
-		if err != nil {
-			return f, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "":
-			return f, nil
-		case strings.HasPrefix(line, ":"):
-			f.comment = strings.TrimSpace(line[1:])
-		case strings.HasPrefix(line, "id: "):
-			f.id = line[4:]
-		case strings.HasPrefix(line, "data: "):
-			f.data = line[6:]
-		default:
-			return f, fmt.Errorf("unexpected line %q", line)
-		}
-	}
+	f, err := s.Next(time.Now().Add(5 * time.Second))
+	return frame{id: f.ID, data: f.Data, comment: f.Comment}, err
 }
 
 // event reads frames, skipping heartbeats, until an event.
@@ -119,16 +79,6 @@ func (s *sse) quiet() {
 	}
 }
 
-type eventData struct {
-	Code       string  `json:"code"`
-	RoomID     int64   `json:"room_id"`
-	Status     string  `json:"status"`
-	At         string  `json:"at"`
-	StartsAt   *string `json:"starts_at"`
-	EndsAt     *string `json:"ends_at"`
-	TotalCount int64   `json:"total_count"`
-}
-
 func eventsHarness(t *testing.T, tweak func(*Options)) *harness {
 	return newHarness(t, true, func(o *Options) {
 		o.Heartbeat = 50 * time.Millisecond
@@ -153,8 +103,8 @@ func TestEventsStreamResumeAndRooms(t *testing.T) {
 	h := eventsHarness(t, nil)
 	a := subscribe(t, h.addr(), "/v1/rooms/7/events")
 	other := subscribe(t, h.addr(), "/v1/rooms/8/events")
-	if a.resp.StatusCode != 200 || a.resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("answer %d %q", a.resp.StatusCode, a.resp.Header.Get("Content-Type"))
+	if a.Status != 200 || a.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("answer %d %q", a.Status, a.Header.Get("Content-Type"))
 	}
 	a.quiet() // registered: a heartbeat came
 	other.quiet()
@@ -256,7 +206,7 @@ func TestEventsLimits(t *testing.T) {
 		t.Fatalf("fourth on the node: %s", got)
 	}
 	// A subscriber that leaves frees its place once a write to it fails (the next heartbeat).
-	a1.conn.Close()
+	a1.Conn.Close()
 	testcluster.Eventually(t, 5*time.Second, "a place freed", func() bool { return h.n.events.subscribers() == 2 })
 	from("10.0.0.3").quiet()
 	a2.quiet() // the others are still served
@@ -274,13 +224,12 @@ func TestEventsSlowConsumerDropped(t *testing.T) {
 	c.(*net.TCPConn).SetReadBuffer(4096)
 	io.WriteString(c, "GET /v1/rooms/5/events HTTP/1.1\r\nHost: x\r\n\r\n")
 	good := subscribe(t, h.addr(), "/v1/rooms/5/events")
-	good.conn.(*net.TCPConn).SetReadBuffer(4 << 20)
+	good.Conn.(*net.TCPConn).SetReadBuffer(4 << 20)
 	got := make(chan int, 1)
 	go func() { // the reader: counts events until its stream ends
 		n := 0
 		for {
-			good.conn.SetReadDeadline(time.Now().Add(time.Minute))
-			if _, err := good.body.ReadString('\n'); err != nil {
+			if _, err := good.Next(time.Now().Add(time.Minute)); err != nil {
 				got <- n
 				return
 			}
@@ -305,7 +254,7 @@ func TestEventsSlowConsumerDropped(t *testing.T) {
 	}
 	select {
 	case n := <-got:
-		t.Fatalf("the reading subscriber was dropped too, after %d lines", n)
+		t.Fatalf("the reading subscriber was dropped too, after %d frames", n)
 	default:
 	}
 }
