@@ -452,27 +452,11 @@ func (c *comparer) startBaseline(ctx context.Context, dir string) (*LocalBaselin
 // packet either answered or still in the list (when every request got an answer).
 func checkBaseline(ctx context.Context, b *LocalBaseline, prep BaselinePrepared, answers []check.Answer) (*check.Verdict, error) {
 	v := &check.Verdict{}
-	seen := make(map[string]bool, len(answers))
-	perUser := map[uint64]int{}
+	check.Paid(v, answers, prep.MaxPerUser, nil)
 	unanswered := 0
 	for _, a := range answers {
 		if a.Status == 0 || a.Status >= 500 {
 			unanswered++
-		}
-		if a.Status != 200 {
-			continue
-		}
-		if seen[a.ClaimID] {
-			v.Fail("claim_id %s answered twice", a.ClaimID)
-		}
-		seen[a.ClaimID] = true
-		perUser[a.User]++
-		v.Answered++
-		v.AnsweredAmount += a.Amount
-	}
-	for u, n := range perUser {
-		if n > prep.MaxPerUser {
-			v.Fail("user %d got %d packets, max_per_user %d", u, n, prep.MaxPerUser)
 		}
 	}
 	left, leftAmount, err := listSum(ctx, b.Client(), prep.Key)

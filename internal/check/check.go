@@ -128,10 +128,24 @@ func Check(answers []Answer, credits []ledger.Credit, totals ledger.RainTotals,
 	return v
 }
 
-// checkAnswers checks every 200 the clients got: answered once, credited with the amount and
-// user the client saw, no user answered more than maxPerUser packets (0: no cap) whichever
-// nodes answered it.
+// checkAnswers checks every 200 the clients got (Paid), and that each is credited with the
+// amount and user the client saw.
 func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit, maxPerUser int) {
+	Paid(v, answers, maxPerUser, func(a Answer) {
+		c, ok := byID[a.ClaimID]
+		switch {
+		case !ok:
+			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
+		case c.Amount != a.Amount || c.User != a.User:
+			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+		}
+	})
+}
+
+// Paid checks the 200s among answers, whichever design or node answered them: no claim_id
+// twice, no user answered more than maxPerUser packets (0: no cap); it adds them to v's
+// Answered figures, and calls each (if not nil) once per 200.
+func Paid(v *Verdict, answers []Answer, maxPerUser int, each func(Answer)) {
 	seen := make(map[string]bool, len(answers))
 	perUser := map[uint64]int{}
 	for _, a := range answers {
@@ -145,12 +159,8 @@ func checkAnswers(v *Verdict, answers []Answer, byID map[string]ledger.Credit, m
 		perUser[a.User]++
 		v.Answered++
 		v.AnsweredAmount += a.Amount
-		c, ok := byID[a.ClaimID]
-		switch {
-		case !ok:
-			v.Fail("answered claim %s (%d cents to user %d) is not in the credit stream", a.ClaimID, a.Amount, a.User)
-		case c.Amount != a.Amount || c.User != a.User:
-			v.Fail("claim %s answered %d cents to user %d, credited %d to user %d", a.ClaimID, a.Amount, a.User, c.Amount, c.User)
+		if each != nil {
+			each(a)
 		}
 	}
 	if over, who, most := overCap(perUser, maxPerUser); over > 0 {
