@@ -135,8 +135,8 @@ type Event struct {
 	TotalCount int64
 }
 
-// data is the JSON an event carries.
-type data struct {
+// Data is the JSON an event carries (what a subscriber decodes).
+type Data struct {
 	Code       string  `json:"code"`
 	RoomID     int64   `json:"room_id"`
 	Status     string  `json:"status"`
@@ -149,7 +149,7 @@ type data struct {
 // Frame is the event as Server-Sent Events: "id: ...\ndata: {json}\n\n". Every node renders the
 // same event to the same bytes.
 func (e Event) Frame() []byte {
-	d := data{Code: e.Code, RoomID: e.Room, Status: e.Status, At: rain.FormatTime(e.At), TotalCount: e.TotalCount}
+	d := Data{Code: e.Code, RoomID: e.Room, Status: e.Status, At: rain.FormatTime(e.At), TotalCount: e.TotalCount}
 	if e.StartsAt != 0 {
 		s, x := rain.FormatTime(e.StartsAt), rain.FormatTime(e.EndsAt)
 		d.StartsAt, d.EndsAt = &s, &x

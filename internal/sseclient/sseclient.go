@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"redrain/internal/roomevents"
 )
 
 // Stream is one subscription.
@@ -31,15 +33,7 @@ type Frame struct {
 }
 
 // Event is an event's data as the nodes write it.
-type Event struct {
-	Code       string  `json:"code"`
-	RoomID     int64   `json:"room_id"`
-	Status     string  `json:"status"`
-	At         string  `json:"at"`
-	StartsAt   *string `json:"starts_at"`
-	EndsAt     *string `json:"ends_at"`
-	TotalCount int64   `json:"total_count"`
-}
+type Event = roomevents.Data
 
 // Dial subscribes to path on addr, sending headers (name, value, name, value...). A refused
 // subscription is returned with its Status and Word and the connection closed; err is for
