@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -131,9 +132,9 @@ func cmpStreamID(a, b string) int {
 		}
 		return 1
 	case am != bm:
-		return cmpU(am, bm)
+		return cmp.Compare(am, bm)
 	default:
-		return cmpU(as, bs)
+		return cmp.Compare(as, bs)
 	}
 }
 
@@ -145,14 +146,4 @@ func splitStreamID(id string) (ms, seq uint64, ok bool) {
 	}
 	seq, err2 := strconv.ParseUint(b, 10, 64)
 	return ms, seq, err1 == nil && err2 == nil
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

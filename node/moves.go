@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -195,7 +196,7 @@ func (n *Node) donors(code string, epoch uint64) []donor {
 			out = append(out, donor{id: s.Node, addr: addr, remaining: s.Remaining})
 		}
 	}
-	slices.SortFunc(out, func(a, b donor) int { return int(min(max(b.remaining-a.remaining, -1), 1)) })
+	slices.SortFunc(out, func(a, b donor) int { return cmp.Compare(b.remaining, a.remaining) })
 	return out
 }
 
@@ -264,7 +265,7 @@ func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty b
 			delete(n.moves.asking, code)
 			n.moves.mu.Unlock()
 		}()
-		n.ask(ctx, code, p.Epoch, want, empty || p.RemainingCount == 0)
+		n.ask(ctx, code, p.Epoch, want, p.RemainingCount, empty || p.RemainingCount == 0)
 	}()
 }
 
@@ -305,12 +306,8 @@ func (n *Node) publishStock(code string, p shard.Progress, now time.Time) {
 func abs(v int64) int64 { return max(v, -v) }
 
 // ask asks the two donors with the most stock, in turn, for want packets: until one gives
-// some, or (empty: claims are waiting here) both.
-func (n *Node) ask(ctx context.Context, code string, epoch uint64, want int64, empty bool) {
-	mine := int64(0)
-	if p, ok := n.store.Progress(code, time.Now().UnixNano()); ok {
-		mine = p.RemainingCount
-	}
+// some, or (empty: claims are waiting here) both. mine is what this node still holds.
+func (n *Node) ask(ctx context.Context, code string, epoch uint64, want, mine int64, empty bool) {
 	for i, d := range n.donors(code, epoch) {
 		if i == 2 {
 			return
@@ -511,19 +508,9 @@ func (n *Node) redeliver(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		slices.SortFunc(mvs, func(x, y rain.Move) int { return compareStrings(x.ID, y.ID) })
+		slices.SortFunc(mvs, func(x, y rain.Move) int { return cmp.Compare(x.ID, y.ID) })
 		n.deliver(ctx, b.code, b.to, mvs)
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // acceptMoves is the receiver's side of wire.Moves: journal, then serve. A move already held is
@@ -702,7 +689,7 @@ func moveSums(mvs []rain.Move, peer func(rain.Move) string) []wire.MoveSum {
 		out[i].Count += mv.Count
 		out[i].Amount += mv.Amount
 	}
-	slices.SortFunc(out, func(a, b wire.MoveSum) int { return compareStrings(a.Peer, b.Peer) })
+	slices.SortFunc(out, func(a, b wire.MoveSum) int { return cmp.Compare(a.Peer, b.Peer) })
 	return out
 }
 
