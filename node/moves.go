@@ -236,7 +236,7 @@ func (n *Node) moverLoop(ctx context.Context) {
 // lowHorizon of demand left (or empty is true: a claim found nothing), asks a donor in the
 // background (one give in flight per rain).
 func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty bool) {
-	p, ok := n.store.Progress(code, now.UnixNano())
+	p, ok := n.store.Stock(code, now.UnixNano())
 	if !ok || !p.Started || p.Finished {
 		return
 	}
@@ -365,7 +365,7 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	case len(ri.meta.MovesOut) >= maxMovesPerRain || hotState(n, code) != rainServing:
 		return rain.Move{}, false, nil
 	}
-	p, ok := n.store.Progress(code, now.UnixNano())
+	p, ok := n.store.Stock(code, now.UnixNano())
 	if !ok || !p.Started || p.Finished {
 		return rain.Move{}, false, nil
 	}

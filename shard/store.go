@@ -455,13 +455,26 @@ func (x *slice) cut(max uint32) Cut {
 // Progress reports rain code's state at now; false if the rain is unknown. It scans each slice
 // once over all calls (a running sum), so repeated calls are cheap.
 func (s *Store) Progress(code string, now int64) (Progress, bool) {
+	return s.progress(code, now, true)
+}
+
+// Stock is Progress without Users: it takes none of the user stripes' locks that claims take,
+// for callers that poll often (the node's stock mover).
+func (s *Store) Stock(code string, now int64) (Progress, bool) {
+	return s.progress(code, now, false)
+}
+
+func (s *Store) progress(code string, now int64, users bool) (Progress, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rain(code)
 	if r == nil {
 		return Progress{}, false
 	}
-	p := Progress{Code: code, Users: r.users.entries()}
+	p := Progress{Code: code}
+	if users {
+		p.Users = r.users.entries()
+	}
 	var held []*slice
 	if sv := r.serve.Load(); sv != nil {
 		p.Epoch, p.StartsAt, p.EndsAt, held = sv.epoch, sv.startsAt, sv.endsAt, sv.slices

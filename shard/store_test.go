@@ -808,3 +808,23 @@ func TestReleaseToItsWindow(t *testing.T) {
 		t.Fatalf("claimed indices %v, want 0 and 1", got)
 	}
 }
+
+// TestStockIsProgressWithoutUsers: Stock reports what Progress does but the user count.
+func TestStockIsProgressWithoutUsers(t *testing.T) {
+	s := New()
+	mustAdd(t, s, spec("r", 5, 0), 1, 0, 10, nil)
+	mustStart(t, s, "r", 1, 100, 1000)
+	mustClaim(t, s, "r", 7, 100)
+	p, _ := s.Progress("r", 100)
+	q, ok := s.Stock("r", 100)
+	if !ok || p.Users != 1 || q.Users != 0 {
+		t.Fatalf("progress %+v stock %+v", p, q)
+	}
+	q.Users = p.Users
+	if p != q {
+		t.Fatalf("progress %+v, stock %+v", p, q)
+	}
+	if _, ok := s.Stock("x", 100); ok {
+		t.Fatal("stock of an unknown rain")
+	}
+}
