@@ -23,7 +23,8 @@ func TestCompareTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out := t.TempDir()
-	res, err := bench.Compare(ctx, bench.CompareOptions{Nodes: 2, Rounds: 1, BinDir: filepath.Dir(bin), Dir: t.TempDir(),
+	dir := t.TempDir()
+	res, err := bench.Compare(ctx, bench.CompareOptions{Nodes: 2, Rounds: 1, BinDir: filepath.Dir(bin), Dir: dir,
 		FastGossip: true, Rain: rain.Config{TotalAmount: 30_000, TotalCount: 3000, MaxPerUser: 5},
 		Load:         bench.LoadOptions{Users: 1000, Conns: 8, Time: 30 * time.Second, Interval: 100 * time.Millisecond},
 		PrepareCount: 20_000, Out: out})
@@ -39,6 +40,12 @@ func TestCompareTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !back.Verified || len(back.Rounds) != 2 || back.Rounds[0].Side != bench.SideOurs || back.Rounds[1].Side != bench.SideBaseline {
+		for _, r := range back.Rounds {
+			if r.Results != nil {
+				t.Errorf("round %d %s: verified %v, violations %q", r.Round, r.Side, r.Results.Verified, r.Results.Violations)
+			}
+		}
+		logStockLines(t, dir)
 		t.Fatalf("verified %v, rounds %d", back.Verified, len(back.Rounds))
 	}
 	for _, f := range []bench.SideFigures{back.Ours, back.Baseline} {
@@ -89,6 +96,25 @@ func TestCompareRefusesBadOptions(t *testing.T) {
 	} {
 		if _, err := bench.Compare(context.Background(), o); err == nil || !strings.Contains(err.Error(), "bad compare options") {
 			t.Errorf("Compare(%+v) = %v, want ErrCompareOptions", o, err)
+		}
+	}
+}
+
+// logStockLines logs what the nodes' logs under dir say of stock moves, members and warnings:
+// what a failed drain needs to be understood.
+func logStockLines(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*", "n*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "n*.log"))
+	for _, p := range append(logs, more...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "stock") || strings.Contains(line, "member") || strings.Contains(line, `"WARN"`) ||
+				strings.Contains(line, `"ERROR"`) {
+				t.Logf("%s: %s", filepath.Base(p), line)
+			}
 		}
 	}
 }
