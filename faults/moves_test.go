@@ -293,3 +293,35 @@ func TestDonorStoppedWhileMoving(t *testing.T) {
 	t.Logf("n2 left with leftover %d after moving out %d cents; report claimed %d leftover %d", n2.LeftoverAmount, n2.MovedOutAmount, rep.ClaimedAmount, rep.LeftoverAmount)
 	checkNoPacketTwice(t, c, code)
 }
+
+// TestSlowGive: the donors stall 1.2 s before each give (REDRAINTEST_GIVE_DELAY: a disk that
+// stalls their journal), longer than --stock-wait and than the 1 s bound claims once had. Every
+// tap goes to n1, whose claims wait for the give they are owed instead of answering exhausted:
+// n1 still hands out (nearly) the whole rain before its first exhausted.
+func TestSlowGive(t *testing.T) {
+	c := startCluster(t, 3)
+	restartWith(t, c, 1, "REDRAINTEST_GIVE_DELAY=1200ms")
+	restartWith(t, c, 2, "REDRAINTEST_GIVE_DELAY=1200ms")
+	if err := c.WaitNodesAlive(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	const total, count, maxPer = int64(600_000), int64(6_000), 1000
+	code := startRain(t, c, total, count, maxPer)
+	// 4 connections: up to 3 200s popped before the first exhausted may arrive after it (their
+	// journal commit), within the 6 packets 99.9% leaves.
+	l := tapOneNode(c, 0, code, 2000, 4)
+	testcluster.Eventually(t, 2*time.Minute, "n1 answers exhausted", l.exhausted)
+	answers := l.stop()
+	before := l.beforeExhaust.Load()
+	answers = append(answers, drainAll(t, c, code, 2000)...)
+	_, rep := verify(t, c, code, answers, total, count, maxPer, true)
+	if float64(before) < 0.999*float64(count) {
+		t.Errorf("n1 handed out %d of %d packets before its first exhausted, want >= 99.9%%", before, count)
+	}
+	if line(rep, "n1").MovedInCount == 0 {
+		t.Errorf("no stock moved: %+v", rep.Nodes)
+	}
+	t.Logf("n1 handed out %d of %d before its first exhausted, %d moved in", before, count, line(rep, "n1").MovedInCount)
+	checkNoPacketTwice(t, c, code)
+
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // crashAt names a step at which the node kills itself with SIGKILL, for the fault tests that need
@@ -21,3 +22,14 @@ func failpoint(step string) {
 		select {} // SIGKILL is not deliverable late; never go on
 	}
 }
+
+// giveDelay is how long a donor stalls before it cuts a move it was asked for, for the fault test
+// of a slow give (a disk that stalls the donor's journal): REDRAINTEST_GIVE_DELAY, a Go duration,
+// read once at start; unset (always, in production) or unreadable, it is zero.
+var giveDelay = func() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("REDRAINTEST_GIVE_DELAY"))
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
+}()

@@ -209,7 +209,8 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 // moves, trying again after each arrival (other waiting claims may take a small move first),
 // until StockWait has passed — or, while a give this node asked for is still on its way, until
 // MaxStockWait has (a move under way is stock that can be moved here; its journal writes on two
-// nodes can outlast StockWait on a loaded machine). Then it answers exhausted.
+// nodes can outlast StockWait on a loaded machine). Then it answers exhausted, and logs why
+// (paced): an exhausted answer while a peer hints stock is worth knowing about.
 func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
 	if n.opts.NoStockMoves || !n.stockElsewhere(string(code)) {
 		return shard.Claim{}, shard.ErrExhausted
@@ -232,6 +233,7 @@ func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
 				return c, err
 			}
 			n.metrics.stockWaits.WithLabelValues("late").Inc()
+			n.logLateStock(string(code), time.Since(began))
 			return shard.Claim{}, shard.ErrExhausted
 		}
 		c, err := n.store.ClaimAgain(code, user, time.Now().UnixNano())

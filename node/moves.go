@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"redrain/gossip"
+	"redrain/internal/logpace"
 	"redrain/internal/wire"
 	"redrain/ledger"
 	"redrain/rain"
@@ -43,12 +44,12 @@ const (
 	maxMovesPerRain = 512                    // moves out per rain and node; past it the node gives no more
 	maxMovesPerCall = 64                     // moves in one delivery
 	moveCallTimeout = 2 * time.Second        // a give or a delivery
+	slowGive        = 250 * time.Millisecond // a give that took longer is logged
 )
 
 // moveState is the node's side of stock moves. Its own mutex; never held while calling out.
 type moveState struct {
 	client *wire.Client
-	kick   chan string // rains whose stock ran out on the claim path: ask now
 
 	mu          sync.Mutex
 	arrived     map[string]chan struct{}        // per rain: closed (and replaced) when a move arrives
@@ -59,6 +60,7 @@ type moveState struct {
 	unrecorded  map[string]bool                 // rains whose moves Redis has not been told of
 	amounts     map[sliceRef]rain.Amounts       // generated slices of moves in
 	genMu       sync.Mutex                      // one generation at a time (they are large)
+	lateLog     logpace.Limiter                 // paces the log of exhausted answers after a late wait
 }
 
 type sliceRef struct {
@@ -82,7 +84,6 @@ type demand struct {
 func newMoveState(secret string) moveState {
 	return moveState{
 		client:      wire.NewClient(secret, moveCallTimeout),
-		kick:        make(chan string, 64),
 		arrived:     map[string]chan struct{}{},
 		asking:      map[string]bool{},
 		rate:        map[string]*demand{},
@@ -130,10 +131,7 @@ func (n *Node) awaitStock(code string, deadline *time.Timer) int {
 		return noStockElsewhere
 	}
 	ch := n.moves.arrival(code)
-	select {
-	case n.moves.kick <- code:
-	default:
-	}
+	n.askIfLow(n.bgCtx, code, time.Now(), true) // here, not through the mover: the give is in flight before the wait starts
 	select {
 	case <-ch:
 		return stockArrived
@@ -142,8 +140,25 @@ func (n *Node) awaitStock(code string, deadline *time.Timer) int {
 	}
 }
 
-// MaxStockWait bounds a claim's wait for stock while a give it asked for is under way.
-const MaxStockWait = time.Second
+// logLateStock logs (paced) a claim answered exhausted after waiting for stock in vain: what the
+// node knew then, so that an operator (or a failed test) can tell a slow give from stale hints.
+func (n *Node) logLateStock(code string, waited time.Duration) {
+	if !n.moves.lateLog.Allow(time.Now()) {
+		return
+	}
+	hints := map[string]int64{}
+	for _, d := range n.donors(code, 0) {
+		hints[d.id] = d.remaining
+	}
+	n.log.Info("answered exhausted after waiting for stock", "rain", code, "waited", waited,
+		"give_in_flight", n.giveInFlight(code), "hints", hints, "suppressed", n.moves.lateLog.Suppressed())
+}
+
+// MaxStockWait bounds a claim's wait for stock while a give it asked for is under way: the give
+// call's own timeout, so a claim never answers exhausted while the give that may bring it stock
+// is still being answered (a donor's and a receiver's journal writes in series can take that
+// long on a machine whose disk stalls).
+const MaxStockWait = moveCallTimeout
 
 // giveInFlight reports whether this node is asking a donor for the rain's stock right now.
 func (n *Node) giveInFlight(code string) bool {
@@ -209,7 +224,8 @@ func (n *Node) bestDonor(code string, epoch uint64) (donor, bool) {
 }
 
 // moverLoop keeps stock where demand is: it publishes this node's stock hints, asks for stock
-// when a rain runs low here (or a claim found it empty), and redelivers moves out.
+// when a rain runs low here, and redelivers moves out. (A claim that finds the node empty asks
+// itself, awaitStock.)
 func (n *Node) moverLoop(ctx context.Context) {
 	t := time.NewTicker(moveTick)
 	defer t.Stop()
@@ -218,8 +234,6 @@ func (n *Node) moverLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case code := <-n.moves.kick:
-			n.askIfLow(ctx, code, time.Now(), true)
 		case now := <-t.C:
 			for _, code := range n.store.Codes() {
 				n.askIfLow(ctx, code, now, false)
@@ -316,8 +330,12 @@ func (n *Node) ask(ctx context.Context, code string, epoch uint64, want, mine in
 			return // no real imbalance: stock would only go back and forth (donors are sorted, most first)
 		}
 		var got wire.Given
+		began := time.Now()
 		err := n.moves.client.Do(ctx, "POST", d.addr, wire.RainPath(wire.PathGive, code),
 			wire.Give{To: n.opts.ID, Epoch: epoch, Max: want, Empty: empty}, &got)
+		if took := time.Since(began); took > slowGive {
+			n.log.Info("slow stock give", "rain", code, "donor", d.id, "took", took, "count", got.Count, "err", err)
+		}
 		if err != nil {
 			n.log.Debug("ask for stock", "rain", code, "donor", d.id, "err", err)
 			continue
@@ -339,6 +357,9 @@ func (n *Node) give(code string, g wire.Give) (wire.Given, error) {
 	}
 	if n.opts.NoStockMoves || n.knownNotAlive(g.To) {
 		return wire.Given{}, nil // a receiver leaving or dead would hold the stock until it returns
+	}
+	if giveDelay > 0 {
+		time.Sleep(giveDelay) // a fault test's stalled donor (failpoint.go)
 	}
 	mv, ok, err := n.cutMove(code, g)
 	if err != nil || !ok {

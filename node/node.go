@@ -69,6 +69,7 @@ type Node struct {
 	stopped  chan struct{}
 	bg       sync.WaitGroup
 	cancelBg context.CancelFunc
+	bgCtx    context.Context // the background loops' context, ended by Close (Background before Start)
 }
 
 // rainInfo is what the node knows of a rain besides the shard's packets. Guarded by Node.mu.
@@ -94,7 +95,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{opts: opts, log: opts.Logger.With("node", opts.ID), store: shard.New(),
 		verify: wire.NewVerifier(opts.Secret), rains: map[string]*rainInfo{}, stopped: make(chan struct{}),
-		moves: newMoveState(opts.Secret)}
+		moves: newMoveState(opts.Secret), bgCtx: context.Background()}
 	n.codes.Store(&map[string]hotRain{})
 	if opts.Auth == AuthToken {
 		n.userKey = usertoken.NewKey([]byte(opts.UserKey))
@@ -233,7 +234,7 @@ func (n *Node) Start() error {
 		n.cluster = c
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancelBg = cancel
+	n.cancelBg, n.bgCtx = cancel, ctx
 	n.events.start()
 	n.bg.Add(7)
 	go func() { defer n.bg.Done(); n.moverLoop(ctx) }()
