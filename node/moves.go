@@ -390,10 +390,9 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	if !ok || !p.Started || p.Finished {
 		return rain.Move{}, false, nil
 	}
+	// Keep a quarter second of this node's own demand, at most half: a donor nobody taps gives
+	// all it has (an asker whose claims wait would otherwise halve the tail, one give at a time).
 	keep := min(p.RemainingCount/2, int64(n.demandRate(code)*lowHorizon.Seconds()))
-	if g.Empty { // claims wait on the asker: share half and half, whatever the demand here
-		keep = p.RemainingCount / 2
-	}
 	k := min(g.Max, p.RemainingCount-keep, 1<<31)
 	if k <= 0 {
 		return rain.Move{}, false, nil

@@ -70,8 +70,8 @@ type Give struct {
 	To    string `json:"to"`
 	Epoch uint64 `json:"epoch"`
 	Max   int64  `json:"max"`
-	// Empty: the asker has run out and claims are waiting; the donor then shares what it has
-	// half and half rather than keep a reserve for its own demand.
+	// Empty: the asker has run out and claims are waiting (it asks even a donor holding little
+	// more than it does). Informational for the donor, which keeps at most half in any case.
 	Empty bool `json:"empty,omitempty"`
 }
 
