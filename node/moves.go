@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -332,7 +333,7 @@ func (n *Node) ask(ctx context.Context, code string, epoch uint64, want, mine in
 		var got wire.Given
 		began := time.Now()
 		err := n.moves.client.Do(ctx, "POST", d.addr, wire.RainPath(wire.PathGive, code),
-			wire.Give{To: n.opts.ID, Epoch: epoch, Max: want, Empty: empty}, &got)
+			wire.Give{To: n.opts.ID, Epoch: epoch, Max: want, Empty: empty, Addr: n.advertised(n.HTTPAddr())}, &got)
 		if took := time.Since(began); took > slowGive {
 			n.log.Info("slow stock give", "rain", code, "donor", d.id, "took", took, "count", got.Count, "err", err)
 		}
@@ -354,6 +355,8 @@ func (n *Node) give(code string, g wire.Give) (wire.Given, error) {
 		return wire.Given{}, fmt.Errorf("%w: bad receiver %q", ErrBadRequest, g.To)
 	case g.Max < 1 || g.Max > rain.MaxTotalCount || g.Epoch == 0:
 		return wire.Given{}, fmt.Errorf("%w: max or epoch out of range", ErrBadRequest)
+	case g.Addr != "" && !validAddr(g.Addr):
+		return wire.Given{}, fmt.Errorf("%w: addr is not host:port", ErrBadRequest)
 	}
 	if n.opts.NoStockMoves || n.knownNotAlive(g.To) {
 		return wire.Given{}, nil // a receiver leaving or dead would hold the stock until it returns
@@ -366,7 +369,7 @@ func (n *Node) give(code string, g wire.Give) (wire.Given, error) {
 		return wire.Given{}, err
 	}
 	n.metrics.movesOut.Inc()
-	delivered := n.deliver(context.Background(), code, g.To, []rain.Move{mv}) == nil
+	delivered := n.deliver(context.Background(), code, g.To, g.Addr, []rain.Move{mv}) == nil
 	return wire.Given{Count: mv.Count, Amount: mv.Amount, Delivered: delivered}, nil
 }
 
@@ -430,6 +433,12 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	return mv, true, nil
 }
 
+// validAddr reports whether s is a host:port of a sane length.
+func validAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && port != "" && len(s) <= 256
+}
+
 // knownNotAlive reports whether gossip knows the member id and says it is not alive.
 func (n *Node) knownNotAlive(id string) bool {
 	if n.cluster == nil {
@@ -484,8 +493,10 @@ func (ri *rainInfo) sliceOf(epoch uint64, id uint32) (rain.Slice, bool) {
 	return rain.Slice{}, false
 }
 
-// deliver sends moves to their receiver and forgets them as delivered once it acknowledges.
-func (n *Node) deliver(ctx context.Context, code, to string, mvs []rain.Move) error {
+// deliver sends moves to their receiver, at the address gossip shows it alive at (or, when
+// gossip has not shown it yet, at fallback, the address it asked from), and forgets them as
+// delivered once it acknowledges.
+func (n *Node) deliver(ctx context.Context, code, to, fallback string, mvs []rain.Move) error {
 	addr := ""
 	if n.cluster != nil {
 		for _, m := range n.cluster.Members() {
@@ -494,8 +505,11 @@ func (n *Node) deliver(ctx context.Context, code, to string, mvs []rain.Move) er
 			}
 		}
 	}
+	if addr == "" && !n.knownNotAlive(to) {
+		addr = fallback
+	}
 	if addr == "" {
-		return fmt.Errorf("node: receiver %s not alive", to)
+		return fmt.Errorf("node: receiver %s not alive", to) // redelivered once it is
 	}
 	err := n.moves.client.Do(ctx, "POST", addr, wire.RainPath(wire.PathMoves, code), wire.Moves{Moves: mvs}, nil)
 	if err != nil {
@@ -529,7 +543,7 @@ func (n *Node) redeliver(ctx context.Context) {
 			return
 		}
 		slices.SortFunc(mvs, func(x, y rain.Move) int { return cmp.Compare(x.ID, y.ID) })
-		n.deliver(ctx, b.code, b.to, mvs)
+		n.deliver(ctx, b.code, b.to, "", mvs)
 	}
 }
 

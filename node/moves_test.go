@@ -168,3 +168,39 @@ func TestNewerPrepareHolders(t *testing.T) {
 		t.Fatalf("holders after a restart: %v", got)
 	}
 }
+
+// TestGiveToANodeGossipHasNotShown: a donor asked by a node its gossip does not show yet (one
+// that just joined) delivers the move to the address the give came with, at once, rather than
+// cutting stock it could only deliver on its next redelivery; without that address the move
+// waits, undelivered, as before. A bad address is refused before anything is cut.
+func TestGiveToANodeGossipHasNotShown(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	const code = "newcomer"
+	oc.rain(code, 1000, 1000)
+	n1, n2 := oc.hs[0], oc.hs[1]
+	oc.peers.forget("n2")
+	give := func(g wire.Give) wire.Given {
+		t.Helper()
+		var got wire.Given
+		if err := n2.wire.Do(context.Background(), "POST", n1.addr(), wire.RainPath(wire.PathGive, code), g, &got); err != nil {
+			t.Fatalf("give %+v: %v", g, err)
+		}
+		return got
+	}
+	if got := give(wire.Give{To: "n2", Epoch: 1, Max: 100, Addr: n2.addr()}); got.Count != 100 || !got.Delivered {
+		t.Fatalf("give with the asker's address: %+v", got)
+	}
+	if p := n2.progressOf(code); len(p.MovesIn) != 1 || p.MovesIn[0].Count != 100 || p.RemainingCount != 1100 {
+		t.Fatalf("receiver after the give: %+v", p)
+	}
+	if got := give(wire.Give{To: "n2", Epoch: 1, Max: 100}); got.Count != 100 || got.Delivered {
+		t.Fatalf("give without an address: %+v", got)
+	}
+	if st := statusOf(n2.wire.Do(context.Background(), "POST", n1.addr(), wire.RainPath(wire.PathGive, code),
+		wire.Give{To: "n2", Epoch: 1, Max: 100, Addr: "no port"}, nil)); st != http.StatusBadRequest {
+		t.Fatalf("a bad address: HTTP %d", st)
+	}
+	if p := n1.progressOf(code); p.RemainingCount != 800 || len(p.MovesOut) != 1 || p.MovesOut[0].Count != 200 {
+		t.Fatalf("donor after two gives and a refusal: %+v", p)
+	}
+}

@@ -52,6 +52,14 @@ func (p *peers) Members() []gossip.Member {
 	return out
 }
 
+// forget removes member id, as if gossip had not shown it yet.
+func (p *peers) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.addrs, id)
+	delete(p.down, id)
+}
+
 func (p *peers) set(id, addr string, down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -73,6 +73,10 @@ type Give struct {
 	// Empty: the asker has run out and claims are waiting (it asks even a donor holding little
 	// more than it does). Informational for the donor, which keeps at most half in any case.
 	Empty bool `json:"empty,omitempty"`
+	// Addr is where the asker serves its internal API (host:port): the donor delivers there when
+	// its gossip has not shown the asker alive yet (a node that just joined), instead of cutting
+	// a move it could only deliver a second later.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Given is a donor's answer to Give: what it moved (journaled, and delivered unless Delivered is
