@@ -194,8 +194,9 @@ func (c *Cluster) NewsFor(code string) (News, bool) {
 	return n, ok
 }
 
-// Leave marks this member as leaving in its gossip metadata and waits up to timeout (0: no
-// limit) for that to go out; peers report it StateLeft as soon as the mark reaches them, and keep
+// Leave marks this member as leaving in its gossip metadata, waits up to timeout (0: no limit)
+// for that to go out, and pushes it to up to three live peers over TCP as well; peers report it
+// StateLeft as soon as the mark reaches them, and keep
 // doing so after it stops. It stops the join loop. Keep running (gossip goes on, spreading the
 // mark) while draining, then call Shutdown.
 //
@@ -216,6 +217,18 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	}
 	if err := c.ml.UpdateNode(timeout); err != nil {
 		return fmt.Errorf("gossip: leave: %w", err)
+	}
+	// The mark went out by UDP gossip, which a busy peer can miss; a member that shuts down
+	// right after would then be seen dead, not left. Push this member's state, mark included, to
+	// up to three live peers over TCP too (memberlist's push-pull, as a join does); best effort.
+	var peers []string
+	for _, m := range c.ml.Members() {
+		if m.Name != c.opts.Meta.ID && len(peers) < 3 {
+			peers = append(peers, m.Address())
+		}
+	}
+	if len(peers) > 0 {
+		c.ml.Join(peers)
 	}
 	return nil
 }
