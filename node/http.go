@@ -174,35 +174,48 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		errHeld.write(ctx)
 		return
 	}
+	if n.forwards(code, user, ctx, now) { // the user's owner makes the claim (owner_forward.go)
+		return
+	}
+	amount, seq, e, ok := n.claimHere(code, hot.code, user, now)
+	if !ok {
+		e.write(ctx)
+		return
+	}
+	var buf [192]byte
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.Response.AppendBody(n.appendAnswer(buf[:0], amount, seq))
+	n.metrics.latency.Observe(time.Since(began).Seconds())
+}
+
+// claimHere makes a claim of user from this node's stock: the pop (and, when the node is empty,
+// the wait for stock), the owner's count when the owner is another node (OwnerHopReserve), the
+// journal. It answers the packet's amount and the journal sequence of its claim_id, or the
+// error to answer; it counts the claim in the claim metrics either way. name is the rain's
+// interned code.
+func (n *Node) claimHere(code []byte, name string, user uint64, now int64) (amount int64, seq uint64, e apiError, ok bool) {
 	c, err := n.store.Claim(code, user, now)
 	if errors.Is(err, shard.ErrExhausted) {
 		c, err = n.claimAfterWait(code, user)
 	}
 	if err != nil {
-		n.claimError(err).write(ctx)
-		return
+		return 0, 0, n.claimError(err), false
 	}
 	if e, ok := n.askOwner(code, user, now); !ok { // the user's owner counts it first (owner.go)
 		n.store.Release(code, user, c)
-		e.write(ctx)
-		return
+		return 0, 0, e, false
 	}
-	name := hot.code
-	seq, err := n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
+	seq, err = n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
 		User: user, Amount: c.Amount, UnixNano: now})
 	if err != nil {
 		n.journalFailed(name, user, c, err)
 		n.ownerJournalFailed(code, user, err)
 		n.metrics.claimJournal.Inc()
-		errJournal.write(ctx)
-		return
+		return 0, 0, errJournal, false
 	}
 	n.flusher.Notify()
-	var buf [192]byte
-	ctx.Response.Header.SetContentTypeBytes(contentJSON)
-	ctx.Response.AppendBody(n.appendAnswer(buf[:0], c.Amount, seq))
 	n.metrics.claimOK.Inc()
-	n.metrics.latency.Observe(time.Since(began).Seconds())
+	return c.Amount, seq, apiError{}, true
 }
 
 // claimAfterWait is a claim that found this node empty: while a peer holds stock it waits for

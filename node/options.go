@@ -93,11 +93,21 @@ type Options struct {
 	// OwnerTimeout bounds a claim's call to the node that counts its user's packets (owner.go):
 	// past it the claim fails closed (503); 2s.
 	OwnerTimeout time.Duration
+	// OwnerHop is what a claim does when its user's owner is another node: OwnerHopForward
+	// (""): the owner makes the whole claim (owner_forward.go); OwnerHopReserve: this node pops
+	// and journals it after the owner's reservation (owner.go).
+	OwnerHop string
 	// OwnerJournal, if set, is used instead of opening DataDir/owners.db, the journal of the
 	// reservations this node granted as an owner (a ledger.MemJournal of this node's ID in tests);
 	// Close closes it. nil = DataDir/owners.db, or a new MemJournal when DataDir is "".
 	OwnerJournal OwnerJournal
 }
+
+// Options.OwnerHop values.
+const (
+	OwnerHopForward = "forward"
+	OwnerHopReserve = "reserve"
+)
 
 // DefaultStockWait is Options.StockWait's default.
 const DefaultStockWait = 50 * time.Millisecond
@@ -183,6 +193,8 @@ func (o *Options) validate() error {
 		return bad("stock-wait", "must be in 0..1s")
 	case o.OwnerTimeout < 0 || o.OwnerTimeout > time.Minute:
 		return bad("owner-timeout", "must be in 0..1m")
+	case o.OwnerHop != "" && o.OwnerHop != OwnerHopForward && o.OwnerHop != OwnerHopReserve:
+		return bad("owner-hop", "must be forward or reserve")
 	case o.OwnerJournal != nil && o.OwnerJournal.NodeID() != o.ID:
 		return bad("id", fmt.Sprintf("the owners journal given belongs to node %q", o.OwnerJournal.NodeID()))
 	case o.IPRate < 0 || o.IPRate > 1e9 || o.IPBurst < 0:

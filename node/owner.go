@@ -57,11 +57,13 @@ type rainOwners struct {
 	self    int    // index of this node in IDs, -1 if absent
 	reserve string // the owner's internal paths for this rain
 	release string
+	claims  string
 }
 
 func newRainOwners(code, self string, holders []string) *rainOwners {
 	ro := &rainOwners{Owners: rain.NewOwners(code, holders), code: code,
-		reserve: "/internal/v1/rains/" + code + "/reserve", release: "/internal/v1/rains/" + code + "/release"}
+		reserve: "/internal/v1/rains/" + code + "/reserve", release: "/internal/v1/rains/" + code + "/release",
+		claims: "/internal/v1/rains/" + code + "/claims"}
 	ro.self = slices.Index(ro.IDs(), self)
 	return ro
 }

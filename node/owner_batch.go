@@ -32,13 +32,17 @@ const (
 	resultRefused   = 3 // not this user's owner, rain unknown there, or its journal failed
 )
 
-// reservation is one claim waiting for its owner's answer.
+// reservation is one claim waiting for its owner's answer: a reservation, or (forward) the
+// whole claim, made by the owner (owner_forward.go).
 type reservation struct {
-	ro     *rainOwners
-	user   uint64
-	at     int64 // unix ns queued
-	result int
-	done   chan struct{}
+	ro      *rainOwners
+	user    uint64
+	at      int64 // unix ns queued
+	result  int
+	forward bool
+	status  int    // forward: the owner's answer (0: none)
+	body    []byte // forward: its body
+	done    chan struct{}
 }
 
 var reservationPool = sync.Pool{New: func() any { return &reservation{done: make(chan struct{}, 1)} }}
@@ -47,7 +51,17 @@ var reservationPool = sync.Pool{New: func() any { return &reservation{done: make
 // OwnerTimeouts: queued, then sent).
 func (n *Node) reserveWith(l *ownerLink, ro *rainOwners, user uint64, now int64) int {
 	r := reservationPool.Get().(*reservation)
-	r.ro, r.user, r.at, r.result = ro, user, now, resultNone
+	r.ro, r.user, r.at, r.result, r.forward = ro, user, now, resultNone, false
+	n.queueOn(l, r)
+	res := r.result
+	r.ro = nil
+	reservationPool.Put(r)
+	return res
+}
+
+// queueOn queues r on l, starts a sender if fewer than maxSenders run, and waits until r is
+// answered.
+func (n *Node) queueOn(l *ownerLink, r *reservation) {
 	l.mu.Lock()
 	l.queue = append(l.queue, r)
 	start := l.senders < maxSenders
@@ -59,10 +73,6 @@ func (n *Node) reserveWith(l *ownerLink, ro *rainOwners, user uint64, now int64)
 		go n.sendReservations(l)
 	}
 	<-r.done
-	res := r.result
-	r.ro = nil
-	reservationPool.Put(r)
-	return res
 }
 
 // sendReservations sends what l has queued, batch after batch, until the queue is empty.
@@ -77,23 +87,27 @@ func (n *Node) sendReservations(l *ownerLink) {
 			return
 		}
 		l.mu.Unlock()
-		sent = n.callReserve(l, batch, sent[:0])
+		if batch[0].forward {
+			sent = n.callForward(l, batch, sent[:0])
+		} else {
+			sent = n.callReserve(l, batch, sent[:0])
+		}
 		for _, r := range batch { // each exactly once: its waiter may reuse it at once
 			r.done <- struct{}{}
 		}
 	}
 }
 
-// take moves up to maxReserveBatch queued reservations of the first one's rain into batch.
-// The caller holds l.mu.
+// take moves up to maxReserveBatch queued reservations of the first one's rain and kind
+// (reservations or forwarded claims) into batch. The caller holds l.mu.
 func (l *ownerLink) take(batch []*reservation) []*reservation {
 	if len(l.queue) == 0 {
 		return batch
 	}
-	ro := l.queue[0].ro
+	ro, fwd := l.queue[0].ro, l.queue[0].forward
 	kept := l.queue[:0]
 	for _, r := range l.queue {
-		if r.ro == ro && len(batch) < maxReserveBatch {
+		if r.ro == ro && r.forward == fwd && len(batch) < maxReserveBatch {
 			batch = append(batch, r)
 		} else {
 			kept = append(kept, r)
@@ -129,7 +143,7 @@ func (n *Node) callReserve(l *ownerLink, batch, sent []*reservation) []*reservat
 		return sent
 	}
 	body = append(body, "]}"...)
-	status, answer := n.postOwner(l, sent[0].ro.reserve, body, now)
+	status, answer := n.postOwner(l, sent[0].ro.reserve, body, now, n.opts.OwnerTimeout)
 	var a reserveAnswer
 	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Results) != len(sent) {
 		return sent
@@ -140,9 +154,9 @@ func (n *Node) callReserve(l *ownerLink, batch, sent []*reservation) []*reservat
 	return sent
 }
 
-// postOwner makes one signed call to an owner; status 0 means no answer within OwnerTimeout.
-// The answer's body is a copy.
-func (n *Node) postOwner(l *ownerLink, path string, body []byte, now time.Time) (int, []byte) {
+// postOwner makes one signed call to an owner; status 0 means no answer within timeout. The
+// answer's body is a copy.
+func (n *Node) postOwner(l *ownerLink, path string, body []byte, now time.Time, timeout time.Duration) (int, []byte) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -155,7 +169,7 @@ func (n *Node) postOwner(l *ownerLink, path string, body []byte, now time.Time) 
 	req.Header.Set(wire.HeaderSignature, sig)
 	req.Header.SetContentTypeBytes(contentJSON)
 	req.SetBody(body)
-	err := l.hc.DoTimeout(req, resp, n.opts.OwnerTimeout)
+	err := l.hc.DoTimeout(req, resp, timeout)
 	if err != nil || resp.StatusCode() != 200 {
 		n.ownerFailed(l, path, resp.StatusCode(), resp.Body(), err)
 	}

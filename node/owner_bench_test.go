@@ -14,13 +14,19 @@ import (
 
 // BenchmarkOwnerRouting is claims over real HTTP on 127.0.0.1 to 3 in-process nodes with real
 // journals (fsync), every user counted by its owner: "sticky" sends each user to its owner (the
-// balancer routes by user: no extra hop), "random" to any node (2/3 of the claims ask another
-// node first). Compare claims/s of the two in one run (benchstat); allocs/op covers the client,
-// both servers and the owner call.
+// balancer routes by user: no extra hop), "random" to any node (2/3 of the claims land on a node
+// that is not their user's owner, which forwards them to it: OwnerHopForward, the default), and
+// "random-reserve" likewise with OwnerHopReserve (the landing node pays the claim after the
+// owner's reservation). Compare claims/s in one run (benchstat); allocs/op covers the client,
+// the servers and the owner calls.
 func BenchmarkOwnerRouting(b *testing.B) {
-	for _, mode := range []string{"sticky", "random"} {
+	for _, mode := range []string{"sticky", "random", "random-reserve"} {
 		b.Run(mode, func(b *testing.B) {
-			oc := newOwnerCluster(b, 3)
+			hop := OwnerHopForward
+			if mode == "random-reserve" {
+				hop = OwnerHopReserve
+			}
+			oc := newOwnerClusterHop(b, 3, hop)
 			oc.rain("bench", 500_000, 1000)
 			owners := rain.NewOwners("bench", oc.ids) // oc.ids are sorted: an index is a node
 			cl := &fasthttp.Client{MaxConnsPerHost: 512, ReadTimeout: 10 * time.Second}

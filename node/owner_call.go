@@ -128,7 +128,7 @@ func (n *Node) callOwner(l *ownerLink, path string, user uint64) int {
 	}
 	var buf [40]byte
 	body := strconv.AppendUint(append(buf[:0], `{"user":`...), user, 10)
-	status, _ := n.postOwner(l, path, append(body, '}'), time.Now())
+	status, _ := n.postOwner(l, path, append(body, '}'), time.Now(), n.opts.OwnerTimeout)
 	return status
 }
 
@@ -191,7 +191,7 @@ func (n *Node) newLink(addr string) *ownerLink {
 		Name:                "redrain-node",
 		MaxConns:            ownerConns,
 		MaxConnWaitTimeout:  t,
-		ReadTimeout:         t,
+		ReadTimeout:         t + MaxStockWait, // a forwarded claim may wait for stock (owner_forward.go)
 		WriteTimeout:        t,
 		MaxIdleConnDuration: ownerIdle,
 		RetryIfErr:          retryReserve,
@@ -205,7 +205,8 @@ const ownerIdle = time.Second
 
 // retryReserve lets a reserve call that failed on its connection (one the owner closed, say) be
 // sent once more: counted twice, it leaves the user a packet short, never one over. A release is
-// never sent twice: counted twice, it would pay past the cap.
+// never sent twice: counted twice, it would pay past the cap. Nor is a forwarded claim: sent
+// twice, it would be two claims.
 func retryReserve(req *fasthttp.Request, attempts int, _ error) (resetTimeout, retry bool) {
-	return false, attempts < 2 && !bytes.HasSuffix(req.URI().Path(), []byte("/release"))
+	return false, attempts < 2 && bytes.HasSuffix(req.URI().Path(), []byte("/reserve"))
 }

@@ -57,7 +57,7 @@ var (
 	errReserveBadArg = newAPIError(400, "bad_request", `body must be {"users":[N,...]}: 1..256 users > 0`)
 )
 
-// handleOwner serves POST /internal/v1/rains/{code}/reserve and /release (the signature is
+// handleOwner serves POST /internal/v1/rains/{code}/reserve, /release and /claims (the signature is
 // already checked); false when path is not one of them.
 func (n *Node) handleOwner(ctx *fasthttp.RequestCtx, path string) bool {
 	rest, ok := strings.CutPrefix(path, "/internal/v1/rains/")
@@ -65,7 +65,7 @@ func (n *Node) handleOwner(ctx *fasthttp.RequestCtx, path string) bool {
 		return false
 	}
 	code, action, ok := strings.Cut(rest, "/")
-	if !ok || !rain.ValidCode(code) || (action != "reserve" && action != "release") {
+	if !ok || !rain.ValidCode(code) || (action != "reserve" && action != "release" && action != "claims") {
 		return false
 	}
 	if !ctx.IsPost() {
@@ -73,13 +73,16 @@ func (n *Node) handleOwner(ctx *fasthttp.RequestCtx, path string) bool {
 		return true
 	}
 	ro := n.ownersOf([]byte(code))
-	if action == "reserve" {
+	if action == "reserve" || action == "claims" {
 		var b reserveBatch
-		if err := decodeStrict(ctx.Request.Body(), &b); err != nil || !b.valid() {
+		switch err := decodeStrict(ctx.Request.Body(), &b); {
+		case err != nil || !b.valid():
 			errReserveBadArg.write(ctx)
-		} else if ro == nil {
+		case ro == nil:
 			errUnknownRain.write(ctx)
-		} else {
+		case action == "claims":
+			n.serveForward(ctx, ro, code, b.Users)
+		default:
 			n.serveReserve(ctx, ro, b.Users)
 		}
 		return true

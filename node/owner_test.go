@@ -75,13 +75,18 @@ type ownerCluster struct {
 	ids   []string
 }
 
-func newOwnerCluster(t testing.TB, nodes int) *ownerCluster {
+func newOwnerCluster(t testing.TB, nodes int) *ownerCluster { return newOwnerClusterHop(t, nodes, "") }
+
+// newOwnerClusterHop is newOwnerCluster with Options.OwnerHop = hop on every node.
+func newOwnerClusterHop(t testing.TB, nodes int, hop string) *ownerCluster {
 	oc := &ownerCluster{t: t, peers: newPeers()}
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
 		oc.ids = append(oc.ids, id)
 		// A generous owner timeout: these tests count packets, not time (the race detector is slow).
-		h := newHarness(t, true, func(o *Options) { o.ID, o.Cluster, o.OwnerTimeout = id, oc.peers, 5*time.Second })
+		h := newHarness(t, true, func(o *Options) {
+			o.ID, o.Cluster, o.OwnerTimeout, o.OwnerHop = id, oc.peers, 5*time.Second, hop
+		})
 		oc.peers.set(id, h.addr(), false)
 		oc.hs = append(oc.hs, h)
 	}
@@ -122,10 +127,19 @@ func remaining(h *harness, code string) int64 {
 	return p.RemainingCount
 }
 
+// hops runs f once per Options.OwnerHop.
+func hops(t *testing.T, f func(t *testing.T, hop string)) {
+	for _, hop := range []string{OwnerHopForward, OwnerHopReserve} {
+		t.Run(hop, func(t *testing.T) { f(t, hop) })
+	}
+}
+
 // Every user taps every node at random, concurrently: no user is ever paid more than
 // max_per_user over all the answers, and most users reach it (the cap is not held by refusing).
-func TestOwnerCapAcrossNodes(t *testing.T) {
-	oc := newOwnerCluster(t, 3)
+func TestOwnerCapAcrossNodes(t *testing.T) { hops(t, testOwnerCapAcrossNodes) }
+
+func testOwnerCapAcrossNodes(t *testing.T, hop string) {
+	oc := newOwnerClusterHop(t, 3, hop)
 	const code, users, maxPer = "capall", 150, 3
 	oc.rain(code, 600, maxPer)
 	var mu sync.Mutex
@@ -166,19 +180,27 @@ func TestOwnerCapAcrossNodes(t *testing.T) {
 	if atCap < users*9/10 || len(words) != 1 {
 		t.Fatalf("%d of %d users reached the cap; other answers: %v", atCap, users, words)
 	}
-	var reserved float64
+	call, other := "reserve", "forward"
+	if hop == OwnerHopForward {
+		call, other = other, call
+	}
+	var hopped, wrong float64
 	for _, h := range oc.hs {
-		reserved += ownerCalls(t, h, "reserve", "ok")
+		hopped += ownerCalls(t, h, call, "ok")
+		wrong += ownerCalls(t, h, other, "ok")
 	}
-	if reserved < float64(users) { // about 2/3 of the packets paid were counted by another node
-		t.Fatalf("only %v reservations made with other owners", reserved)
+	if hopped < float64(users) || wrong != 0 { // about 2/3 of the taps landed on a node not their user's owner
+		t.Fatalf("only %v %s calls made to other owners (%v %s calls)", hopped, call, wrong, other)
 	}
-	t.Logf("%d users at the cap, %v paid after a reservation with another node, %d user_limit answers", atCap, reserved, words["user_limit"])
+	t.Logf("%d users at the cap, %v %s calls to another node, %d user_limit answers", atCap, hopped, call, words["user_limit"])
 }
 
-// The owner's counts survive its restart: reservations it granted are journaled in owners.db.
-func TestOwnerCountsSurviveRestart(t *testing.T) {
-	oc := newOwnerCluster(t, 2)
+// The owner's counts survive its restart: the claims it made are in its claims journal, the
+// reservations it granted in owners.db.
+func TestOwnerCountsSurviveRestart(t *testing.T) { hops(t, testOwnerCountsSurviveRestart) }
+
+func testOwnerCountsSurviveRestart(t *testing.T, hop string) {
+	oc := newOwnerClusterHop(t, 2, hop)
 	const code = "restart"
 	oc.rain(code, 50, 2)
 	n1, n2 := oc.hs[0], oc.hs[1]
@@ -208,8 +230,10 @@ func TestOwnerCountsSurviveRestart(t *testing.T) {
 
 // An owner that cannot be reached (dead in gossip, or alive there with nothing listening): its
 // users' claims on other nodes fail closed, 503 with no packet handed out; other users are paid.
-func TestOwnerUnavailableFailsClosed(t *testing.T) {
-	oc := newOwnerCluster(t, 2)
+func TestOwnerUnavailableFailsClosed(t *testing.T) { hops(t, testOwnerUnavailableFailsClosed) }
+
+func testOwnerUnavailableFailsClosed(t *testing.T, hop string) {
+	oc := newOwnerClusterHop(t, 2, hop)
 	const code = "closed"
 	oc.rain(code, 50, 3)
 	n1, n2 := oc.hs[0], oc.hs[1]

@@ -85,6 +85,7 @@ func parseFlags(args []string) (node.Options, error) {
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For last hop is the client")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (debugging; keep it private)")
 	fs.DurationVar(&o.OwnerTimeout, "owner-timeout", o.OwnerTimeout, "bound of a claim's call to the node that counts its user's packets; past it the claim fails closed (503)")
+	fs.StringVar(&o.OwnerHop, "owner-hop", node.OwnerHopForward, "a claim whose user's owner is another node: forward (the owner makes the claim) or reserve (the owner counts it, this node pays it)")
 	fs.BoolVar(&o.FastGossip, "fast-gossip", false, "fast failure detection timings (tests, local clusters)")
 	err := flagenv.Parse(fs, args, "REDRAIN_")
 	if err != nil {
