@@ -13,6 +13,7 @@ import (
 	"redrain/internal/cluster"
 	"redrain/internal/tap"
 	"redrain/internal/testcluster"
+	"redrain/rain"
 )
 
 // Stock follows demand, with real processes: every tap goes to one node, the others' stock
@@ -32,18 +33,31 @@ type oneNodeTapper struct {
 	wg            sync.WaitGroup
 }
 
+// tapOneNode taps node i from users users it owns (rain.OwnerOf over every node of the cluster)
+// over conns connections: a tap of any other user would be forwarded to that user's owner and
+// paid from the owner's stock, so the demand would not be on the tapped node.
 func tapOneNode(c *cluster.LocalCluster, i int, code string, users uint64, conns int) *oneNodeTapper {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &oneNodeTapper{cancel: cancel}
 	t.beforeExhaust.Store(-1)
 	cl, addr := tap.NewClaimer(conns), c.Nodes[i].HTTP
+	var holders []string
+	for _, n := range c.Nodes {
+		holders = append(holders, n.ID)
+	}
+	owned := make([]uint64, 0, users)
+	for u := uint64(1); uint64(len(owned)) < users; u++ {
+		if rain.OwnerOf(holders, code, u) == c.Nodes[i].ID {
+			owned = append(owned, u)
+		}
+	}
 	var next atomic.Uint64
 	for range conns {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
 			for ctx.Err() == nil {
-				u := (next.Add(1)-1)%users + 1
+				u := owned[(next.Add(1)-1)%users]
 				a := cl.Claim(addr, code, u)
 				t.mu.Lock() // orders the count of 200s against the first exhausted
 				switch {
