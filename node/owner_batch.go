@@ -128,6 +128,24 @@ type reserveAnswer struct {
 // space for the ones sent, returned for reuse; batch is not modified.
 func (n *Node) callReserve(l *ownerLink, batch, sent []*reservation) []*reservation {
 	now := time.Now()
+	body, sent := n.usersBody(batch, sent, now)
+	if len(sent) == 0 {
+		return sent
+	}
+	status, answer := n.postOwner(l, sent[0].ro.reserve, body, now, n.opts.OwnerTimeout)
+	var a reserveAnswer
+	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Results) != len(sent) {
+		return sent
+	}
+	for i, res := range a.Results {
+		sent[i].result = res
+	}
+	return sent
+}
+
+// usersBody is the {"users":[...]} body of a batch's reservations or forwarded claims, leaving
+// out those queued longer than OwnerTimeout (their claims fail closed), and sent, the ones in it.
+func (n *Node) usersBody(batch, sent []*reservation, now time.Time) ([]byte, []*reservation) {
 	body := append(make([]byte, 0, 16+21*len(batch)), `{"users":[`...)
 	for _, r := range batch {
 		if now.UnixNano()-r.at > int64(n.opts.OwnerTimeout) {
@@ -139,19 +157,7 @@ func (n *Node) callReserve(l *ownerLink, batch, sent []*reservation) []*reservat
 		body = strconv.AppendUint(body, r.user, 10)
 		sent = append(sent, r)
 	}
-	if len(sent) == 0 {
-		return sent
-	}
-	body = append(body, "]}"...)
-	status, answer := n.postOwner(l, sent[0].ro.reserve, body, now, n.opts.OwnerTimeout)
-	var a reserveAnswer
-	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Results) != len(sent) {
-		return sent
-	}
-	for i, res := range a.Results {
-		sent[i].result = res
-	}
-	return sent
+	return append(body, "]}"...), sent
 }
 
 // postOwner makes one signed call to an owner; status 0 means no answer within timeout. The

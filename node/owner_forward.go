@@ -95,21 +95,10 @@ func (n *Node) forwardTimeout() time.Duration { return n.opts.OwnerTimeout + Max
 // callReserve, those queued longer than OwnerTimeout are not sent (they fail closed).
 func (n *Node) callForward(l *ownerLink, batch, sent []*reservation) []*reservation {
 	now := time.Now()
-	body := append(make([]byte, 0, 16+21*len(batch)), `{"users":[`...)
-	for _, r := range batch {
-		if now.UnixNano()-r.at > int64(n.opts.OwnerTimeout) {
-			continue
-		}
-		if len(sent) > 0 {
-			body = append(body, ',')
-		}
-		body = strconv.AppendUint(body, r.user, 10)
-		sent = append(sent, r)
-	}
+	body, sent := n.usersBody(batch, sent, now)
 	if len(sent) == 0 {
 		return sent
 	}
-	body = append(body, "]}"...)
 	status, answer := n.postOwner(l, sent[0].ro.claims, body, now, n.forwardTimeout())
 	var a forwardAnswer
 	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Answers) != len(sent) {
