@@ -201,9 +201,13 @@ func (n *Node) claimHere(code []byte, name string, user uint64, now int64) (amou
 	if err != nil {
 		return 0, 0, n.claimError(err), false
 	}
-	if e, ok := n.askOwner(code, user, now); !ok { // the user's owner counts it first (owner.go)
-		n.store.Release(code, user, c)
-		return 0, 0, e, false
+	// Forwarding, a claim is made here only by the user's owner (forwards, claimForwarded): no
+	// second owner lookup. Reserving, the owner counts it first (owner.go).
+	if n.opts.OwnerHop == OwnerHopReserve {
+		if e, ok := n.askOwner(code, user, now); !ok {
+			n.store.Release(code, user, c)
+			return 0, 0, e, false
+		}
 	}
 	seq, err = n.journal.Append(ledger.Record{Code: name, Slice: c.Slice, Epoch: c.Epoch, Index: c.Index,
 		User: user, Amount: c.Amount, UnixNano: now})
