@@ -109,17 +109,8 @@ func line(rep *adminapi.Report, node string) adminapi.NodeReport {
 // first exhausted, from the stock n2 and n3 move to it.
 func TestStockFollowsDemand(t *testing.T) {
 	c := startCluster(t, 3)
-	const total, count, maxPer = int64(2_000_000), int64(20_000), 1000
-	code := startRain(t, c, total, count, maxPer)
-	l := tapOneNode(c, 0, code, 3000, 16)
-	testcluster.Eventually(t, 2*time.Minute, "n1 answers exhausted (or finished)", l.exhausted)
-	answers := l.stop()
-	before := l.beforeExhaust.Load()
-	answers = append(answers, drainAll(t, c, code, 3000)...)
-	_, rep := verify(t, c, code, answers, total, count, maxPer, true)
-	if float64(before) < 0.999*float64(count) {
-		t.Errorf("n1 handed out %d of %d packets before its first exhausted, want >= 99.9%%", before, count)
-	}
+	const total, count = int64(2_000_000), int64(20_000)
+	rep, before := drainThroughN1(t, c, total, count, 3000, 16)
 	n1 := line(rep, "n1")
 	if n1.MovedInCount == 0 || line(rep, "n2").MovedOutCount == 0 && line(rep, "n3").MovedOutCount == 0 {
 		t.Errorf("no stock moved: %+v", rep.Nodes)
@@ -128,7 +119,28 @@ func TestStockFollowsDemand(t *testing.T) {
 		t.Errorf("drained rain: claimed %d of %d, lost %d", rep.ClaimedAmount, total, rep.LostAmount)
 	}
 	t.Logf("n1 handed out %d of %d before its first exhausted; moved in %d packets (%d cents)", before, count, n1.MovedInCount, n1.MovedInAmount)
+}
+
+// drainThroughN1 starts a rain of count packets (max_per_user 1000) and taps n1 only, from users
+// it owns over conns connections, until it answers exhausted (or finished); then drains the rest
+// through every node and verifies the rain, that n1 handed out >= 99.9% of it before that answer,
+// and that no journal pays a packet twice (which stops the nodes). It returns the report and the
+// packets n1 handed out before its first exhausted.
+func drainThroughN1(t *testing.T, c *cluster.LocalCluster, total, count int64, users uint64, conns int) (*adminapi.Report, int64) {
+	t.Helper()
+	const maxPer = 1000
+	code := startRain(t, c, total, count, maxPer)
+	l := tapOneNode(c, 0, code, users, conns)
+	testcluster.Eventually(t, 2*time.Minute, "n1 answers exhausted (or finished)", l.exhausted)
+	answers := l.stop()
+	before := l.beforeExhaust.Load()
+	answers = append(answers, drainAll(t, c, code, users)...)
+	_, rep := verify(t, c, code, answers, total, count, maxPer, true)
+	if float64(before) < 0.999*float64(count) {
+		t.Errorf("n1 handed out %d of %d packets before its first exhausted, want >= 99.9%%", before, count)
+	}
 	checkNoPacketTwice(t, c, code)
+	return rep, before
 }
 
 // movedIn and movedOut add up node i's moves of the rain as its progress reports them (-1 when
@@ -320,23 +332,12 @@ func TestSlowGive(t *testing.T) {
 	// addresses was once left dead in its peers' gossip for minutes, which this test is not about.
 	t.Setenv("REDRAINTEST_GIVE_DELAY", "1200ms")
 	c := startCluster(t, 3)
-	const total, count, maxPer = int64(600_000), int64(6_000), 1000
-	code := startRain(t, c, total, count, maxPer)
 	// 4 connections: up to 3 200s popped before the first exhausted may arrive after it (their
 	// journal commit), within the 6 packets 99.9% leaves.
-	l := tapOneNode(c, 0, code, 2000, 4)
-	testcluster.Eventually(t, 2*time.Minute, "n1 answers exhausted (or finished)", l.exhausted)
-	answers := l.stop()
-	before := l.beforeExhaust.Load()
-	answers = append(answers, drainAll(t, c, code, 2000)...)
-	_, rep := verify(t, c, code, answers, total, count, maxPer, true)
-	if float64(before) < 0.999*float64(count) {
-		t.Errorf("n1 handed out %d of %d packets before its first exhausted, want >= 99.9%%", before, count)
-	}
+	const count = int64(6_000)
+	rep, before := drainThroughN1(t, c, 600_000, count, 2000, 4)
 	if line(rep, "n1").MovedInCount == 0 {
 		t.Errorf("no stock moved: %+v", rep.Nodes)
 	}
 	t.Logf("n1 handed out %d of %d before its first exhausted, %d moved in", before, count, line(rep, "n1").MovedInCount)
-	checkNoPacketTwice(t, c, code)
-
 }
