@@ -159,19 +159,8 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 		errShutdown.write(ctx)
 		return
 	}
-	if !known { // every rain the store holds was interned first: nothing to look up
-		n.metrics.claimUnknown.Inc()
-		errUnknownRain.write(ctx)
-		return
-	}
-	switch hot.state {
-	case rainCompacted:
-		n.metrics.claimFinished.Inc()
-		errFinished.write(ctx)
-		return
-	case rainHeld:
-		n.metrics.claimJournal.Inc()
-		errHeld.write(ctx)
+	if e, ok := n.rainOpen(hot, known); !ok {
+		e.write(ctx)
 		return
 	}
 	if n.forwards(code, user, ctx, now) { // the user's owner makes the claim (owner_forward.go)
@@ -186,6 +175,23 @@ func (n *Node) handleClaim(ctx *fasthttp.RequestCtx, code []byte) {
 	ctx.Response.Header.SetContentTypeBytes(contentJSON)
 	ctx.Response.AppendBody(n.appendAnswer(buf[:0], amount, seq))
 	n.metrics.latency.Observe(time.Since(began).Seconds())
+}
+
+// rainOpen answers a claim of a rain this node does not know, has compacted or holds back
+// (counted in the claim metrics); ok when the store decides.
+func (n *Node) rainOpen(hot hotRain, known bool) (e apiError, ok bool) {
+	switch {
+	case !known: // every rain the store holds was interned first: nothing to look up
+		n.metrics.claimUnknown.Inc()
+		return errUnknownRain, false
+	case hot.state == rainCompacted:
+		n.metrics.claimFinished.Inc()
+		return errFinished, false
+	case hot.state == rainHeld:
+		n.metrics.claimJournal.Inc()
+		return errHeld, false
+	}
+	return apiError{}, true
 }
 
 // claimHere makes a claim of user from this node's stock: the pop (and, when the node is empty,

@@ -157,16 +157,8 @@ func (n *Node) claimForwarded(ro *rainOwners, code string, user uint64, now int6
 		return 0, nil
 	}
 	hot, known := (*n.codes.Load())[code]
-	switch {
-	case !known:
-		n.metrics.claimUnknown.Inc()
-		return errUnknownRain.status, errUnknownRain.body
-	case hot.state == rainCompacted:
-		n.metrics.claimFinished.Inc()
-		return errFinished.status, errFinished.body
-	case hot.state == rainHeld:
-		n.metrics.claimJournal.Inc()
-		return errHeld.status, errHeld.body
+	if e, ok := n.rainOpen(hot, known); !ok {
+		return e.status, e.body
 	}
 	amount, seq, e, ok := n.claimHere([]byte(code), hot.code, user, now)
 	if !ok {
