@@ -75,14 +75,22 @@ func (n *Node) askOwner(code []byte, user uint64, now int64) (e apiError, ok boo
 		n.metrics.claimUserLimit.Inc()
 		return errUserLimit, false
 	default:
-		n.owner.calls.WithLabelValues("reserve", "unavailable").Inc()
-		n.metrics.claimJournal.Inc()
-		if t := time.Now(); n.owner.failLog.Allow(t) {
-			n.log.Warn("claim refused: its user's owner did not count it", "owner", ro.IDs()[i], "known", l != nil,
-				"live", l != nil && l.live.Load(), "result", result, "failed_since_last_line", n.owner.failLog.Suppressed())
-		}
-		return errOwnerUnavailable, false
+		return n.ownerUnavailable("reserve", "claim refused: its user's owner did not count it", ro.IDs()[i], l,
+			"result", result), false
 	}
+}
+
+// ownerUnavailable counts and logs (paced) a claim refused because its user's owner, id, did not
+// answer a call (reserve or forward) over l (nil: gossip has not shown it), with extra log
+// fields, and returns the claim's answer: fail closed.
+func (n *Node) ownerUnavailable(call, msg, id string, l *ownerLink, extra ...any) apiError {
+	n.owner.calls.WithLabelValues(call, "unavailable").Inc()
+	n.metrics.claimJournal.Inc()
+	if t := time.Now(); n.owner.failLog.Allow(t) {
+		n.log.Warn(msg, append([]any{"owner", id, "known", l != nil, "live", l != nil && l.live.Load(),
+			"failed_since_last_line", n.owner.failLog.Suppressed()}, extra...)...)
+	}
+	return errOwnerUnavailable
 }
 
 // ownerJournalFailed releases the owner's reservation of a claim whose record was never

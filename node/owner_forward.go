@@ -57,13 +57,7 @@ func (n *Node) forwards(code []byte, user uint64, ctx *fasthttp.RequestCtx, now 
 		status, body = n.forwardWith(l, ro, user, now)
 	}
 	if status == 0 {
-		n.owner.calls.WithLabelValues("forward", "unavailable").Inc()
-		n.metrics.claimJournal.Inc()
-		if t := time.Now(); n.owner.failLog.Allow(t) {
-			n.log.Warn("claim refused: its user's owner did not make it", "owner", ro.IDs()[i], "known", l != nil,
-				"live", l != nil && l.live.Load(), "failed_since_last_line", n.owner.failLog.Suppressed())
-		}
-		errOwnerUnavailable.write(ctx)
+		n.ownerUnavailable("forward", "claim refused: its user's owner did not make it", ro.IDs()[i], l).write(ctx)
 		return true
 	}
 	n.owner.calls.WithLabelValues("forward", "ok").Inc()
