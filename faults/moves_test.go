@@ -327,11 +327,12 @@ func TestDonorStoppedWhileMoving(t *testing.T) {
 // tap goes to n1, whose claims wait for the give they are owed instead of answering exhausted:
 // n1 still hands out (nearly) the whole rain before its first exhausted.
 func TestSlowGive(t *testing.T) {
-	// Every node starts with it (they inherit this environment); only n2 and n3 give. Set at
-	// start rather than by restarting them: a node killed and restarted at once on its old
-	// addresses was once left dead in its peers' gossip for minutes, which this test is not about.
-	t.Setenv("REDRAINTEST_GIVE_DELAY", "1200ms")
 	c := startCluster(t, 3)
+	restartWith(t, c, 1, "REDRAINTEST_GIVE_DELAY=1200ms")
+	restartWith(t, c, 2, "REDRAINTEST_GIVE_DELAY=1200ms")
+	if err := c.WaitNodesAlive(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
 	// 4 connections: up to 3 200s popped before the first exhausted may arrive after it (their
 	// journal commit), within the 6 packets 99.9% leaves.
 	const count = int64(6_000)
