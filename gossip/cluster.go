@@ -160,13 +160,30 @@ func (c *Cluster) Publish(n News) error {
 		return err
 	}
 	msg := encodeNewsMsg(n)
-	self := c.ml.LocalNode().Name
-	for _, m := range c.ml.Members() { // outside c.mu: memberlist's node lock is taken here
-		if m.Name != self {
-			_ = c.ml.SendBestEffort(m, msg) // lost: the broadcast and push-pull still carry it
-		}
+	for _, m := range c.livePeers(-1) {
+		// Lost: the broadcast and push-pull still carry it.
+		_ = c.ml.SendToAddress(memberlist.Address{Addr: m.GossipAddr, Name: m.ID}, msg)
 	}
 	return nil
+}
+
+// livePeers returns up to max (all, if max < 0) members other than this one that are alive or
+// suspect, from this member's own table. It never hands out memberlist's *Node values
+// (Memberlist.Members): memberlist rewrites their fields under its own lock whenever an alive
+// message arrives, so reading one outside that lock is a data race.
+func (c *Cluster) livePeers(max int) []Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Member
+	for id, e := range c.members {
+		if max >= 0 && len(out) >= max {
+			break
+		}
+		if id != c.opts.Meta.ID && (e.m.State == StateAlive || e.m.State == StateSuspect) {
+			out = append(out, e.m)
+		}
+	}
+	return out
 }
 
 // store keeps n as Publish's news and queues its broadcast.
@@ -222,10 +239,8 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	// right after would then be seen dead, not left. Push this member's state, mark included, to
 	// up to three live peers over TCP too (memberlist's push-pull, as a join does); best effort.
 	var peers []string
-	for _, m := range c.ml.Members() {
-		if m.Name != c.opts.Meta.ID && len(peers) < 3 {
-			peers = append(peers, m.Address())
-		}
+	for _, m := range c.livePeers(3) {
+		peers = append(peers, m.GossipAddr)
 	}
 	if len(peers) > 0 {
 		c.ml.Join(peers)

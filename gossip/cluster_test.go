@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,4 +351,50 @@ func TestShutdownIsSafeTwice(t *testing.T) {
 		t.Errorf("Publish after Shutdown = %v, want ErrClosed", err)
 	}
 	testcluster.Eventually(t, settle, "a sees n1 left", func() bool { return seesAs(a, "n1", StateLeft) })
+}
+
+// TestPublishAndLeaveWhileAliveMessagesArrive runs Publish and Leave, which pick peers to send to,
+// while alive messages arrive from those peers (every Leave re-advertises its member with a new
+// incarnation). memberlist rewrites a peer's *Node on each alive message under its own lock, so
+// picking peers from Memberlist.Members and reading their addresses was a data race (bench's
+// TestScaleSmall hit it under -race in CI); `go test -race` catches it here.
+func TestPublishAndLeaveWhileAliveMessagesArrive(t *testing.T) {
+	a := start(t, testOptions("coord", RoleCoordinator))
+	b := start(t, testOptions("n1", RoleNode, a.GossipAddr()))
+	c := start(t, testOptions("n2", RoleNode, a.GossipAddr()))
+	allSeeAlive(t, a, b, c)
+
+	const rounds = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*rounds)
+	for _, m := range []*testMember{b, c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				if err := m.Leave(time.Second); err != nil {
+					errs <- fmt.Errorf("%s: Leave: %w", m.opts.Meta.ID, err)
+				}
+			}
+		}()
+	}
+	now := time.Now().UnixNano()
+	for v := range uint64(rounds) {
+		n := News{Code: "rainA", Kind: KindStarted, Epoch: 1, StartsAt: now, EndsAt: now + 60e9, Version: v + 1}
+		if err := a.Publish(n); err != nil {
+			errs <- fmt.Errorf("Publish v%d: %w", v+1, err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	last := News{Code: "rainA", Kind: KindStarted, Epoch: 1, StartsAt: now, EndsAt: now + 60e9, Version: rounds}
+	testcluster.Eventually(t, settle, "the last news reached the leaving members", func() bool {
+		return b.rec.gotNews(last) && c.rec.gotNews(last)
+	})
+	testcluster.Eventually(t, settle, "a sees both members left", func() bool {
+		return seesAs(a, "n1", StateLeft) && seesAs(a, "n2", StateLeft)
+	})
 }
