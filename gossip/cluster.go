@@ -27,15 +27,18 @@ type Cluster struct {
 	addr    string       // our gossip host:port, as peers see it
 	live    atomic.Int32 // members alive or suspect (us included): sizes the broadcast retransmits
 
-	mu      sync.Mutex // guards the fields below; never held while calling memberlist
-	members map[string]*memberEntry
-	news    *newsStore
-	stock   map[string]map[string]Stock // rain -> node -> latest hint (stock.go)
-	closed  bool
+	mu           sync.Mutex // guards the fields below; never held while calling memberlist
+	members      map[string]*memberEntry
+	news         *newsStore
+	stock        map[string]map[string]Stock // rain -> node -> latest hint (stock.go)
+	closed       bool
+	selfLeftSeen bool // selfLeft is closed
 
 	lifeMu   sync.Mutex    // serialises Leave and Shutdown
 	left     bool          // under lifeMu
+	update   *nodeUpdate   // under lifeMu: Leave's latest UpdateNode call
 	stopJoin chan struct{} // closed by Leave or Shutdown: the join loop stops
+	selfLeft chan struct{} // closed once memberlist's state of this member bears the leaving mark
 	stop     chan struct{} // closed by Shutdown: every loop stops
 	wg       sync.WaitGroup
 
@@ -80,6 +83,7 @@ func launch(opts Options, nt *memberlist.NetTransport, port int) (*Cluster, erro
 		news:     newNewsStore(opts.MaxNews, opts.NewsRetention),
 		stock:    map[string]map[string]Stock{},
 		stopJoin: make(chan struct{}),
+		selfLeft: make(chan struct{}),
 		stop:     make(chan struct{}),
 	}
 	cfg := opts.memberlistConfig(nt, port)
@@ -211,11 +215,12 @@ func (c *Cluster) NewsFor(code string) (News, bool) {
 	return n, ok
 }
 
-// Leave marks this member as leaving in its gossip metadata, waits up to timeout (0: no limit)
-// for that to go out, and pushes it to up to three live peers over TCP as well; peers report it
-// StateLeft as soon as the mark reaches them, and keep
-// doing so after it stops. It stops the join loop. Keep running (gossip goes on, spreading the
-// mark) while draining, then call Shutdown.
+// Leave marks this member as leaving in its gossip metadata and makes sure the mark went out:
+// it pushes the mark to up to three live peers over TCP (memberlist's push-pull, as a join
+// does) and returns once one of them took it, or else once memberlist's UDP broadcast of it was
+// sent, waiting up to timeout (0: leaveWaitCap) for that. Peers report the member StateLeft as
+// soon as the mark reaches them, and keep doing so after it stops. It stops the join loop. Keep
+// running (gossip goes on, spreading the mark) while draining, then call Shutdown.
 //
 // memberlist's own Leave is not used: its events do not tell a departure from a death
 // (memberlist v0.5.4 never fills Node.State), and its dead message can overtake the mark, so a
@@ -232,21 +237,69 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 		close(c.stopJoin)
 		c.leaving.Store(true)
 	}
-	if err := c.ml.UpdateNode(timeout); err != nil {
-		return fmt.Errorf("gossip: leave: %w", err)
+	if timeout <= 0 {
+		timeout = leaveWaitCap
 	}
-	// The mark went out by UDP gossip, which a busy peer can miss; a member that shuts down
-	// right after would then be seen dead, not left. Push this member's state, mark included, to
-	// up to three live peers over TCP too (memberlist's push-pull, as a join does); best effort.
+	// UpdateNode puts the mark in memberlist's state, queues its UDP broadcast and waits for
+	// the broadcast to be sent. That wait alone is not enough, and can lose its signal:
+	//   - UDP gossip can miss a busy peer, and a member that shuts down right after would then
+	//     be seen dead, not left;
+	//   - memberlist v0.5.4 signals "sent" without blocking on an unbuffered channel, so a
+	//     broadcast sent before UpdateNode starts waiting is never reported, and UpdateNode
+	//     waits the whole timeout (seen under -race on a loaded machine).
+	// So it runs aside, and the push-pull, which a peer acknowledges, is what Leave waits for.
+	// UpdateNode must not run twice at once (it reads this member's state outside memberlist's
+	// lock): a Leave while an earlier one's is still waiting only pushes again.
+	u := c.update
+	if u == nil || u.finished() {
+		u = &nodeUpdate{done: make(chan struct{})}
+		c.update = u
+		go func() {
+			u.err = c.ml.UpdateNode(timeout)
+			close(u.done)
+		}()
+	}
+	select {
+	case <-c.selfLeft: // the mark is in memberlist's state: a push-pull carries it
+	case <-u.done:
+		if u.err != nil {
+			return fmt.Errorf("gossip: leave: %w", u.err)
+		}
+		return nil // nobody else is alive: there is no one to tell
+	}
 	var peers []string
 	for _, m := range c.livePeers(3) {
 		peers = append(peers, m.GossipAddr)
 	}
 	if len(peers) > 0 {
-		c.ml.Join(peers)
+		if n, _ := c.ml.Join(peers); n > 0 {
+			return nil
+		}
+	}
+	<-u.done
+	if u.err != nil {
+		return fmt.Errorf("gossip: leave: %w", u.err)
 	}
 	return nil
 }
+
+// nodeUpdate is one memberlist.UpdateNode call of Leave, running aside.
+type nodeUpdate struct {
+	done chan struct{} // closed when UpdateNode returned
+	err  error         // its error; read after done
+}
+
+func (u *nodeUpdate) finished() bool {
+	select {
+	case <-u.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// leaveWaitCap bounds Leave's wait for the UDP broadcast when it is given no timeout.
+const leaveWaitCap = time.Minute
 
 // Shutdown stops gossiping and every background goroutine; pending OnMember/OnNews calls are
 // dropped. Peers see the member die, or stay "left" after Leave. Safe to call twice. Must not be
@@ -297,6 +350,10 @@ func (c *Cluster) observe(n *memberlist.Node, gone bool) {
 	}
 	if e.m.State != m.State {
 		e.changed = now
+	}
+	if m.ID == c.opts.Meta.ID && m.State == StateLeft && !c.selfLeftSeen {
+		c.selfLeftSeen = true
+		close(c.selfLeft)
 	}
 	e.m, e.udp, e.misses = m, udp, 0
 	e.gen++
