@@ -113,3 +113,18 @@ func nodeProblems(code string, n NodeReport, fail func(format string, args ...an
 			n.FlushedAmount, n.ClaimedAmount)
 	}
 }
+
+// CaughtUp reports whether Redis holds everything the rain's live nodes journaled: every alive
+// node flushed what it journaled, by its own account, and Redis's totals (the report's flushed
+// figures) are the report's claimed figures. The nodes' account alone is not enough: a node
+// learns that Redis lost or rolled back writes it had acknowledged (a restart, a failover to a
+// replica that was behind) only at its next marker check, and until then it reports them
+// flushed. Callers that wait for the flushers before checking SPEC's invariants wait for this.
+func (r *Report) CaughtUp() bool {
+	for _, n := range r.Nodes {
+		if n.State == StateAlive && n.FlushedAmount != n.ClaimedAmount {
+			return false
+		}
+	}
+	return r.FlushedAmount == r.ClaimedAmount && r.FlushedCount == r.ClaimedCount
+}

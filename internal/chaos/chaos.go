@@ -149,11 +149,7 @@ func verdict(ctx context.Context, c *cluster.LocalCluster, code string, answers 
 	flushed := func() bool {
 		var err error
 		rep, err = c.Admin().Report(ctx, code)
-		done := err == nil
-		for _, n := range rep.Nodes {
-			done = done && (n.State != "alive" || n.FlushedAmount == n.ClaimedAmount)
-		}
-		return done
+		return err == nil && rep.CaughtUp()
 	}
 	if err := poll.Until(ctx, time.Minute, 50*time.Millisecond, flushed); err != nil {
 		return nil, fmt.Errorf("%w: Redis did not catch up with the journals within a minute (%v)", ErrNotRun, err)
