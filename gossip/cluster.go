@@ -262,10 +262,12 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	select {
 	case <-c.selfLeft: // the mark is in memberlist's state: a push-pull carries it
 	case <-u.done:
+		// UpdateNode puts the mark in the state (closing selfLeft) before it returns, unless
+		// memberlist refused it (a newer incarnation of this member came first): then it
+		// returns only its timeout.
 		if u.err != nil {
 			return fmt.Errorf("gossip: leave: %w", u.err)
 		}
-		return nil // nobody else is alive: there is no one to tell
 	}
 	var peers []string
 	for _, m := range c.livePeers(3) {
