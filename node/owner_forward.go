@@ -94,16 +94,26 @@ func (n *Node) callForward(l *ownerLink, batch, sent []*reservation) []*reservat
 		return sent
 	}
 	status, answer := n.postOwner(l, sent[0].ro.claims, body, now, n.forwardTimeout())
-	var a forwardAnswer
-	if status != 200 || json.Unmarshal(answer, &a) != nil || len(a.Answers) != len(sent) {
-		return sent
+	if status == 200 {
+		readForwardAnswer(answer, sent)
 	}
-	for i, x := range a.Answers {
-		if x.Status >= 200 && x.Status < 600 && json.Valid(x.Body) {
+	return sent
+}
+
+// readForwardAnswer sets each sent claim's status and body from an owner's answer. An answer
+// that is not JSON, or has not one answer per claim, sets none; an answer whose status is not an
+// HTTP status or whose body is not a JSON object leaves its claim unanswered (status 0). An
+// unanswered claim fails closed.
+func readForwardAnswer(answer []byte, sent []*reservation) {
+	var a forwardAnswer
+	if json.Unmarshal(answer, &a) != nil || len(a.Answers) != len(sent) {
+		return
+	}
+	for i, x := range a.Answers { // Unmarshal checked that the whole answer, each body too, is JSON
+		if x.Status >= 200 && x.Status < 600 && len(x.Body) > 0 && x.Body[0] == '{' {
 			sent[i].status, sent[i].body = x.Status, x.Body
 		}
 	}
-	return sent
 }
 
 // serveForward makes the forwarded claims of users, each as if it had landed here, concurrently

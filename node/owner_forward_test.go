@@ -84,3 +84,70 @@ func TestForwardEndpoint(t *testing.T) {
 		t.Fatalf("n2 journaled %d claims, want 1", tot.Count)
 	}
 }
+
+// An owner's answer is relayed only when it is well formed: one answer per claim, each an HTTP
+// status with a JSON object body; anything else leaves the claim unanswered (it fails closed).
+func TestReadForwardAnswer(t *testing.T) {
+	okBody := `{"claim_id":"n2-1","amount":7}`
+	for _, c := range []struct {
+		name   string
+		answer string
+		want   []int // statuses set, per claim; 0: unanswered
+	}{
+		{"two answers", `{"answers":[{"status":200,"body":` + okBody + `},{"status":429,"body":{"error":"user_limit"}}]}`, []int{200, 429}},
+		{"not made there", `{"answers":[{"status":0,"body":null},{"status":200,"body":` + okBody + `}]}`, []int{0, 200}},
+		{"one answer short", `{"answers":[{"status":200,"body":` + okBody + `}]}`, []int{0, 0}},
+		{"one answer too many", `{"answers":[{"status":200,"body":{}},{"status":200,"body":{}},{"status":200,"body":{}}]}`, []int{0, 0}},
+		{"not JSON", `{"answers":[{"status":200,"body":{}},{"status":200,"body":{`, []int{0, 0}},
+		{"a status out of range", `{"answers":[{"status":600,"body":{}},{"status":199,"body":{}}]}`, []int{0, 0}},
+		{"a body not an object", `{"answers":[{"status":200,"body":null},{"status":200,"body":"paid"}]}`, []int{0, 0}},
+		{"a body missing", `{"answers":[{"status":200},{"status":200,"body":[1]}]}`, []int{0, 0}},
+		{"wrong types", `{"answers":[{"status":"200","body":{}},{"status":200,"body":{}}]}`, []int{0, 0}},
+	} {
+		sent := []*reservation{{}, {}}
+		readForwardAnswer([]byte(c.answer), sent)
+		for i, r := range sent {
+			if r.status != c.want[i] || (r.status != 0) != (len(r.body) > 0) {
+				t.Errorf("%s: claim %d: status %d body %q, want status %d", c.name, i, r.status, r.body, c.want[i])
+			}
+		}
+	}
+	sent := []*reservation{{}}
+	readForwardAnswer([]byte(`{"answers":[{"status":200,"body":`+okBody+`}]}`), sent)
+	if string(sent[0].body) != okBody {
+		t.Errorf("body relayed as %q, want %q word for word", sent[0].body, okBody)
+	}
+}
+
+// FuzzReadForwardAnswer: whatever an owner answers, each claim is either unanswered (status 0,
+// no body: it fails closed) or answered with an HTTP status and a JSON object body; and a claim
+// is answered only when the answer has one entry per claim.
+func FuzzReadForwardAnswer(f *testing.F) {
+	f.Add([]byte(`{"answers":[{"status":200,"body":{"claim_id":"n2-1","amount":7}},{"status":410,"body":{"error":"exhausted"}}]}`), uint8(2))
+	f.Add([]byte(`{"answers":[{"status":0,"body":null}]}`), uint8(1))
+	f.Add([]byte(`{"answers":[{"status":200,"body":"x"},{"status":-1,"body":{}}]}`), uint8(2))
+	f.Add([]byte(`{"answers":null}`), uint8(0))
+	f.Add([]byte(`[{"status":200,"body":{}}]`), uint8(1))
+	f.Fuzz(func(t *testing.T, answer []byte, n uint8) {
+		sent := make([]*reservation, n%8)
+		for i := range sent {
+			sent[i] = &reservation{}
+		}
+		readForwardAnswer(answer, sent)
+		for i, r := range sent {
+			if r.status == 0 {
+				if r.body != nil {
+					t.Fatalf("claim %d unanswered with a body %q", i, r.body)
+				}
+				continue
+			}
+			if r.status < 200 || r.status >= 600 || len(r.body) == 0 || r.body[0] != '{' || !json.Valid(r.body) {
+				t.Fatalf("claim %d answered %d %q", i, r.status, r.body)
+			}
+			var a forwardAnswer
+			if json.Unmarshal(answer, &a) != nil || len(a.Answers) != len(sent) {
+				t.Fatalf("claim %d answered from %q, which has not %d answers", i, answer, len(sent))
+			}
+		}
+	})
+}
