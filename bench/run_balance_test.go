@@ -32,9 +32,13 @@ func TestRunBalanceOne(t *testing.T) {
 		t.Fatalf("per node %+v, journal files %+v, redis %+v", res.PerNode, res.JournalFiles, res.Redis)
 	}
 	first, rest := res.PerNode[0], res.PerNode[1:]
-	if first.ID != "n1" || first.Claims != 3000 || first.Exhausted == 0 || first.FirstExhaustedS == nil ||
+	// Once the last packet is paid the coordinator may finish the rain before a tap on the empty
+	// node is answered: the load then ends on "finished", not "exhausted".
+	ended := (first.Exhausted > 0 && first.FirstExhaustedS != nil) || res.ByStatus["finished"] > 0
+	if first.ID != "n1" || first.Claims != 3000 || !ended ||
 		first.RemainingCount != 0 || first.State != "alive" || first.ViewError != "" {
-		t.Fatalf("first node %+v", first)
+		t.Fatalf("first node %+v; the others %+v; %d before the first exhausted; answers %v", first, rest,
+			res.BeforeExhausted, res.ByStatus)
 	}
 	// The last few packets of a rain race the stock hints (a move of the last ones may arrive
 	// after a claim's wait): 99% here; bench run measures 99.9% on 100,000 packets.
