@@ -229,11 +229,14 @@ func (n *Node) claimHere(code []byte, name string, user uint64, now int64) (amou
 }
 
 // claimAfterWait is a claim that found this node empty: while a peer holds stock it waits for
-// moves, trying again after each arrival (other waiting claims may take a small move first),
-// until StockWait has passed — or, while a give this node asked for is still on its way, until
-// MaxStockWait has (a move under way is stock that can be moved here; its journal writes on two
-// nodes can outlast StockWait on a loaded machine). Then it answers exhausted, and logs why
-// (paced): an exhausted answer while a peer hints stock is worth knowing about.
+// moves, trying again after each arrival (other waiting claims may take a small move first).
+// After StockWait it goes on waiting, in steps of StockWait, up to MaxStockWait in all, as long
+// as a give this node asked for is still on its way or a live peer still hints stock; each step
+// asks again when no give is in flight. A move under way is stock that can be moved here (its
+// journal writes on two nodes can outlast StockWait on a loaded machine); so is a peer's stock
+// when an ask failed, or at the tail of a rain, where every node has demand and a donor keeps
+// half of its last packets for its own. Then it answers exhausted, and logs why (paced): an
+// exhausted answer while a peer hints stock is worth knowing about.
 func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
 	if n.opts.NoStockMoves || !n.stockElsewhere(string(code)) {
 		return shard.Claim{}, shard.ErrExhausted
@@ -246,8 +249,8 @@ func (n *Node) claimAfterWait(code []byte, user uint64) (shard.Claim, error) {
 		case noStockElsewhere:
 			return shard.Claim{}, shard.ErrExhausted
 		case stockLate:
-			if left := MaxStockWait - time.Since(began); left > 0 && n.giveInFlight(string(code)) {
-				deadline.Reset(left)
+			if left := MaxStockWait - time.Since(began); left > 0 && n.stockElsewhere(string(code)) {
+				deadline.Reset(min(left, n.opts.StockWait)) // then ask again, if no give is in flight
 				continue
 			}
 			// One last try: a move may have landed as the wait ended.
@@ -432,7 +435,13 @@ func (n *Node) handleInternalRain(ctx *fasthttp.RequestCtx, path string) {
 		n.answerInternal(ctx, nil, func() error { return n.settle(code) })
 	case "moves":
 		var m wire.Moves
-		n.answerInternal(ctx, decodeStrict(body, &m), func() error { return n.acceptMoves(code, m) })
+		n.answerInternal(ctx, decodeStrict(body, &m), func() error {
+			if err := n.acceptMoves(code, m); err != nil {
+				return err
+			}
+			n.publishStockNow(code) // its peers' empty nodes should not wait a tick to see it
+			return nil
+		})
 	case "give":
 		var g wire.Give
 		var given wire.Given

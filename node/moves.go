@@ -46,6 +46,7 @@ const (
 	maxMovesPerCall = 64                     // moves in one delivery
 	moveCallTimeout = 2 * time.Second        // a give or a delivery
 	slowGive        = 250 * time.Millisecond // a give that took longer is logged
+	gaveFresh       = 250 * time.Millisecond // how long a donor counts a receiver as holding what it gave
 )
 
 // moveState is the node's side of stock moves. Its own mutex; never held while calling out.
@@ -58,6 +59,7 @@ type moveState struct {
 	rate        map[string]*demand              // per rain: claims per second here
 	published   map[string]stockPub             // per rain: the last hint published
 	undelivered map[string]map[string]rain.Move // per rain: moves out not yet acknowledged, by id
+	gave        map[string]map[string]gaveHint  // per rain and receiver: the last move delivered
 	unrecorded  map[string]bool                 // rains whose moves Redis has not been told of
 	amounts     map[sliceRef]rain.Amounts       // generated slices of moves in
 	genMu       sync.Mutex                      // one generation at a time (they are large)
@@ -68,6 +70,16 @@ type sliceRef struct {
 	code  string
 	epoch uint64
 	id    uint32
+}
+
+// gaveHint is a move this node delivered: for gaveFresh after it, the node counts the receiver
+// as holding that stock, whatever gossip says. The receiver's own hint reaches peers only a gossip
+// round or two later, and a donor that gave its last packets would otherwise see no stock
+// anywhere and answer exhausted while the receiver holds them (the tail of a rain, where every
+// node has demand).
+type gaveHint struct {
+	at    time.Time
+	count int64
 }
 
 type stockPub struct {
@@ -90,6 +102,7 @@ func newMoveState(secret string) moveState {
 		rate:        map[string]*demand{},
 		published:   map[string]stockPub{},
 		undelivered: map[string]map[string]rain.Move{},
+		gave:        map[string]map[string]gaveHint{},
 		unrecorded:  map[string]bool{},
 		amounts:     map[sliceRef]rain.Amounts{},
 	}
@@ -212,6 +225,20 @@ func (n *Node) donors(code string, epoch uint64) []donor {
 			out = append(out, donor{id: s.Node, addr: addr, remaining: s.Remaining})
 		}
 	}
+	now := time.Now()
+	n.moves.mu.Lock()
+	for to, g := range n.moves.gave[code] {
+		addr, live := alive[to]
+		if now.Sub(g.at) >= gaveFresh {
+			delete(n.moves.gave[code], to)
+		} else if live && slices.Contains(holders, to) && !slices.ContainsFunc(out, func(d donor) bool { return d.id == to }) {
+			out = append(out, donor{id: to, addr: addr, remaining: g.count})
+		}
+	}
+	if len(n.moves.gave[code]) == 0 {
+		delete(n.moves.gave, code)
+	}
+	n.moves.mu.Unlock()
 	slices.SortFunc(out, func(a, b donor) int { return cmp.Compare(b.remaining, a.remaining) })
 	return out
 }
@@ -318,6 +345,16 @@ func (n *Node) publishStock(code string, p shard.Progress, now time.Time) {
 	}
 }
 
+// publishStockNow gossips the rain's stock hint now if it changed enough (publishStock's rule):
+// after a move in, which the mover loop would publish only at its next tick, while an empty peer
+// deciding whether to answer exhausted reads the hints.
+func (n *Node) publishStockNow(code string) {
+	now := time.Now()
+	if p, ok := n.store.Stock(code, now.UnixNano()); ok && p.Started && !p.Finished {
+		n.publishStock(code, p, now)
+	}
+}
+
 func abs(v int64) int64 { return max(v, -v) }
 
 // ask asks the two donors with the most stock, in turn, for want packets: until one gives
@@ -370,6 +407,14 @@ func (n *Node) give(code string, g wire.Give) (wire.Given, error) {
 	}
 	n.metrics.movesOut.Inc()
 	delivered := n.deliver(context.Background(), code, g.To, g.Addr, []rain.Move{mv}) == nil
+	if delivered {
+		n.moves.mu.Lock()
+		if n.moves.gave[code] == nil {
+			n.moves.gave[code] = map[string]gaveHint{}
+		}
+		n.moves.gave[code][g.To] = gaveHint{at: time.Now(), count: mv.Count}
+		n.moves.mu.Unlock()
+	}
 	return wire.Given{Count: mv.Count, Amount: mv.Amount, Delivered: delivered}, nil
 }
 

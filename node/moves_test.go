@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
+	"redrain/internal/testcluster"
 	"redrain/internal/wire"
 	"redrain/rain"
 )
@@ -203,4 +207,79 @@ func TestGiveToANodeGossipHasNotShown(t *testing.T) {
 	if p := n1.progressOf(code); p.RemainingCount != 800 || len(p.MovesOut) != 1 || p.MovesOut[0].Count != 200 {
 		t.Fatalf("donor after two gives and a refusal: %+v", p)
 	}
+}
+
+// TestClaimWaitsWhileAPeerHintsStock: a claim on an empty node whose asks for stock fail (the
+// donor cannot be reached for a while) does not answer exhausted once StockWait has passed while
+// the donor still hints stock: it asks again each StockWait, and is paid from the donor's stock
+// once the donor answers. With no stock hinted anywhere, a claim answers exhausted.
+func TestClaimWaitsWhileAPeerHintsStock(t *testing.T) {
+	oc := newOwnerCluster(t, 2)
+	oc.peers.shareStock = true
+	const code = "hinted"
+	oc.rain(code, 3, 1000)
+	n1, n2 := oc.hs[0], oc.hs[1]
+	hint := func(id string) int64 {
+		for _, s := range oc.peers.Stock(code) {
+			if s.Node == id {
+				return s.Remaining
+			}
+		}
+		return -1
+	}
+	testcluster.Eventually(t, 5*time.Second, "n2 hints its 3 packets", func() bool { return hint("n2") == 3 })
+
+	// n2 cannot be reached (a closed port) until a moment after the claim starts waiting.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	oc.peers.set("n2", closed, false)
+	const unreachable = 300 * time.Millisecond // 6 StockWaits
+	answered := map[string]int64{}
+	user := uint64(0)
+	claim := func() (int, string) {
+		user = oc.userOwnedBy(code, "n1", user) // n1 counts it: no owner hop
+		st, body := n1.claim(code, user)
+		if st == 200 {
+			var a struct {
+				Amount  int64  `json:"amount"`
+				ClaimID string `json:"claim_id"`
+			}
+			if err := json.Unmarshal([]byte(body), &a); err != nil {
+				t.Fatalf("claim answer %s: %v", body, err)
+			}
+			answered[a.ClaimID] = a.Amount
+		}
+		return st, body
+	}
+	for range 3 {
+		if st, body := claim(); st != 200 {
+			t.Fatalf("n1's own packets: %d %s", st, body)
+		}
+	}
+	began := time.Now()
+	time.AfterFunc(unreachable, func() { oc.peers.set("n2", n2.addr(), false) })
+	st, body := claim()
+	waited := time.Since(began)
+	if st != 200 {
+		t.Fatalf("claim while n2 hints stock but cannot be reached for %v: %d %s after %v", unreachable, st, body, waited)
+	}
+	if waited < unreachable {
+		t.Fatalf("paid after %v, before n2 could be reached (%v)", waited, unreachable)
+	}
+	if p := n1.progressOf(code); len(p.MovesIn) != 1 || p.MovesIn[0].Count != 3 {
+		t.Fatalf("n1 after the wait: %+v", p)
+	}
+	for range 2 {
+		if st, body := claim(); st != 200 {
+			t.Fatalf("the moved packets: %d %s", st, body)
+		}
+	}
+	testcluster.Eventually(t, 5*time.Second, "n2 hints it is empty", func() bool { return hint("n2") == 0 })
+	st, body = claim()
+	wantError(t, st, body, 410, "exhausted")
+	n1.checkInvariants(code, answered)
 }

@@ -28,15 +28,43 @@ func TestRainOwnersSelf(t *testing.T) {
 	}
 }
 
-// peers is a Cluster whose members are the test's nodes, each alive unless marked down.
+// peers is a Cluster whose members are the test's nodes, each alive unless marked down. With
+// shareStock set, it is also their gossip of stock hints: what one node publishes, every node
+// reads at once (otherwise nobody sees a hint, and no stock moves).
 type peers struct {
 	LoneCluster
-	mu    sync.Mutex
-	addrs map[string]string
-	down  map[string]bool
+	mu         sync.Mutex
+	addrs      map[string]string
+	down       map[string]bool
+	shareStock bool
+	stock      map[string]map[string]gossip.Stock // rain -> node -> latest hint
 }
 
-func newPeers() *peers { return &peers{addrs: map[string]string{}, down: map[string]bool{}} }
+func newPeers() *peers {
+	return &peers{addrs: map[string]string{}, down: map[string]bool{}, stock: map[string]map[string]gossip.Stock{}}
+}
+
+func (p *peers) PublishStock(s gossip.Stock) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.shareStock {
+		return
+	}
+	if p.stock[s.Code] == nil {
+		p.stock[s.Code] = map[string]gossip.Stock{}
+	}
+	p.stock[s.Code][s.Node] = s
+}
+
+func (p *peers) Stock(code string) []gossip.Stock {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []gossip.Stock
+	for _, s := range p.stock[code] {
+		out = append(out, s)
+	}
+	return out
+}
 
 func (p *peers) Members() []gossip.Member {
 	p.mu.Lock()
