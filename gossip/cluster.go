@@ -27,20 +27,20 @@ type Cluster struct {
 	addr    string       // our gossip host:port, as peers see it
 	live    atomic.Int32 // members alive or suspect (us included): sizes the broadcast retransmits
 
-	mu           sync.Mutex // guards the fields below; never held while calling memberlist
-	members      map[string]*memberEntry
-	news         *newsStore
-	stock        map[string]map[string]Stock // rain -> node -> latest hint (stock.go)
-	closed       bool
-	selfLeftSeen bool // selfLeft is closed
+	mu      sync.Mutex // guards the fields below; never held while calling memberlist
+	members map[string]*memberEntry
+	news    *newsStore
+	stock   map[string]map[string]Stock // rain -> node -> latest hint (stock.go)
+	closed  bool
 
-	lifeMu   sync.Mutex    // serialises Leave and Shutdown
-	left     bool          // under lifeMu
-	update   *nodeUpdate   // under lifeMu: Leave's latest UpdateNode call
-	stopJoin chan struct{} // closed by Leave or Shutdown: the join loop stops
-	selfLeft chan struct{} // closed once memberlist's state of this member bears the leaving mark
-	stop     chan struct{} // closed by Shutdown: every loop stops
-	wg       sync.WaitGroup
+	lifeMu       sync.Mutex    // serialises Leave and Shutdown
+	left         bool          // under lifeMu
+	update       *nodeUpdate   // under lifeMu: Leave's latest UpdateNode call
+	stopJoin     chan struct{} // closed by Leave or Shutdown: the join loop stops
+	selfLeft     chan struct{} // closed (selfLeftOnce) once memberlist's state of this member bears the leaving mark
+	selfLeftOnce sync.Once
+	stop         chan struct{} // closed by Shutdown: every loop stops
+	wg           sync.WaitGroup
 
 	joinAttempts atomic.Int64 // calls of memberlist.Join by the join loop (tests watch it)
 }
@@ -171,16 +171,16 @@ func (c *Cluster) Publish(n News) error {
 	return nil
 }
 
-// livePeers returns up to max (all, if max < 0) members other than this one that are alive or
+// livePeers returns up to limit (all, if limit < 0) members other than this one that are alive or
 // suspect, from this member's own table. It never hands out memberlist's *Node values
 // (Memberlist.Members): memberlist rewrites their fields under its own lock whenever an alive
 // message arrives, so reading one outside that lock is a data race.
-func (c *Cluster) livePeers(max int) []Member {
+func (c *Cluster) livePeers(limit int) []Member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []Member
 	for id, e := range c.members {
-		if max >= 0 && len(out) >= max {
+		if limit >= 0 && len(out) >= limit {
 			break
 		}
 		if id != c.opts.Meta.ID && (e.m.State == StateAlive || e.m.State == StateSuspect) {
@@ -353,9 +353,8 @@ func (c *Cluster) observe(n *memberlist.Node, gone bool) {
 	if e.m.State != m.State {
 		e.changed = now
 	}
-	if m.ID == c.opts.Meta.ID && m.State == StateLeft && !c.selfLeftSeen {
-		c.selfLeftSeen = true
-		close(c.selfLeft)
+	if m.ID == c.opts.Meta.ID && m.State == StateLeft {
+		c.selfLeftOnce.Do(func() { close(c.selfLeft) })
 	}
 	e.m, e.udp, e.misses = m, udp, 0
 	e.gen++
