@@ -278,8 +278,8 @@ func (n *Node) moverLoop(ctx context.Context) {
 // lowHorizon of demand left (or empty is true: a claim found nothing), asks a donor in the
 // background (one give in flight per rain).
 func (n *Node) askIfLow(ctx context.Context, code string, now time.Time, empty bool) {
-	p, ok := n.store.Stock(code, now.UnixNano())
-	if !ok || !p.Started || p.Finished {
+	p, ok := n.rainingStock(code, now)
+	if !ok {
 		return
 	}
 	rate := n.noteDemand(code, now)
@@ -350,9 +350,16 @@ func (n *Node) publishStock(code string, p shard.Progress, now time.Time) {
 // deciding whether to answer exhausted reads the hints.
 func (n *Node) publishStockNow(code string) {
 	now := time.Now()
-	if p, ok := n.store.Stock(code, now.UnixNano()); ok && p.Started && !p.Finished {
+	if p, ok := n.rainingStock(code, now); ok {
 		n.publishStock(code, p, now)
 	}
+}
+
+// rainingStock is the rain's stock here, if it is raining here (started, not finished): the
+// only stock that is asked for, given, or hinted.
+func (n *Node) rainingStock(code string, now time.Time) (shard.Progress, bool) {
+	p, ok := n.store.Stock(code, now.UnixNano())
+	return p, ok && p.Started && !p.Finished
 }
 
 func abs(v int64) int64 { return max(v, -v) }
@@ -434,8 +441,8 @@ func (n *Node) cutMove(code string, g wire.Give) (rain.Move, bool, error) {
 	case len(ri.meta.MovesOut) >= maxMovesPerRain || hotState(n, code) != rainServing:
 		return rain.Move{}, false, nil
 	}
-	p, ok := n.store.Stock(code, now.UnixNano())
-	if !ok || !p.Started || p.Finished {
+	p, ok := n.rainingStock(code, now)
+	if !ok {
 		return rain.Move{}, false, nil
 	}
 	// Keep a quarter second of this node's own demand, at most half: a donor nobody taps gives
